@@ -1,0 +1,15 @@
+"""Benchmark harness: declarative scenarios, suites, a resumable runner writing JSONL rows.
+
+Systems register scenarios in ``aisec/bench/scenarios/<system>.py`` (discovered automatically)::
+
+    from aisec.bench import Result, scenario
+
+    @scenario("caesar.auc", system="caesar", params={"n": 2000}, full_params={"n": 48842})
+    def auc_vs_plaintext(params, ctx):
+        ...
+        return Result(metrics={"auc": 0.9, "auc_plaintext": 0.9})
+"""
+
+from aisec.bench.scenario import SCENARIOS, SUITES, BenchContext, Result, Scenario, Series, scenario
+
+__all__ = ["SCENARIOS", "SUITES", "BenchContext", "Result", "Scenario", "Series", "scenario"]

@@ -1,0 +1,1 @@
+"""Scenario modules, one per system; each registers its scenarios on import."""

@@ -1,0 +1,1 @@
+"""Thin click commands: parse, validate, call one library function, print."""

@@ -1,0 +1,81 @@
+"""The ``aisec`` command: a lazy click group, so ``aisec --help`` imports no heavy library.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import click
+
+from aisec import __version__
+from aisec.errors import AisecError
+
+_COMMANDS_PKG = "aisec.cli.commands"
+
+
+class LazyGroup(click.Group):
+    """Finds subcommands as modules of :mod:`aisec.cli.commands`; imports one only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        import aisec.cli.commands as pkg
+
+        return sorted(
+            m.name.replace("_", "-") for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")
+        )
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.list_commands(ctx):
+            return None
+        module = importlib.import_module(f"{_COMMANDS_PKG}.{name.replace('-', '_')}")
+        return module.command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aisec")
+def cli() -> None:
+    """aisec: secure AI systems across their life.
+
+    Private training (CAESAR, SeSoRec, HashVFL), provenance (GaussMarker, VideoMarkBench, OML
+    fingerprints), safety (EnchTable, SafeChain) and robustness (certifier availability attacks),
+    on one asset resolver, one benchmark harness and one report.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map errors to exit codes and one-line messages."""
+    try:
+        cli.main(args=argv, prog_name="aisec", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        hint = f"\nTry '{exc.ctx.command_path} --help' for help." if exc.ctx else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.ClickException as exc:  # e.g. a click.Path that does not exist
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return exc.exit_code if exc.exit_code in (1, 2) else 1
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except AisecError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # an unexpected failure: one line, the traceback on request
+        if os.environ.get("AISEC_DEBUG"):
+            raise
+        msg = " ".join(str(exc).split())
+        click.echo(f"error: {type(exc).__name__}: {msg} (set AISEC_DEBUG=1 for the traceback)", err=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
