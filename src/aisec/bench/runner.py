@@ -1,0 +1,266 @@
+"""Run scenarios and write one JSONL row per (scenario, seed); resumable.
+
+Rows are appended to ``RUN_DIR/rows.jsonl`` and flushed one by one, so an interrupted run keeps
+what it finished; a rerun into the same directory skips rows already ``ok`` for the same
+parameters and retries the failed ones. The resolved run configuration is saved as ``run.yaml``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib
+import json
+import math
+import os
+import platform
+import pkgutil
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aisec import __version__
+from aisec.bench.scenario import SCENARIOS, SUITES, BenchContext, Result, Scenario, Series
+from aisec.errors import ParameterError, UnknownNameError
+from aisec.metrics.stats import Rate
+
+__all__ = ["discover", "select", "run", "read_rows", "latest_rows", "RunPlan", "ROWS_FILE"]
+
+ROWS_FILE = "rows.jsonl"
+
+
+def discover() -> dict[str, str]:
+    """Import every scenario module; returns {module: error} for those that failed to import."""
+    import aisec.bench.scenarios as pkg
+
+    failed: dict[str, str] = {}
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if m.name.startswith("_"):
+            continue
+        try:
+            importlib.import_module(f"{pkg.__name__}.{m.name}")
+        except Exception as exc:  # one broken system must not hide the others
+            failed[m.name] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return failed
+
+
+def select(names: Iterable[str] = (), suite: str | None = None) -> list[Scenario]:
+    """Scenarios by exact name, glob (``caesar.*``) or system name, else every one in ``suite``."""
+    if suite is not None and suite not in SUITES:
+        raise ParameterError("--suite", f"must be one of {', '.join(SUITES)}", suite)
+    names = list(names)
+    every = [SCENARIOS.get(n) for n in SCENARIOS.names()]
+    if not names:
+        return [s for s in every if (suite or "quick") in s.suites]
+    chosen: list[Scenario] = []
+    for pat in names:
+        hits = [s for s in every if s.name == pat or s.system == pat or fnmatch.fnmatchcase(s.name, pat)]
+        if not hits:
+            raise UnknownNameError("scenario", pat, SCENARIOS.names())
+        chosen += [s for s in hits if s not in chosen]
+    return chosen
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: Rates become dicts, numpy scalars floats, NaN/inf None."""
+    if isinstance(value, Rate):
+        return _clean(value.to_dict())
+    if isinstance(value, Series):
+        return _clean(value.to_dict())
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    return str(value)
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    blob = json.dumps(_clean(params), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def environment() -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "aisec": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "machine": platform.machine(), "cpus": os.cpu_count(), "numpy": np.__version__,
+    }
+    import sys
+
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+        env["cuda"] = bool(torch.cuda.is_available())
+    return env
+
+
+def read_rows(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All rows of a run, skipping a torn last line left by a crash."""
+    path = Path(run_dir) / ROWS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row per (scenario, seed, params), in first-seen order."""
+    last: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        last[(r.get("scenario"), r.get("seed"), r.get("params_key"))] = r
+    return list(last.values())
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    scenario: Scenario
+    seed: int
+    params: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.scenario.name, self.seed, params_key(self.params))
+
+
+def plan(
+    scenarios: list[Scenario], suite: str, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: Iterable[int] | None = None,
+) -> list[RunPlan]:
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - {s.name for s in scenarios}
+    if unknown:
+        raise ParameterError("--set", "must name a selected scenario", sorted(unknown)[0])
+    out = []
+    for s in scenarios:
+        params = s.resolve(suite, overrides.get(s.name))
+        for seed in (tuple(seeds) if seeds is not None else s.seeds_for(suite)):
+            out.append(RunPlan(s, int(seed), params))
+    return out
+
+
+def _run_one(p: RunPlan, suite: str, run_dir: Path,
+             progress: Callable[[float, str], None]) -> dict[str, Any]:
+    work = run_dir / "artifacts" / f"{p.scenario.name}-seed{p.seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = BenchContext(seed=p.seed, suite=suite, work_dir=work,
+                       rng=np.random.default_rng(p.seed), progress=progress)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    t0, c0 = time.perf_counter(), time.process_time()
+    row: dict[str, Any] = {
+        "scenario": p.scenario.name, "system": p.scenario.system, "seed": p.seed, "suite": suite,
+        "params": _clean(p.params), "params_key": params_key(p.params),
+        "description": p.scenario.description,
+    }
+    try:
+        result = p.scenario.fn(dict(p.params), ctx)
+        if not isinstance(result, Result):
+            raise TypeError(f"scenario returned {type(result).__name__}, not bench.Result")
+        row.update(status="ok", error=None, metrics=_clean(result.metrics), labels=_clean(result.labels),
+                   breakdown=_clean(result.breakdown),
+                   series={k: _clean(v if isinstance(v, list) else [v]) for k, v in result.series.items()},
+                   notes=list(result.notes))
+    except Exception as exc:  # a failed scenario still leaves its row
+        row.update(status="error", error=f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+                   traceback=traceback.format_exc(limit=8), metrics={}, labels={}, breakdown=[],
+                   series={}, notes=[])
+    row["timings"] = {"seconds": round(time.perf_counter() - t0, 4),
+                      "cpu_seconds": round(time.process_time() - c0, 4)}
+    row["started"] = started
+    row["environment"] = environment()
+    return row
+
+
+def run(
+    scenarios: list[Scenario], *, suite: str = "quick", out_dir: str | os.PathLike[str],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None, seeds: Iterable[int] | None = None,
+    show_progress: bool = True, discovery_errors: Mapping[str, str] | None = None,
+) -> tuple[Path, list[dict[str, Any]]]:
+    """Run ``scenarios``; returns (run_dir, the rows of this plan, old and new)."""
+    import yaml
+
+    from aisec.io import atomic_write_text
+
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plans = plan(scenarios, suite, overrides, seeds)
+    done = {(r["scenario"], r["seed"], r["params_key"]): r for r in latest_rows(read_rows(run_dir))
+            if r.get("status") == "ok"}
+    atomic_write_text(run_dir / "run.yaml", yaml.safe_dump({
+        "suite": suite, "scenarios": [s.name for s in scenarios],
+        "overrides": _clean(dict(overrides or {})), "seeds": list(seeds) if seeds else None,
+        "aisec": __version__,
+    }, sort_keys=True))
+
+    rows: list[dict[str, Any]] = []
+    todo = [p for p in plans if p.key not in done]
+    with open(run_dir / ROWS_FILE, "a", encoding="utf-8") as fh:
+        def write(row: dict[str, Any]) -> None:
+            fh.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+        for module, err in (discovery_errors or {}).items():
+            write({"scenario": f"import:{module}", "system": module, "seed": 0, "suite": suite,
+                   "params": {}, "params_key": "", "status": "error", "metrics": {},
+                   "error": f"scenario module failed to import: {err}", "timings": {"seconds": 0}})
+        progress_ctx = _progress(show_progress)
+        with progress_ctx as prog:
+            total = prog.add_task("bench", total=len(todo)) if prog else None
+            for p in plans:
+                if p.key in done:
+                    rows.append(done[p.key])
+                    continue
+                label = f"{p.scenario.name} (seed {p.seed})"
+                sub = prog.add_task(label, total=1.0) if prog else None
+
+                def report(frac: float, msg: str = "", _sub: Any = sub, _label: str = label) -> None:
+                    if prog is not None:
+                        prog.update(_sub, completed=frac,
+                                    description=f"{_label} {msg}".strip())
+
+                row = _run_one(p, suite, run_dir, report)
+                write(row)
+                rows.append(row)
+                if prog is not None:
+                    prog.update(sub, completed=1.0, visible=False)
+                    prog.advance(total)
+    return run_dir, rows
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress(show: bool) -> Any:
+    if not show:
+        return _NoProgress()
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)

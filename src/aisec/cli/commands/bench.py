@@ -1,0 +1,147 @@
+"""``aisec bench``: run benchmark scenarios (default: the quick suite) and print a scorecard."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from aisec.cli.common import emit, format_option
+
+
+def _parse_sets(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    from aisec.errors import ParameterError
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        scen, dot, param = key.strip().rpartition(".")
+        if not sep or not dot or not scen or not param:
+            raise ParameterError("--set", "must look like SCENARIO.PARAM=VALUE", item)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(scen, {})[param] = value
+    return out
+
+
+def _print_scorecard(rows: list[dict[str, Any]], run_dir: str, report: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from aisec.report import scorecard_rows
+
+    table = Table(title="aisec scorecard", show_lines=False)
+    for col in ("scenario", "seed", "status", "seconds", "metrics / error"):
+        table.add_column(col, overflow="fold")
+    for s in scorecard_rows(rows):
+        style = "green" if s["status"] == "ok" else "red"
+        table.add_row(s["scenario"], s["seed"], f"[{style}]{s['status']}[/]", s["seconds"], s["metrics"])
+    con = Console()
+    con.print(table)
+    ok = sum(r.get("status") == "ok" for r in rows)
+    con.print(f"{ok}/{len(rows)} rows ok; rows: {run_dir}/rows.jsonl")
+    if report:
+        con.print(f"report: {report}")
+
+
+def _run(names: tuple[str, ...], suite: str, out: str | None, fmt: str, sets: tuple[str, ...],
+         seeds: tuple[int, ...], report: bool, fresh: bool) -> None:
+    import os
+    import time
+    from pathlib import Path
+
+    from aisec.bench import runner
+
+    errors = runner.discover()
+    scenarios = runner.select(names, suite)
+    out_dir = Path(out or os.path.join("runs", suite))
+    if fresh and (out_dir / runner.ROWS_FILE).exists():
+        (out_dir / runner.ROWS_FILE).rename(out_dir / f"rows.jsonl.bak-{int(time.time())}")
+    run_dir, rows = runner.run(
+        scenarios, suite=suite, out_dir=out_dir, overrides=_parse_sets(sets),
+        seeds=seeds or None, show_progress=fmt == "text" or sys.stderr.isatty(),
+        discovery_errors=errors if not names else None,
+    )
+    if errors and not names:
+        rows = [r for r in runner.latest_rows(runner.read_rows(run_dir))
+                if r["scenario"].startswith("import:")] + rows
+    html_path = None
+    if report:
+        from aisec.report import render_report
+
+        html_path, _ = render_report(run_dir)
+    payload = {"run_dir": str(run_dir), "report": str(html_path) if html_path else None, "rows": rows}
+    emit(payload, fmt, lambda p: _print_scorecard(p["rows"], p["run_dir"], p["report"]))
+    if any(r.get("status") != "ok" for r in rows):
+        raise SystemExit(1)
+
+
+_common = [
+    click.option("--suite", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
+                 help="Suite to run when no scenario is named."),
+    click.option("--out", type=click.Path(file_okay=False), default=None,
+                 help="Run directory (default runs/SUITE); rerunning into it skips finished rows."),
+    format_option,
+    click.option("--set", "sets", multiple=True, metavar="SCENARIO.PARAM=VALUE",
+                 help="Override a scenario parameter (repeatable)."),
+    click.option("--seed", "seeds", multiple=True, type=int, help="Seeds (default: the scenario's)."),
+    click.option("--report/--no-report", default=True, show_default=True,
+                 help="Render report.html and report.md into the run directory."),
+    click.option("--fresh", is_flag=True, help="Set aside finished rows and run everything again."),
+]
+
+
+def _with_common(f: Any) -> Any:
+    for opt in reversed(_common):
+        f = opt(f)
+    return f
+
+
+@click.group("bench", invoke_without_command=True)
+@_with_common
+@click.pass_context
+def command(ctx: click.Context, suite: str, out: str | None, fmt: str, sets: tuple[str, ...],
+            seeds: tuple[int, ...], report: bool, fresh: bool) -> None:
+    """Benchmarks. Without a subcommand: run the SUITE on the embedded defaults and report."""
+    if ctx.invoked_subcommand is None:
+        _run((), suite, out, fmt, sets, seeds, report, fresh)
+
+
+@command.command("run")
+@click.argument("scenarios", nargs=-1)
+@_with_common
+def run_cmd(scenarios: tuple[str, ...], suite: str, out: str | None, fmt: str,
+            sets: tuple[str, ...], seeds: tuple[int, ...], report: bool, fresh: bool) -> None:
+    """Run SCENARIOS (names, globs like 'caesar.*', or system names), else the whole SUITE.
+
+    Writes one JSONL row per (scenario, seed) to OUT/rows.jsonl; exits 1 if any row failed.
+    """
+    _run(scenarios, suite, out, fmt, sets, seeds, report, fresh)
+
+
+@command.command("list")
+@click.option("--suite", type=click.Choice(["quick", "full"]), default=None)
+@format_option
+def list_cmd(suite: str | None, fmt: str) -> None:
+    """List registered scenarios with their system, suites and default parameters."""
+    from aisec.bench import SCENARIOS
+    from aisec.bench.runner import discover
+
+    errors = discover()
+    items = [SCENARIOS.get(n) for n in SCENARIOS.names()]
+    data = [{"name": s.name, "system": s.system, "suites": list(s.suites), "seeds": list(s.seeds),
+             "params": dict(s.params), "full_params": dict(s.full_params),
+             "description": s.description} for s in items if suite is None or suite in s.suites]
+
+    def text(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            click.echo(f"{r['name']:<40} {r['system']:<12} {','.join(r['suites']):<11} {r['description']}")
+        for mod, err in errors.items():
+            click.echo(f"(scenario module {mod} failed to import: {err})", err=True)
+
+    emit(data, fmt, text)
