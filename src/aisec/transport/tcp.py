@@ -1,0 +1,160 @@
+"""TCP channels with mutual TLS between two hosts.
+
+Both ends present a certificate signed by the shared CA (:mod:`aisec.transport.certs`) and
+check that the peer's certificate names the expected party. After the TLS handshake each side
+sends a ``hello`` frame with its name, the wire version and the protocol name, so a wrong peer,
+an old client or another protocol fails at once with a one-line error naming the peer.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from pathlib import Path
+
+from aisec.errors import PeerError
+from aisec.transport import frames
+from aisec.transport.certs import party_files
+from aisec.transport.channel import Channel, Link
+
+__all__ = ["TCPChannel", "listen", "connect", "parse_hostport"]
+
+
+def parse_hostport(text: str, name: str = "address") -> tuple[str, int]:
+    """``"host:port"`` -> ``(host, port)``."""
+    from aisec.errors import ParameterError
+
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ParameterError(name, "must look like HOST:PORT with 0 < PORT < 65536", text)
+    return host or "0.0.0.0", int(port)
+
+
+def _context(server: bool, certs_dir: str | Path, party: str) -> ssl.SSLContext:
+    ca, cert, key = party_files(certs_dir, party)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert), str(key))
+    ctx.load_verify_locations(str(ca))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = False  # peers are named by certificate CN, checked below
+    return ctx
+
+
+def _peer_name(sock: ssl.SSLSocket) -> str:
+    cert = sock.getpeercert() or {}
+    for rdn in cert.get("subject", ()):
+        for k, v in rdn:
+            if k == "commonName":
+                return str(v)
+    return ""
+
+
+class TCPChannel(Channel):
+    """A channel over a connected TLS socket."""
+
+    def __init__(self, party: str, peer: str, sock: ssl.SSLSocket, link: Link | None = None,
+                 timeout_s: float = 120.0) -> None:
+        super().__init__(party, peer, link, timeout_s)
+        self.sock = sock
+
+    def _send_frame(self, frame: bytes, deliver_at: float, step: str) -> None:
+        delay = deliver_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        try:
+            self.sock.sendall(frame)
+        except (OSError, ssl.SSLError) as exc:
+            raise PeerError(self.peer, step, f"connection lost while sending ({exc.__class__.__name__})") from None
+
+    def _read(self, n: int, step: str) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            try:
+                chunk = self.sock.recv(min(n - len(buf), 1 << 20))
+            except TimeoutError:
+                raise PeerError(self.peer, step, f"no message within {self.sock.gettimeout():g} s") from None
+            except ssl.SSLError as exc:
+                raise PeerError(self.peer, step, f"TLS error: {exc.reason or exc}") from None
+            except OSError as exc:
+                raise PeerError(self.peer, step, f"connection lost ({exc.__class__.__name__})") from None
+            if not chunk:
+                raise PeerError(self.peer, step, "connection closed by peer")
+            buf += chunk
+        return bytes(buf)
+
+    def _recv_frame(self, timeout_s: float, step: str) -> bytes:
+        self.sock.settimeout(timeout_s)
+        prefix = self._read(frames.PREFIX.size, step)
+        try:
+            hlen, plen = frames.parse_prefix(prefix)
+        except frames.FrameError as exc:
+            raise PeerError(self.peer, step, f"bad frame: {exc}") from None
+        return prefix + self._read(hlen + plen, step)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        super().close()
+
+
+def _handshake(ch: TCPChannel, protocol: str) -> TCPChannel:
+    name = _peer_name(ch.sock)
+    if name != ch.peer:
+        ch.close()
+        raise PeerError(ch.peer, "handshake", f"certificate names {name!r}, expected {ch.peer!r}")
+    ch.send("hello", {"party": ch.party, "version": frames.VERSION, "protocol": protocol})
+    hello = ch.recv("hello")
+    if hello.get("party") != ch.peer or hello.get("protocol") != protocol:
+        ch.close()
+        raise PeerError(ch.peer, "handshake",
+                        f"peer says it is {hello.get('party')!r} running {hello.get('protocol')!r}; "
+                        f"expected {ch.peer!r} running {protocol!r}")
+    return ch
+
+
+def listen(party: str, peer: str, host: str, port: int, certs_dir: str | Path, *,
+           protocol: str, link: Link | None = None, timeout_s: float = 120.0,
+           accept_timeout_s: float = 300.0) -> TCPChannel:
+    """Wait for ``peer`` to connect on ``host:port``; returns the authenticated channel."""
+    ctx = _context(True, certs_dir, party)
+    with socket.create_server((host, port), reuse_port=False) as srv:
+        srv.settimeout(accept_timeout_s)
+        try:
+            raw, _addr = srv.accept()
+        except TimeoutError:
+            raise PeerError(peer, "connect", f"nobody connected to {host}:{port} within "
+                                             f"{accept_timeout_s:g} s") from None
+    raw.settimeout(timeout_s)
+    try:
+        sock = ctx.wrap_socket(raw, server_side=True)
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise PeerError(peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}") from None
+    return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)
+
+
+def connect(party: str, peer: str, host: str, port: int, certs_dir: str | Path, *,
+            protocol: str, link: Link | None = None, timeout_s: float = 120.0,
+            retry_s: float = 60.0) -> TCPChannel:
+    """Connect to ``peer`` at ``host:port`` (retrying while it is not up yet)."""
+    ctx = _context(False, certs_dir, party)
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            raw = socket.create_connection((host, port), timeout=timeout_s)
+            break
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise PeerError(peer, "connect", f"cannot reach {host}:{port} ({exc.__class__.__name__})") from None
+            time.sleep(0.2)
+    try:
+        sock = ctx.wrap_socket(raw, server_side=False)
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise PeerError(peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}") from None
+    return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)
