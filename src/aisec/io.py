@@ -34,8 +34,11 @@ def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterat
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if mode is not None:
-            os.chmod(tmp_path, mode)
+        if mode is None:  # mkstemp makes 0600 files; ordinary outputs follow the umask
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp_path, mode)
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)

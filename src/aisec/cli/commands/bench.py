@@ -50,20 +50,30 @@ def _print_scorecard(rows: list[dict[str, Any]], run_dir: str, report: str | Non
 
 
 def _run(names: tuple[str, ...], suite: str, out: str | None, fmt: str, sets: tuple[str, ...],
-         seeds: tuple[int, ...], report: bool, fresh: bool) -> None:
+         seeds: tuple[int, ...], report: bool, fresh: bool, recipe: str | None = None) -> None:
     import os
     import time
     from pathlib import Path
 
     from aisec.bench import runner
+    from aisec.config import apply_overrides
 
+    overrides = _parse_sets(sets)
+    if recipe is not None:
+        from aisec.bench.recipe import load_bench_recipe
+
+        r = load_bench_recipe(recipe)
+        names = names or tuple(r.scenarios)
+        suite = r.suite
+        seeds = seeds or tuple(r.seeds or ())
+        overrides = apply_overrides(r.params, overrides)
     errors = runner.discover()
     scenarios = runner.select(names, suite)
     out_dir = Path(out or os.path.join("runs", suite))
     if fresh and (out_dir / runner.ROWS_FILE).exists():
         (out_dir / runner.ROWS_FILE).rename(out_dir / f"rows.jsonl.bak-{int(time.time())}")
     run_dir, rows = runner.run(
-        scenarios, suite=suite, out_dir=out_dir, overrides=_parse_sets(sets),
+        scenarios, suite=suite, out_dir=out_dir, overrides=overrides,
         seeds=seeds or None, show_progress=fmt == "text" or sys.stderr.isatty(),
         discovery_errors=errors if not names else None,
     )
@@ -114,14 +124,17 @@ def command(ctx: click.Context, suite: str, out: str | None, fmt: str, sets: tup
 
 @command.command("run")
 @click.argument("scenarios", nargs=-1)
+@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML recipe: suite, scenarios, params (per scenario), seeds.")
 @_with_common
-def run_cmd(scenarios: tuple[str, ...], suite: str, out: str | None, fmt: str,
+def run_cmd(scenarios: tuple[str, ...], recipe: str | None, suite: str, out: str | None, fmt: str,
             sets: tuple[str, ...], seeds: tuple[int, ...], report: bool, fresh: bool) -> None:
     """Run SCENARIOS (names, globs like 'caesar.*', or system names), else the whole SUITE.
 
     Writes one JSONL row per (scenario, seed) to OUT/rows.jsonl; exits 1 if any row failed.
+    Precedence: scenario defaults < suite < --recipe < --set.
     """
-    _run(scenarios, suite, out, fmt, sets, seeds, report, fresh)
+    _run(scenarios, suite, out, fmt, sets, seeds, report, fresh, recipe)
 
 
 @command.command("list")

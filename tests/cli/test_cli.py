@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import click
+import pytest
+
+from aisec.cli.main import cli, main
+
+AISEC = [sys.executable, "-m", "aisec.cli.main"]
+
+
+def _walk(group: click.Group, ctx: click.Context, prefix: list[str]):
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        yield prefix + [name]
+        if isinstance(cmd, click.Group):
+            yield from _walk(cmd, click.Context(cmd, parent=ctx, info_name=name), prefix + [name])
+
+
+def all_commands() -> list[list[str]]:
+    return list(_walk(cli, click.Context(cli, info_name="aisec"), []))
+
+
+def test_every_command_has_help(capsys):
+    cmds = all_commands()
+    assert ["bench", "run"] in cmds and ["assets", "check"] in cmds and ["report"] in cmds
+    for path in cmds:
+        assert main([*path, "--help"]) == 0, path
+        out = capsys.readouterr().out
+        assert "Usage:" in out, path
+
+
+def test_top_level_help_is_fast_and_imports_no_torch():
+    code = ("import sys, time; t=time.perf_counter(); from aisec.cli.main import main; "
+            "rc = main(['--help']); "
+            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', time.perf_counter()-t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    flag, seconds = out.stdout.strip().splitlines()[-1].split()
+    assert flag == "NOTORCH"
+    assert float(seconds) < 1.0
+
+
+def test_version_and_exit_codes(tmp_path, capsys):
+    assert main(["--version"]) == 0
+    assert main(["no-such-command"]) == 2
+    capsys.readouterr()
+    assert main(["bench", "run", "no.such.scenario", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown scenario 'no.such.scenario'; valid:" in err and len(err.strip().splitlines()) == 1
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("suite: quick\nscenarioz: [assets.check]\n")
+    assert main(["bench", "run", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "`scenarioz` is not a known key" in err
+    assert main(["bench", "run", "assets.check", "--set", "assets.check.modelz=1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "assets.check.modelz" in capsys.readouterr().err
+    assert main(["list", "nope"]) == 2
+
+
+def test_list_registries_json(capsys):
+    assert main(["list", "--format", "json"]) == 0
+    regs = {r["registry"]: r["entries"] for r in json.loads(capsys.readouterr().out)}
+    assert regs["asset"] >= 15 and regs["scenario"] >= 1
+    assert main(["list", "asset", "--format", "json"]) == 0
+    names = [r["name"] for r in json.loads(capsys.readouterr().out)]
+    assert "adult-a9a" in names and "smollm2-135m-instruct" in names
+
+
+def test_assets_list_json(capsys):
+    assert main(["assets", "list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by = {r["name"]: r for r in rows}
+    assert by["movielens-100k"]["redistributable"] is False
+    assert all(r["available"] for r in rows), [r for r in rows if not r["available"]]
+    assert by["smollm2-135m-instruct"]["bytes"] > 90e6
+
+
+def test_assets_check_json_all_ok():
+    out = subprocess.run([*AISEC, "assets", "check", "--format", "json"], capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads(out.stdout)
+    assert len(rows) >= 17 and all(r["status"] == "ok" for r in rows)
+
+
+def test_bench_run_json_and_report(tmp_path):
+    t0 = time.perf_counter()
+    out = subprocess.run([*AISEC, "bench", "run", "assets.check", "--set", "assets.check.models=false",
+                          "--out", str(tmp_path), "--format", "json"], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout)  # exactly one JSON document
+    assert doc["run_dir"] == str(tmp_path) and len(doc["rows"]) == 1
+    assert doc["rows"][0]["status"] == "ok" and doc["rows"][0]["params"] == {"models": False}
+    assert (tmp_path / "report.html").exists() and (tmp_path / "report.md").exists()
+    assert time.perf_counter() - t0 < 300
