@@ -15,10 +15,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from aisec.assets.packages import cache_dir, package_dir, package_file
 from aisec.assets.types import ModelRef

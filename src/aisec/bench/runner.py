@@ -13,8 +13,8 @@ import importlib
 import json
 import math
 import os
-import platform
 import pkgutil
+import platform
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
