@@ -122,6 +122,33 @@ def _figure(series: list[dict[str, Any]], title: str) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _overview(rows: list[dict[str, Any]]) -> str:
+    """Horizontal bars: wall time per row, red where the row failed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{r.get('scenario')} #{r.get('seed')}" for r in rows]
+    secs = [float((r.get("timings") or {}).get("seconds") or 0.0) for r in rows]
+    colours = ["#2e7d32" if r.get("status") == "ok" else "#c62828" for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 0.8 + 0.28 * len(rows)), dpi=100)
+    try:
+        ax.barh(range(len(rows)), secs, color=colours)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("wall seconds (red: failed)")
+        ax.set_title(f"wall time per row, {sum(secs):.0f} s in all", fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def _table_html(header: list[str], body: list[list[str]]) -> str:
     h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     rows = []
@@ -182,12 +209,8 @@ def render_report(run_dir: str | os.PathLike[str], title: str | None = None) -> 
     h += ["<h2>Scorecard</h2>", _table_html(header, body)]
     md += ["## Scorecard", "", _table_md(header, body), ""]
 
-    seconds = [((r.get("timings") or {}).get("seconds") or 0.0) for r in rows]
-    if rows:
-        img = _figure([{"x": list(range(len(rows))), "y": seconds, "kind": "bar",
-                        "xlabel": "row #", "ylabel": "seconds", "label": ""}],
-                      "wall time per row (row # as in the scorecard)")
-        h.append(f"<div class='fig'><img alt='wall time per row' src='data:image/png;base64,{img}'></div>")
+    img = _overview(rows)
+    h.append(f"<div class='fig'><img alt='wall time per row' src='data:image/png;base64,{img}'></div>")
 
     for system in sorted(by_system):
         srows = by_system[system]
