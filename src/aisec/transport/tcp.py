@@ -8,8 +8,10 @@ an old client or another protocol fails at once with a one-line error naming the
 
 from __future__ import annotations
 
+import queue
 import socket
 import ssl
+import threading
 import time
 from pathlib import Path
 
@@ -58,15 +60,43 @@ class TCPChannel(Channel):
                  timeout_s: float = 120.0) -> None:
         super().__init__(party, peer, link, timeout_s)
         self.sock = sock
+        # A writer thread sends frames in order, so two parties that both send large messages
+        # before reading never block each other on full socket buffers.
+        self._outq: queue.Queue = queue.Queue()
+        self._send_error: PeerError | None = None
+        self._writer = threading.Thread(target=self._write_loop, name=f"aisec-tx-{party}", daemon=True)
+        self._writer.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._outq.get()
+            try:
+                if item is None:
+                    return
+                frame, deliver_at, step = item
+                delay = deliver_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                try:
+                    self.sock.sendall(frame)
+                except (OSError, ssl.SSLError) as exc:
+                    self._send_error = PeerError(
+                        self.peer, step, f"connection lost while sending ({exc.__class__.__name__})")
+                    return
+            finally:
+                self._outq.task_done()
 
     def _send_frame(self, frame: bytes, deliver_at: float, step: str) -> None:
-        delay = deliver_at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        try:
-            self.sock.sendall(frame)
-        except (OSError, ssl.SSLError) as exc:
-            raise PeerError(self.peer, step, f"connection lost while sending ({exc.__class__.__name__})") from None
+        if self._send_error is not None:
+            raise self._send_error
+        self._outq.put((frame, deliver_at, step))
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait until every queued frame is written (before closing)."""
+        deadline = time.monotonic() + timeout_s
+        while (self._outq.unfinished_tasks and self._writer.is_alive()
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
 
     def _read(self, n: int, step: str) -> bytes:
         buf = bytearray()
@@ -95,6 +125,9 @@ class TCPChannel(Channel):
 
     def close(self) -> None:
         if not self.closed:
+            self.flush()
+            self._outq.put(None)
+            self._writer.join(timeout=5)
             try:
                 self.sock.close()
             except OSError:
