@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,9 +30,6 @@ __all__ = [
     "InsecureRandom",
     "InsecureRandomWarning",
 ]
-
-RngLike = "int | np.random.Generator | None"
-
 
 def make_rng(seed: int | np.random.Generator | None = None) -> np.random.Generator:
     """A numpy Generator from a seed, an existing generator (returned as is) or None (fresh)."""
@@ -59,13 +57,14 @@ def torch_generator(rng: int | np.random.Generator, device: str = "cpu") -> torc
     return g
 
 
-class CryptoRandom:
+class CryptoRandom(ABC):
     """Interface of a cryptographic randomness source."""
 
     secure: bool = True
 
-    def bytes(self, n: int) -> bytes:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def bytes(self, n: int) -> bytes:
+        """``n`` random bytes."""
 
     def randbits(self, k: int) -> int:
         """A uniform integer in [0, 2**k)."""
