@@ -1,0 +1,1 @@
+"""Baselines the privacy systems are measured against, in the same harness and transport."""
