@@ -1,0 +1,28 @@
+"""HE work over 1 and 2 local workers gives the same results."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from aisec.crypto.paillier import generate_keypair
+from aisec.crypto.parallel import HEWorkers
+from aisec.crypto.sparse_he import integer_csr
+
+
+def test_two_workers_match_inline() -> None:
+    sk = generate_keypair(512)
+    pk = sk.public
+    vals = list(range(-20, 20))
+    m = sp.random(40, 10, density=0.3, random_state=np.random.RandomState(0), format="csr")
+    m.data = np.ceil(m.data * 5)
+    x = integer_csr(m)
+    w = pk.encrypt(list(range(10)))
+    with HEWorkers(2, min_chunk=4) as pool:
+        assert pool.backend == "processes"
+        cts = pool.encrypt(sk, vals)
+        assert pool.decrypt(sk, cts) == vals
+        got = sk.decrypt(pool.matvec(pk, x, w))
+        sent, mine = pool.mask(pk, pk.encrypt(vals), 8, 0)
+    assert got == [int(v) for v in x.toarray() @ np.arange(10)]
+    assert [a + b for a, b in zip(mine, sk.decrypt(sent), strict=True)] == vals
