@@ -339,6 +339,10 @@ class _Party:
             if state.get("peer_key") != self.peer_pk.fingerprint:
                 raise PeerError(self.ch.peer, "resume", "peer's key differs from the checkpoint's; "
                                                         "use fresh checkpoint directories on both sides")
+            made = {k: v for k, v in self.params.agreed().items() if k != "epochs"}
+            if state.get("params") != json.loads(json.dumps(made)):
+                raise ConfigError(f"{self.ckpt.root}: checkpoint was made with other parameters; "
+                                  "use the same recipe or fresh checkpoint directories")
             self.w_enc = self.peer_pk.ciphertexts_from_bytes(state["w_enc"])
             self.c, self.t = float(state["c"]), int(state["t"])
             if len(self.w_enc) != self.d:
@@ -510,7 +514,9 @@ def train_party(
                         progress(epoch, b, "batch")
                 ckpt.save(epoch + 1, {"w_enc": party.peer_pk.ciphertexts_to_bytes(party.w_enc),
                                       "c": party.c, "t": party.t, "epoch": epoch + 1,
-                                      "peer_key": party.peer_pk.fingerprint, "role": role})
+                                      "peer_key": party.peer_pk.fingerprint, "role": role,
+                                      "params": {k: v for k, v in params.agreed().items()
+                                                 if k != "epochs"}})
                 report.epochs_run += 1
             weights = party.reveal()
         except Exception as exc:

@@ -1,0 +1,101 @@
+"""CLI: certificates, data split, two CAESAR parties as separate processes over TCP + mutual TLS
+on loopback (train and predict), a peer with a foreign certificate, and the one-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aisec.cli.main import main
+
+TINY = ["--set", "protocol.key_bits=512", "--set", "protocol.epochs=1",
+        "--set", "protocol.batch_size=64", "--set", "protocol.timeout_s=60"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _aisec(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "aisec.cli.main", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _both(pa: subprocess.Popen, pb: subprocess.Popen) -> tuple:
+    out_b = pb.communicate(timeout=240)
+    out_a = pa.communicate(timeout=240)
+    return (pa.returncode, *out_a), (pb.returncode, *out_b)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("caesar")
+    assert main(["mpc", "certs", str(root / "certs")]) == 0
+    assert main(["mpc", "certs", str(root / "evil")]) == 0
+    assert main(["caesar", "split", "--set", "data.rows=300", "--out", str(root / "data")]) == 0
+    return root
+
+
+def test_two_processes_over_tls_train_and_predict(setup: Path) -> None:
+    port, d, c = _port(), setup / "data", str(setup / "certs")
+    pb = _aisec("caesar", "party", "--role", "B", "--listen", f"127.0.0.1:{port}", "--certs", c,
+                "--data", str(d / "B-train.safetensors"), "--out", str(setup / "B"), *TINY,
+                "--format", "json")
+    pa = _aisec("caesar", "party", "--role", "A", "--peer", f"127.0.0.1:{port}", "--certs", c,
+                "--data", str(d / "A-train.safetensors"), "--out", str(setup / "A"), *TINY,
+                "--format", "json")
+    (ra, oa, ea), (rb, ob, eb) = _both(pa, pb)
+    assert ra == 0 and rb == 0, ea + eb
+    assert json.loads(ob)["batches"] == 4 and json.loads(oa)["role"] == "A"
+    port = _port()
+    pb = _aisec("caesar", "predict", "--role", "B", "--model", str(setup / "B" / "model-B.safetensors"),
+                "--data", str(d / "B-test.safetensors"), "--listen", f"127.0.0.1:{port}",
+                "--certs", c, "--out", str(setup / "probs.json"), "--format", "json")
+    pa = _aisec("caesar", "predict", "--role", "A", "--model", str(setup / "A" / "model-A.safetensors"),
+                "--data", str(d / "A-test.safetensors"), "--peer", f"127.0.0.1:{port}",
+                "--certs", c, "--format", "json")
+    (ra, _, ea), (rb, ob, eb) = _both(pa, pb)
+    assert ra == 0 and rb == 0, ea + eb
+    res = json.loads(ob)
+    assert 0.5 < res["auc"] <= 1.0 and res["n"] == 90
+    assert len(json.loads((setup / "probs.json").read_text())["probabilities"]) == 90
+
+
+def test_foreign_certificate_is_refused_with_one_line(setup: Path) -> None:
+    port, d = _port(), setup / "data"
+    pb = _aisec("caesar", "party", "--role", "B", "--listen", f"127.0.0.1:{port}",
+                "--certs", str(setup / "certs"), "--data", str(d / "B-train.safetensors"),
+                "--out", str(setup / "B2"), *TINY)
+    pa = _aisec("caesar", "party", "--role", "A", "--peer", f"127.0.0.1:{port}",
+                "--certs", str(setup / "evil"), "--data", str(d / "A-train.safetensors"),
+                "--out", str(setup / "A2"), *TINY)
+    (ra, _, ea), (rb, _, eb) = _both(pa, pb)
+    assert ra == 1 and rb == 1
+    for err in (ea, eb):
+        line = err.strip().splitlines()[-1]
+        assert line.startswith("error: peer ") and ("handshake" in line or "TLS" in line), err
+    assert not (setup / "A2" / "model-A.safetensors").exists()
+
+
+def test_run_in_one_process_and_bad_recipe(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["caesar", "run", "a9a-quick", "--set", "data.rows=200", *TINY, "--out",
+               str(tmp_path), "--format", "json"])
+    assert rc == 0
+    m = json.loads(capsys.readouterr().out)
+    assert {"auc", "auc_plaintext", "seconds", "bytes"} <= set(m)
+    assert (tmp_path / "model-A.safetensors").exists() and (tmp_path / "resolved.yaml").exists()
+    rc = main(["caesar", "predict", "--models", str(tmp_path), "--data-a", "missing.safetensors",
+               "--data-b", "missing.safetensors"])
+    assert rc == 2
+    assert main(["caesar", "run", "a9a-quick", "--set", "protocol.sigmoid=tanh"]) == 2
+    assert "tanh" in capsys.readouterr().err
+    assert main(["caesar", "run", "a9a-quick", "--set", "protocol.lr=1"]) == 2

@@ -1,0 +1,184 @@
+"""CAESAR end to end on the in-process transport: exactness against plaintext SGD, resume after
+a dropped connection, clear errors on bad input, split prediction, and the SecureML baseline."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from aisec.errors import ConfigError, DataError, PeerError
+from aisec.privacy.baselines.plaintext_lr import fit_surrogate, scores_with_intercept
+from aisec.privacy.baselines.secureml import train_secureml
+from aisec.privacy.caesar import (
+    CaesarModel,
+    CaesarParams,
+    predict_party,
+    sigmoid_coefficients,
+    train_party,
+)
+from aisec.privacy.caesar_data import PartyData, load_party, save_party, split_columns, zipf_sparse
+from aisec.transport import inprocess_pair
+from aisec.transport.inprocess import InProcessChannel
+
+KEY = 512  # test-sized keys: the arithmetic is exact at any size
+
+
+def _data(rng: np.random.Generator, n: int = 160, d: int = 24, binary: bool = False):
+    x, y = zipf_sparse(n, d, 5, rng, binary=binary, n_informative=8)
+    return x, y, split_columns(x, y, 0.5)
+
+
+def _run(a: PartyData, b: PartyData, params: CaesarParams, dirs: tuple[Any, Any] = (None, None),
+         channels: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    ca, cb = channels or inprocess_pair(timeout_s=20)
+    out: dict[str, Any] = {}
+
+    def go(role: str, ch: Any, data: PartyData, ckpt: Any) -> None:
+        try:
+            out[role] = train_party(role, ch, data, params, ckpt)
+        except Exception as exc:  # collected for the assertions
+            out[role + "_err"] = exc
+
+    ts = [threading.Thread(target=go, args=("A", ca, a, dirs[0])),
+          threading.Thread(target=go, args=("B", cb, b, dirs[1]))]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    return out
+
+
+@pytest.mark.parametrize("sigmoid", ["minimax", "cubic"])
+def test_matches_plaintext_sgd(rng: np.random.Generator, sigmoid: str) -> None:
+    x, y, (a, b) = _data(rng)
+    p = CaesarParams(key_bits=KEY, sigmoid=sigmoid, learning_rate=0.5, batch_size=40, epochs=2)
+    out = _run(a, b, p)
+    (ma, ra), (mb, rb) = out["A"], out["B"]
+    w = fit_surrogate(x, y, sigmoid_coefficients(sigmoid), 0.5, p.l2, 40, 2)
+    assert np.max(np.abs(np.concatenate([ma.weights, mb.weights]) - w)) < 1e-3
+    assert ra.batches == rb.batches == 8
+    # per-batch traffic: 4n (linear) or 8n (cubic) ciphertexts, whatever d and the non-zeros
+    per_ct = 2 * KEY // 8
+    expect = (4 if sigmoid != "cubic" else 8) * 40 * per_ct
+    assert expect <= rb.bytes_per_batch < expect * 1.1
+
+
+def test_bytes_per_batch_do_not_follow_nonzeros(rng: np.random.Generator) -> None:
+    p = CaesarParams(key_bits=KEY, batch_size=32, epochs=1, max_batches=2)
+    sizes = []
+    for nnz in (2, 12):
+        x, y = zipf_sparse(64, 40, nnz, rng, n_informative=8)
+        a, b = split_columns(x, y, 0.5)
+        sizes.append(_run(a, b, p)["B"][1].bytes_per_batch)
+    assert abs(sizes[0] - sizes[1]) < 0.01 * sizes[0]
+
+
+class _DropAfter(InProcessChannel):
+    """Closes itself after ``limit`` sends: a connection dropped mid-epoch."""
+
+    def __init__(self, inner: InProcessChannel, limit: int) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._limit = limit
+
+    def send(self, step: str, message: dict[str, Any]) -> None:
+        self._limit -= 1
+        if self._limit < 0:
+            self.close()
+            raise PeerError(self.peer, step, "connection dropped (test)")
+        super().send(step, message)
+
+
+def test_dropped_connection_resumes_from_checkpoint(rng: np.random.Generator, tmp_path: Path) -> None:
+    x, y, (a, b) = _data(rng)
+    p = CaesarParams(key_bits=KEY, learning_rate=0.5, batch_size=40, epochs=2)
+    dirs = (tmp_path / "A", tmp_path / "B")
+    ca, cb = inprocess_pair(timeout_s=20)
+    # setup takes 5 sends; each batch 2 more: drop in the middle of epoch 2 (batch 6)
+    out = _run(a, b, p, dirs, (ca, _DropAfter(cb, 5 + 2 * 5 + 1)))
+    assert isinstance(out.get("A_err"), PeerError) and isinstance(out.get("B_err"), PeerError)
+    assert "'A'" in str(out["B_err"]) or "'B'" in str(out["A_err"])
+    assert not (dirs[0] / "model.safetensors").exists()
+    assert sorted(q.name for q in dirs[1].glob("epoch-*")) == ["epoch-1.safetensors"]
+    out = _run(a, b, p, dirs)
+    (ma, ra), (mb, _) = out["A"], out["B"]
+    assert ra.resumed_from_epoch == 1 and ra.epochs_run == 1
+    w = fit_surrogate(x, y, sigmoid_coefficients("minimax"), 0.5, p.l2, 40, 2)
+    assert np.max(np.abs(np.concatenate([ma.weights, mb.weights]) - w)) < 1e-3
+    assert CaesarModel.load(dirs[0] / "model.safetensors").weights.shape == ma.weights.shape
+
+
+def test_row_count_and_id_mismatch(rng: np.random.Generator) -> None:
+    _, _, (a, b) = _data(rng)
+    p = CaesarParams(key_bits=KEY, epochs=1)
+    out = _run(a.rows(np.arange(150)), b, p)
+    msgs = " ".join(str(out.get(k)) for k in ("A_err", "B_err"))
+    assert isinstance(out.get("A_err"), DataError) and "row counts differ" in msgs
+    shuffled = PartyData(a.ids[::-1].copy(), a.X, None)
+    out = _run(shuffled, b, p)
+    assert isinstance(out.get("B_err"), DataError) and "ids differ" in str(out["B_err"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e9])
+def test_bad_features_fail_fast_and_write_nothing(rng: np.random.Generator, tmp_path: Path, bad: float) -> None:
+    _, _, (a, b) = _data(rng)
+    x = a.X.copy()
+    x.data[3] = bad
+    p = CaesarParams(key_bits=KEY, epochs=1)
+    out = _run(PartyData(a.ids, x, None), b, p, (tmp_path / "A", tmp_path / "B"))
+    assert isinstance(out.get("A_err"), DataError)
+    assert str(out["A_err"]).count("\n") == 0 and "column" in str(out["A_err"])
+    assert isinstance(out.get("B_err"), PeerError) and "aborted" in str(out["B_err"])
+    assert not list(tmp_path.glob("*/*.safetensors"))
+
+
+def test_parameters_must_agree(rng: np.random.Generator) -> None:
+    _, _, (a, b) = _data(rng)
+    ca, cb = inprocess_pair(timeout_s=20)
+    out: dict[str, Any] = {}
+
+    def go(role, ch, data, lr):
+        try:
+            train_party(role, ch, data, CaesarParams(key_bits=KEY, learning_rate=lr, epochs=1))
+        except Exception as exc:
+            out[role] = exc
+
+    ts = [threading.Thread(target=go, args=("A", ca, a, 0.5)),
+          threading.Thread(target=go, args=("B", cb, b, 0.7))]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert isinstance(out["A"], ConfigError) and "learning_rate" in str(out["A"])
+
+
+def test_split_prediction_and_party_files(rng: np.random.Generator, tmp_path: Path) -> None:
+    _, _, (a, b) = _data(rng)
+    ma = CaesarModel("A", rng.standard_normal(a.d))
+    mb = CaesarModel("B", rng.standard_normal(b.d + 1))
+    ma.save(tmp_path / "a.safetensors")
+    assert np.array_equal(CaesarModel.load(tmp_path / "a.safetensors").weights, ma.weights)
+    save_party(tmp_path / "b.safetensors", b)
+    b2 = load_party(tmp_path / "b.safetensors")
+    assert np.array_equal(b2.y, b.y) and (b2.X != b.X).nnz == 0
+    ca, cb = inprocess_pair(timeout_s=20)
+    res: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: res.setdefault("A", predict_party("A", ca, ma, a)))
+    t.start()
+    probs = predict_party("B", cb, mb, b2)
+    t.join()
+    z = ma.scores(a.X) + mb.scores(b.X)
+    assert res["A"] is None and np.allclose(probs, 1 / (1 + np.exp(-z)))
+
+
+def test_secureml_baseline_matches_plaintext_sgd(rng: np.random.Generator) -> None:
+    x, y, (a, b) = _data(rng, n=200, d=30)
+    r = train_secureml(a.X, b.X, y, coefficients=(0.5, 0.125), learning_rate=0.5, l2=1e-4,
+                       batch_size=50, epochs=2)
+    w = fit_surrogate(x, y, (0.5, 0.125, 0.0), 0.5, 1e-4, 50, 2)
+    assert np.max(np.abs(r.weights - w)) < 2e-3
+    assert r.batches == 8 and r.bytes_dealer > 0
+    # dense: per-batch party traffic ~ 2 * m * d * 8 bytes
+    assert r.bytes_parties / r.batches > 2 * 50 * (30 + 1) * 8
+    s = scores_with_intercept(x, r.weights)
+    assert np.isfinite(s).all() and sp.issparse(a.X)
