@@ -1,0 +1,166 @@
+"""The language-model interface over an OpenAI-compatible completions server (e.g. vLLM).
+
+Full-size models run where a GPU is: start ``vllm serve MODEL`` there and point
+``RemoteLM("http://host:8000/v1", "MODEL")`` (or ``--model http://host:8000/v1#MODEL``) at it.
+Prompts are rendered locally (with the model's tokenizer when it can be loaded, else a named
+built-in chat format) and sent to ``/completions`` as raw text, so prefills and continuation
+work exactly as with a local model. Only the standard library is used (``urllib``).
+
+Security: the API key is read from ``$AISEC_LLM_API_KEY`` (or passed in) and never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aisec.errors import ParameterError, PeerError
+from aisec.llm.base import Generation, GenerationConfig, LanguageModel, Progress
+from aisec.llm.chat import ChatFormat, chat_format
+
+__all__ = ["RemoteLM", "load_lm", "parse_server_spec"]
+
+
+class RemoteLM(LanguageModel):
+    """A model behind an OpenAI-compatible ``/v1/completions`` endpoint.
+
+    Args:
+        base_url: e.g. ``http://localhost:8000/v1``.
+        model: the model name the server serves.
+        chat: the chat format to render prompts with.
+        api_key: bearer token (default ``$AISEC_LLM_API_KEY``; vLLM accepts any).
+        timeout: seconds per request.
+        workers: concurrent requests (the server batches them).
+        tokenizer: optional local tokenizer, for exact token counts.
+    """
+
+    def __init__(self, base_url: str, model: str, chat: ChatFormat, *, api_key: str | None = None,
+                 timeout: float = 600.0, workers: int = 8, tokenizer: Any = None) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ParameterError("base_url", "must start with http:// or https://", base_url)
+        if not model:
+            raise ParameterError("model", "must name the served model", model)
+        self.base_url = base_url.rstrip("/")
+        self.name = model
+        self.chat = chat
+        self._key = api_key if api_key is not None else os.environ.get("AISEC_LLM_API_KEY", "EMPTY")
+        self.timeout = float(timeout)
+        self.workers = max(1, int(workers))
+        self.tokenizer = tokenizer
+
+    def __repr__(self) -> str:  # never show the key
+        return f"RemoteLM({self.base_url!r}, {self.name!r})"
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(
+            self.base_url + path, data=json.dumps(body).encode("utf-8"), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._key}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:200]
+            raise PeerError(self.base_url, path, f"HTTP {exc.code}: {' '.join(detail.split())}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PeerError(self.base_url, path, f"server unreachable ({reason})") from None
+        except ValueError:
+            raise PeerError(self.base_url, path, "the reply is not JSON") from None
+
+    def _one(self, prompt: str, cfg: GenerationConfig, seed: int) -> Generation:
+        body: dict[str, Any] = {
+            "model": self.name, "prompt": prompt, "max_tokens": cfg.max_new_tokens,
+            "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": seed,
+        }
+        if cfg.top_k:
+            body["top_k"] = cfg.top_k
+        if cfg.stop:
+            body["stop"] = list(cfg.stop)
+        if not cfg.stop_at_eos:
+            body["ignore_eos"] = True
+        reply = self._post("/completions", body)
+        try:
+            choice = reply["choices"][0]
+            text = str(choice["text"])
+            n = int((reply.get("usage") or {}).get("completion_tokens", 0)) or self.count_tokens(text)
+            reason = str(choice.get("finish_reason") or "stop")
+        except (KeyError, IndexError, TypeError):
+            raise PeerError(self.base_url, "/completions", "the reply has no choices[0].text") from None
+        stop = choice.get("stop_reason") if isinstance(choice.get("stop_reason"), str) else None
+        return Generation(text, n, "length" if reason == "length" else "stop", stop)
+
+    def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None, *,
+                 seeds: Sequence[int] | None = None, batch_size: int = 8,
+                 progress: Progress | None = None) -> list[Generation]:
+        cfg = config or GenerationConfig()
+        seed_list = self._check(prompts, seeds, batch_size)
+        out: list[Generation] = []
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for start in range(0, len(prompts), batch_size):
+                chunk = range(start, min(len(prompts), start + batch_size))
+                out.extend(pool.map(lambda i: self._one(prompts[i], cfg, seed_list[i]), chunk))
+                if progress is not None:
+                    progress(len(out), len(prompts))
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return max(1, len(text) // 4)  # rough: about four characters per token
+
+    def check(self) -> list[str]:
+        """The models the server lists (``GET /models``); a one-line error if it is unreachable."""
+        req = urllib.request.Request(self.base_url + "/models",
+                                     headers={"Authorization": f"Bearer {self._key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=min(self.timeout, 30.0)) as resp:
+                data = json.loads(resp.read().decode("utf-8"))
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise PeerError(self.base_url, "/models", f"server unreachable ({getattr(exc, 'reason', exc)})") from None
+        return [str(m.get("id")) for m in data.get("data", [])]
+
+
+def parse_server_spec(spec: str) -> tuple[str, str] | None:
+    """``http://host:port/v1#MODEL`` -> (base_url, model); ``None`` if ``spec`` is not a URL."""
+    if not spec.startswith(("http://", "https://")):
+        return None
+    url, sep, model = spec.partition("#")
+    if not sep or not model:
+        raise ParameterError("model", "a server must be given as URL#MODEL (e.g. "
+                             "http://localhost:8000/v1#deepseek-ai/DeepSeek-R1-Distill-Qwen-7B)", spec)
+    return url, model
+
+
+def load_lm(spec: str, *, chat_format_name: str | None = None, adapter: str | None = None,
+            tokenizer: str | None = None) -> LanguageModel:
+    """A local model (name, path, hub id) or a server (``URL#MODEL``) behind one interface.
+
+    For a server the chat format is ``chat_format_name`` if given, else the template of the
+    tokenizer named by ``tokenizer`` (or the served model id) when it loads locally, else ChatML.
+    """
+    server = parse_server_spec(spec)
+    if server is None:
+        from aisec.llm.model import load_causal_lm
+
+        return load_causal_lm(spec, adapter=adapter, chat_format=chat_format_name)
+    url, model = server
+    tok = None
+    if chat_format_name:
+        fmt = chat_format(chat_format_name)
+    else:
+        fmt = chat_format("chatml")
+        try:
+            from aisec.llm.chat import from_tokenizer
+            from aisec.llm.model import load_tokenizer
+
+            tok = load_tokenizer(tokenizer or model)
+            fmt = from_tokenizer(tok, model)
+        except Exception:  # noqa: BLE001 - offline or unknown tokenizer: fall back to ChatML
+            tok = None
+    return RemoteLM(url, model, fmt, tokenizer=tok)
