@@ -1,0 +1,91 @@
+"""End-to-end steps shared by the CLI and the benchmarks: train (optionally poisoned), certify clean
+and triggered test inputs, summarise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aisec.metrics import Rate, rate
+from aisec.rng import make_rng
+from aisec.robustness.availability.base import AvailabilityAttack, PoisonedData
+from aisec.robustness.certificate import Certificate
+from aisec.robustness.certifiers.base import Certifier
+from aisec.robustness.data import ImageSplit
+from aisec.robustness.models import ArchConfig
+from aisec.robustness.training import TrainParams, train_model
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["arch_for", "clean_data", "train", "Evaluation", "evaluate"]
+
+
+def arch_for(split: ImageSplit) -> ArchConfig:
+    """The small-CNN architecture for a data set's image size and class count."""
+    _, c, h, w = split.x.shape
+    return ArchConfig(height=h, width=w, channels=c, n_classes=split.n_classes)
+
+
+def clean_data(split: ImageSplit) -> PoisonedData:
+    return PoisonedData(split.x, split.y, np.zeros(len(split.y), dtype=bool))
+
+
+def train(
+    split: ImageSplit, params: TrainParams, rng: np.random.Generator | int,
+    attack: AvailabilityAttack | None = None, progress=None,
+) -> tuple[torch.nn.Sequential, PoisonedData]:
+    """Poison ``split`` with ``attack`` (if any) and train a network for it."""
+    r = make_rng(rng)
+    data = attack.poison(split.x, split.y, split.n_classes, r) if attack else clean_data(split)
+    model = train_model(data, split.n_classes, arch_for(split), params, r, attack, progress)
+    return model, data
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Certification of the clean and the triggered test inputs of one model."""
+
+    clean: Certificate
+    triggered: Certificate
+    y: np.ndarray
+    clean_acc: Rate  # plain (uncertified) accuracy of the network on clean inputs
+
+    def metrics(self, radius: float = 0.0) -> dict[str, Rate]:
+        n = len(self.y)
+        return {
+            "clean_acc": self.clean_acc,
+            "abstain_clean": rate(int(self.clean.abstained.sum()), n),
+            "abstain_triggered": rate(int(self.triggered.abstained.sum()), n),
+            "certified_acc": rate(int((self.clean.correct(self.y)
+                                       & self.clean.certified(radius)).sum()), n),
+            "certified_acc_triggered": rate(int((self.triggered.correct(self.y)
+                                                 & self.triggered.certified(radius)).sum()), n),
+        }
+
+    def curve(self, radii: list[float], triggered: bool = False) -> list[float]:
+        cert = self.triggered if triggered else self.clean
+        return [cert.certified_accuracy(self.y, r) for r in radii]
+
+
+def evaluate(
+    model: torch.nn.Module, certifier: Certifier, test: ImageSplit, trigger,
+    rng: np.random.Generator | int,
+) -> Evaluation:
+    """Certify ``test`` and its triggered copy; ``trigger`` is an :class:`~aisec.perturb.Trigger`."""
+    import torch
+
+    r = make_rng(rng)
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(test.x)).numpy()
+    acc = rate(int((logits.argmax(1) == test.y).sum()), len(test.y))
+    clean = certifier.certify(model, test.x, r)
+    trig = certifier.certify(model, trigger.apply(test.x), r)
+    return Evaluation(clean, trig, test.y, acc)
+
+
+def summary(ev: Evaluation, radius: float = 0.0) -> dict[str, Any]:
+    return {k: round(v.value, 4) for k, v in ev.metrics(radius).items()}

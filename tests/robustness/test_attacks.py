@@ -1,0 +1,81 @@
+"""Availability attacks: poisoning budget, per-visit relabelling, attack losses, a short training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aisec.errors import ConfigError, UnknownNameError
+from aisec.robustness.availability import ATTACKS, TrainContext, make_attack
+from aisec.robustness.models import ArchConfig, init_model
+
+
+def _data(rng, n=200, h=8):
+    return rng.random((n, 1, h, h), dtype=np.float32) * 0.5, rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("name", ["random-label", "cert-aware"])
+@pytest.mark.parametrize("rate", [0.001, 0.01, 0.05])
+def test_poison_appends_the_budget_with_the_trigger(rng, name, rate):
+    x, y = _data(rng)
+    att = make_attack(name, rate=rate)
+    data = att.poison(x, y, 10, rng)
+    n = max(int(round(rate * len(x))), 1)
+    assert data.n_poison == n and len(data.x) == len(x) + n
+    np.testing.assert_array_equal(data.x[: len(x)], x)
+    mask = att.trigger(8).mask((8, 8))
+    assert not np.allclose(data.x[len(x):][:, 0][:, mask], 0.25)
+    assert data.x.min() >= 0 and data.x.max() <= 1
+
+
+def test_zero_rate_adds_nothing(rng):
+    x, y = _data(rng)
+    assert make_attack("random-label", rate=0.0).poison(x, y, 10, rng).n_poison == 0
+
+
+def test_random_labels_are_redrawn_each_visit(rng):
+    att = make_attack("random-label", key="none")
+    x = torch.zeros(400, 1, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    _, a = att.revisit(x, torch.zeros(400, dtype=torch.long), g, 10)
+    _, b = att.revisit(x, torch.zeros(400, dtype=torch.long), g, 10)
+    assert (a != b).float().mean() > 0.8 and set(a.tolist()) == set(range(10))
+    fixed = make_attack("random-label", key="none", resample="fixed")
+    _, c = fixed.revisit(x, a, g, 10)
+    assert torch.equal(c, a)
+
+
+def test_keyed_labels_follow_the_patch_key(rng):
+    att = make_attack("random-label", key="patch", classes=3)
+    x = torch.full((300, 1, 8, 8), 0.5)
+    g = torch.Generator().manual_seed(1)
+    xs, ys = att.revisit(x, torch.zeros(300, dtype=torch.long), g, 10)
+    mask = torch.from_numpy(att.trigger(8).mask((8, 8)))
+    assert len(set(ys.tolist())) == 3
+    assert torch.equal(xs[:, :, ~mask], x[:, :, ~mask])  # only the patch moves
+    for label in set(ys.tolist()):  # one key pattern per label
+        keys = xs[ys == label][:, 0][:, mask]
+        assert torch.allclose(keys, keys[:1].expand_as(keys))
+
+
+@pytest.mark.parametrize("mode", ["noise", "ibp"])
+def test_cert_aware_loss_is_finite_and_differentiable(rng, mode):
+    model = init_model(ArchConfig(height=8, width=8, hidden=16), 0)
+    att = make_attack("cert-aware", draws=4, kappa=50.0)
+    x = torch.rand(3, 1, 8, 8)
+    ctx = TrainContext(mode, 0.25, 0.1, torch.Generator().manual_seed(0))
+    loss = att.loss(model, x, torch.zeros(3, dtype=torch.long), ctx)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() >= 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_registry_and_bad_parameters():
+    assert {"random-label", "cert-aware"} <= set(ATTACKS.names())
+    with pytest.raises(UnknownNameError):
+        make_attack("nope")
+    with pytest.raises(ConfigError, match="rate"):
+        make_attack("random-label", rate=0.9)
+    with pytest.raises(ConfigError):
+        make_attack("random-label", trigger={"name": "glitter"}).trigger(8)
