@@ -129,7 +129,8 @@ def humaneval_passes(problem: dict, completion: str, timeout_s: float = 10.0,
     ``completion`` is either the function body (continuing ``problem["prompt"]``) or a full
     program that defines the entry point (a fenced code block is unwrapped).
     """
-    body = _final(completion)
+    # keep indentation: only cut at the end of the thought when there is one
+    body = completion.split("</think>", 1)[1] if "</think>" in completion else completion
     fence = re.search(r"```(?:python)?\n(.*?)(?:```|$)", body, re.DOTALL)
     if fence:
         body = fence.group(1)

@@ -1,0 +1,279 @@
+"""``aisec safechain``: evaluate long-CoT safety, build the SafeChain dataset, fine-tune, utility.
+
+Models: an embedded name (``smollm2-135m-instruct``, ``smollm2-135m-think``), a local path, a hub
+id, or a server ``http://HOST:PORT/v1#MODEL`` (vLLM or any OpenAI-compatible completions API).
+Runs write JSONL rows under ``--out`` and resume from them when started again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from aisec.cli.common import emit, format_option
+
+_STRATEGIES = ["default", "zerothink", "lessthink", "morethink"]
+_JUDGES = ["refusal", "llama-guard", "strongreject", "embedding"]
+
+
+def _threads(n: int) -> None:
+    # One thread is the fastest setting for small models on a shared 2-core box (OpenMP
+    # barriers stall under contention); this is the CLI's choice, not the library's.
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def _load(model: str, chat_format: str | None) -> Any:
+    from aisec.llm.remote import load_lm
+    from aisec.safety.safechain import resolve_model_spec
+
+    return load_lm(resolve_model_spec(model), chat_format_name=chat_format)
+
+
+def _judges(names: tuple[str, ...], judge_model: str, lm: Any, model: str) -> dict[str, Any]:
+    from aisec.judges import make_judge
+
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in ("llama-guard", "strongreject"):
+            # reuse the evaluated model when it is also the judge model (one copy in memory)
+            jm = lm if judge_model == model else _load(judge_model, None)
+            out[f"{name}:{judge_model}"] = make_judge(name, model=jm)
+        else:
+            out[name] = make_judge(name)
+    return out
+
+
+def _bar(label: str):  # noqa: ANN202 - rich imported lazily
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True))
+    task = prog.add_task(label, total=1)
+
+    def update(done: int, total: int) -> None:
+        prog.update(task, completed=done, total=total)
+
+    return prog, update
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    click.echo(f"model {summary['model']}  strategy {summary['strategy']}  K={summary['k']}  "
+               f"prompts {summary['prompts']}  gen {summary['generation']['tokens_per_s']:.1f} tok/s")
+    for j, parts in summary["judges"].items():
+        for part, m in parts.items():
+            if part == "thought_vs_answer":
+                click.echo(f"  {j:32s} thought/answer: both safe {m['both_safe']:.3f}  "
+                           f"P(unsafe answer | unsafe thought) {m['p_unsafe_answer_given_unsafe_thought']:.3f}  "
+                           f"P(unsafe answer | safe thought) {m['p_unsafe_answer_given_safe_thought']:.3f}")
+            else:
+                click.echo(f"  {j:32s} {part:9s} Safe@1 {m['safe_at_1']:.3f}  Safe@K {m['safe_at_k']:.3f}  "
+                           f"ConsSafe@K {m['cons_safe_at_k']:.3f}")
+
+
+@click.group()
+def command() -> None:
+    """SafeChain: long chain-of-thought safety (Jiang et al., 2025)."""
+
+
+def _gen_options(f: Any) -> Any:
+    opts = [
+        click.option("--k", "k", type=int, default=5, show_default=True, help="Samples per prompt."),
+        click.option("--temperature", type=float, default=0.6, show_default=True),
+        click.option("--top-p", type=float, default=1.0, show_default=True),
+        click.option("--max-new-tokens", type=int, default=256, show_default=True),
+        click.option("--batch-size", type=int, default=8, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--chat-format", default=None, help="Override the chat template "
+                     "(chatml, chatml-think, deepseek-r1, plain)."),
+        click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@command.command("eval")
+@click.option("--model", default="smollm2-135m-think", show_default=True)
+@click.option("--strategy", type=click.Choice(_STRATEGIES), default="default", show_default=True)
+@click.option("--judge", "judges", type=click.Choice(_JUDGES), multiple=True, default=("refusal",),
+              show_default=True, help="Repeatable.")
+@click.option("--judge-model", default="smollm2-135m-instruct", show_default=True,
+              help="Model behind the LLM judges (name, path, hub id or URL#MODEL).")
+@click.option("--set", "eval_set_name", default="strongreject-small", show_default=True,
+              help="strongreject-small | strongreject | harmbench | advbench | wildjailbreak-style | file:PATH")
+@click.option("--prompts", "prompt_file", default=None, help="JSONL prompt file (same as --set file:PATH).")
+@click.option("--n", "n", type=int, default=None, help="Seeded random subset of the set.")
+@click.option("--think-budget", type=int, default=128, show_default=True, help="MoreThink T.")
+@click.option("--enforce-num", type=int, default=10, show_default=True, help="MoreThink N.")
+@click.option("--out", "out_dir", required=True, help="Run directory (resumed if it exists).")
+@_gen_options
+@format_option
+def eval_cmd(model: str, strategy: str, judges: tuple[str, ...], judge_model: str,
+             eval_set_name: str, prompt_file: str | None, n: int | None, think_budget: int,
+             enforce_num: int, out_dir: str, k: int, temperature: float, top_p: float,
+             max_new_tokens: int, batch_size: int, seed: int, chat_format: str | None,
+             threads: int, fmt: str) -> None:
+    """Safe@1, Safe@K and ConsSafe@K of MODEL under a decoding strategy."""
+    from aisec.config import validate
+    from aisec.safety.safechain import EvalConfig, eval_set, evaluate
+
+    cfg = validate(EvalConfig, {
+        "strategy": strategy, "k": k, "temperature": temperature, "top_p": top_p,
+        "max_new_tokens": max_new_tokens, "think_budget": think_budget,
+        "enforce_num": enforce_num, "batch_size": batch_size, "seed": seed}, "safechain eval")
+    items = eval_set(f"file:{prompt_file}" if prompt_file else eval_set_name, n, seed)
+    _threads(threads)
+    lm = _load(model, chat_format)
+    if strategy != "default":
+        lm.chat.require_thinking(strategy)
+    js = _judges(judges, judge_model, lm, model)
+    prog, update = _bar(f"{strategy} K={k}")
+    with prog:
+        summary = evaluate(lm, items, cfg, js, out_dir, model_name=model, progress=update)
+    emit(summary, fmt, _print_summary)
+
+
+@command.command("build-dataset")
+@click.option("--model", default="smollm2-135m-think", show_default=True)
+@click.option("--judge", type=click.Choice(_JUDGES), default="refusal", show_default=True)
+@click.option("--judge-model", default="smollm2-135m-instruct", show_default=True)
+@click.option("--n-harmful", type=int, default=20, show_default=True)
+@click.option("--n-benign", type=int, default=20, show_default=True)
+@click.option("--out", "out_dir", required=True)
+@_gen_options
+@format_option
+def build_dataset_cmd(model: str, judge: str, judge_model: str, n_harmful: int, n_benign: int,
+                      out_dir: str, k: int, temperature: float, top_p: float, max_new_tokens: int,
+                      batch_size: int, seed: int, chat_format: str | None, threads: int,
+                      fmt: str) -> None:
+    """K samples per instruction; keep those whose K are all safe; one at random -> JSONL."""
+    from aisec.config import validate
+    from aisec.safety.safechain import EvalConfig, build_dataset, dataset_instructions
+
+    cfg = validate(EvalConfig, {"strategy": "default", "k": k, "temperature": temperature,
+                                "top_p": top_p, "max_new_tokens": max_new_tokens,
+                                "batch_size": batch_size, "seed": seed}, "safechain build-dataset")
+    items = dataset_instructions(n_harmful, n_benign, seed)
+    _threads(threads)
+    lm = _load(model, chat_format)
+    (jname, j), = _judges((judge,), judge_model, lm, model).items()
+    prog, update = _bar(f"dataset K={k}")
+    with prog:
+        info = build_dataset(lm, items, cfg, j, jname, out_dir, model_name=model, progress=update)
+    emit(info, fmt, lambda d: click.echo(
+        f"kept {d['kept']} of {d['instructions']} instructions (all {d['k']} samples safe): {d['path']}"))
+
+
+@command.command("train")
+@click.option("--dataset", "dataset_path", required=True, help="dataset.jsonl from build-dataset.")
+@click.option("--model", default="smollm2-135m-think", show_default=True)
+@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@click.option("--steps", type=int, default=40, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=5e-4, show_default=True)
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--max-length", type=int, default=320, show_default=True)
+@click.option("--save-every", type=int, default=10, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--out", "out_dir", required=True, help="Training dir (resumes from its checkpoint).")
+@format_option
+def train_cmd(dataset_path: str, model: str, method: str, steps: int, learning_rate: float,
+              batch_size: int, max_length: int, save_every: int, seed: int, threads: int,
+              out_dir: str, fmt: str) -> None:
+    """SFT of MODEL on a SafeChain dataset (LoRA or full), with checkpoints and resume."""
+    from aisec.config import validate
+    from aisec.llm.finetune import FinetuneConfig, finetune
+    from aisec.llm.model import load_causal_lm
+    from aisec.safety.safechain import dataset_sft_examples, resolve_model_spec
+
+    cfg = validate(FinetuneConfig, {"method": method, "steps": steps, "learning_rate": learning_rate,
+                                    "batch_size": batch_size, "max_length": max_length,
+                                    "save_every": save_every, "seed": seed}, "safechain train")
+    _threads(threads)
+    lm = load_causal_lm(resolve_model_spec(model))
+    examples = dataset_sft_examples(dataset_path, lm.chat)
+    base = model if method == "lora" and not model.startswith(("/", ".")) else None
+    if model == "smollm2-135m-think":
+        # the thinker is itself an adapter: merged above, so the new adapter's base is that merge
+        base = None
+    res = finetune(lm, examples, cfg, out_dir, base_name=base, chat_template=lm.chat.template)
+    if method == "lora" and base is None:
+        # save a full merged model so the result loads on its own
+        import shutil
+
+        merged = lm.model.merge_and_unload()
+        target = res.out_dir / "model"
+        if target.exists():
+            shutil.rmtree(target)
+        merged.save_pretrained(str(target), safe_serialization=True)
+        lm.tokenizer.chat_template = lm.chat.template
+        lm.tokenizer.save_pretrained(str(target))
+        weights = str(target)
+    else:
+        weights = str(res.weights_dir)
+    emit({"weights": weights, "steps": res.steps, "resumed_from": res.resumed_from,
+          "first_loss": res.losses[0] if res.losses else None,
+          "last_loss": res.losses[-1] if res.losses else None, "seconds": res.seconds},
+         fmt, lambda d: click.echo(f"trained {d['steps']} steps (resumed from {d['resumed_from']}); "
+                                   f"loss {d['first_loss']} -> {d['last_loss']}; model: {d['weights']}"))
+
+
+@command.command("make-thinker")
+@click.option("--out", "out_dir", required=True, help="Training dir; the adapter lands in OUT/adapter.")
+@click.option("--examples", "n_examples", type=int, default=600, show_default=True)
+@click.option("--max-tokens", type=int, default=200, show_default=True)
+@click.option("--steps", type=int, default=150, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+@format_option
+def make_thinker_cmd(out_dir: str, n_examples: int, max_tokens: int, steps: int,
+                     learning_rate: float, seed: int, threads: int, fmt: str) -> None:
+    """Rebuild the smollm2-135m-think LoRA adapter from GSM8K traces (the shipped weights)."""
+    import numpy as np
+
+    from aisec.assets import load_dataset
+    from aisec.llm.chat import CHATML_THINK
+    from aisec.llm.finetune import FinetuneConfig, finetune
+    from aisec.llm.model import load_causal_lm
+    from aisec.safety.safechain import gsm8k_think_examples
+
+    _threads(threads)
+    lm = load_causal_lm("smollm2-135m-instruct")
+    ex = gsm8k_think_examples(load_dataset("gsm8k", split="train"), n_examples, max_tokens,
+                              lm.tokenizer, np.random.default_rng(seed))
+    cfg = FinetuneConfig(method="lora", lora_r=8, lora_alpha=16, learning_rate=learning_rate,
+                         steps=steps, batch_size=4, max_length=max_tokens, save_every=10,
+                         warmup_steps=5, seed=seed)
+    res = finetune(lm, ex, cfg, out_dir, base_name="smollm2-135m-instruct",
+                   chat_template=CHATML_THINK.template)
+    emit({"adapter": str(res.weights_dir), "examples": len(ex), "steps": res.steps,
+          "last_loss": res.losses[-1]}, fmt,
+         lambda d: click.echo(f"adapter: {d['adapter']} ({d['examples']} traces, {d['steps']} steps, "
+                              f"final loss {d['last_loss']:.3f}); copy it to "
+                              "src/aisec/safety/weights/smollm2-135m-think to ship it"))
+
+
+@command.command("utility")
+@click.option("--model", default="smollm2-135m-think", show_default=True)
+@click.option("--benchmark", type=click.Choice(["gsm8k", "math500", "humaneval"]), default="gsm8k",
+              show_default=True)
+@click.option("--n", "n", type=int, default=20, show_default=True)
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--chat-format", default=None)
+@click.option("--threads", type=int, default=1, show_default=True)
+@format_option
+def utility_cmd(model: str, benchmark: str, n: int, max_new_tokens: int, batch_size: int,
+                chat_format: str | None, threads: int, fmt: str) -> None:
+    """Greedy accuracy on GSM8K / MATH-500, or sandboxed HumanEval pass@1."""
+    from aisec.safety.safechain import utility
+
+    _threads(threads)
+    lm = _load(model, chat_format)
+    res = utility(lm, benchmark, n, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    emit(res, fmt, lambda d: click.echo(f"{d['benchmark']}: {d['correct']}/{d['n']} = {d['accuracy']:.3f}"))

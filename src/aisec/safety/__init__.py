@@ -1,0 +1,1 @@
+"""Safety systems: EnchTable (safety-vector merging) and SafeChain (long-CoT safety evaluation)."""
