@@ -99,3 +99,16 @@ def test_prg_is_deterministic_and_streams_differ() -> None:
     a, b = prg_uint64(seed, 100, 0), prg_uint64(seed, 100, 0)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, prg_uint64(seed, 100, 1))
+
+
+@settings(max_examples=10, deadline=None)
+@given(v=st.lists(st.integers(min_value=-(2**70), max_value=2**70), min_size=1, max_size=25),
+       t=st.integers(min_value=0, max_value=60))
+def test_packed_he_to_ss(sk, v: list[int], t: int) -> None:
+    pk = sk.public
+    sent, mine, layout = h2s.mask_packed(pk, pk.encrypt(v), value_bits=71, trunc_bits=t)
+    slot, k = h2s.pack_layout(pk, 71)
+    assert len(sent) == -(-len(v) // k) and layout["slot"] == slot
+    theirs = h2s.unmask_packed(sk, sent, layout["slot"], layout["count"], t)
+    for a, b, x in zip(mine, theirs, v, strict=True):
+        assert a + b in (x >> t, (x >> t) + 1)

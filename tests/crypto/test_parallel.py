@@ -24,5 +24,9 @@ def test_two_workers_match_inline() -> None:
         assert pool.decrypt(sk, cts) == vals
         got = sk.decrypt(pool.matvec(pk, x, w))
         sent, mine = pool.mask(pk, pk.encrypt(vals), 8, 0)
+        many = list(range(-300, 300))
+        psent, pmine, lay = pool.mask_packed(pk, pk.encrypt(many), 12, 0)
+        ptheirs = pool.unmask_packed(sk, psent, lay["slot"], lay["count"], 0)
+    assert [a + b for a, b in zip(pmine, ptheirs, strict=True)] == many
     assert got == [int(v) for v in x.toarray() @ np.arange(10)]
     assert [a + b for a, b in zip(mine, sk.decrypt(sent), strict=True)] == vals

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import gmpy2
 from gmpy2 import mpz
 
 from aisec.crypto.paillier import PaillierPublicKey, PaillierSecretKey
@@ -24,7 +25,15 @@ from aisec.crypto.sharing import STAT_SIGMA
 from aisec.errors import ParameterError
 from aisec.rng import CryptoRandom, SecureRandom
 
-__all__ = ["mask", "unmask", "check_room"]
+__all__ = ["mask", "unmask", "check_room", "pack_layout", "mask_packed", "unmask_packed"]
+
+
+def random_masks(rng: CryptoRandom, count: int, bits: int) -> list[int]:
+    """``count`` uniform integers in [0, 2**bits) from one call to the randomness source."""
+    nb = (bits + 7) // 8
+    buf = rng.bytes(count * nb)
+    drop = 8 * nb - bits
+    return [int.from_bytes(buf[i * nb : (i + 1) * nb], "big") >> drop for i in range(count)]
 
 
 def check_room(pk: PaillierPublicKey, value_bits: int, sigma: int = STAT_SIGMA) -> None:
@@ -59,7 +68,7 @@ def mask(
     check_room(pk, value_bits, sigma)
     rng = rng or SecureRandom()
     width = value_bits + sigma
-    masks = [rng.randbits(width) for _ in range(len(cts))]
+    masks = random_masks(rng, len(cts), width)
     fresh = pk.encrypt(masks, rng)
     to_send = pk.add(cts, fresh)
     return to_send, [-(r >> trunc_bits) for r in masks]
@@ -68,3 +77,69 @@ def mask(
 def unmask(sk: PaillierSecretKey, cts: Sequence[mpz], trunc_bits: int = 0) -> list[int]:
     """The key owner's half: decrypt ``[[M + R]]`` and keep ``(M + R) >> trunc_bits``."""
     return [v >> trunc_bits for v in sk.decrypt(cts)]
+
+
+def pack_layout(pk: PaillierPublicKey, value_bits: int, sigma: int = STAT_SIGMA) -> tuple[int, int]:
+    """``(slot_bits, slots_per_ciphertext)`` for packed HE-to-SS of ``value_bits`` values."""
+    slot = value_bits + sigma + 2
+    return slot, max(1, (pk.plaintext_bits - 1) // slot)
+
+
+def mask_packed(
+    pk: PaillierPublicKey,
+    cts: Sequence[mpz],
+    value_bits: int,
+    trunc_bits: int = 0,
+    rng: CryptoRandom | None = None,
+    sigma: int = STAT_SIGMA,
+) -> tuple[list[mpz], list[int], dict[str, int]]:
+    """Packed HE-to-SS: several masked values per ciphertext, so the key owner decrypts
+    ``1/k`` as many ciphertexts and ``1/k`` as many bytes cross the link.
+
+    Each value gets an offset ``2**value_bits`` (so it is non-negative) and a mask ``R`` of
+    ``value_bits + sigma`` bits; slot ``i`` holds ``M_i + 2**value_bits + R_i``, which never
+    carries into slot ``i + 1``. The packing is Horner's rule on ciphertexts
+    (``slot_bits`` squarings per value) and one fresh encryption per packed ciphertext.
+
+    Returns:
+        ``(to_send, my_shares, layout)``; send ``layout`` (slot bits and count) with the
+        ciphertexts; the owner calls :func:`unmask_packed`.
+    """
+    if trunc_bits > value_bits:
+        raise ParameterError("trunc_bits", f"must be <= value_bits={value_bits}", trunc_bits)
+    check_room(pk, value_bits + 2, sigma)
+    rng = rng or SecureRandom()
+    slot, k = pack_layout(pk, value_bits, sigma)
+    nsq, shift = pk.nsq, mpz(1) << slot
+    offset = 1 << value_bits
+    width = value_bits + sigma
+    masks = random_masks(rng, len(cts), width)
+    packed, plains = [], []
+    for start in range(0, len(cts), k):
+        group = cts[start : start + k]
+        acc = mpz(1)
+        plain = 0
+        for i in range(len(group) - 1, -1, -1):
+            acc = gmpy2.powmod(acc, shift, nsq) * group[i] % nsq
+            plain = (plain << slot) + offset + masks[start + i]
+        packed.append(acc)
+        plains.append(plain)
+    to_send = pk.add(packed, pk.encrypt(plains, rng))
+    mine = [-(r >> trunc_bits) - (offset >> trunc_bits) for r in masks]
+    return to_send, mine, {"slot": slot, "count": len(cts)}
+
+
+def unmask_packed(sk: PaillierSecretKey, cts: Sequence[mpz], slot: int, count: int,
+                  trunc_bits: int = 0) -> list[int]:
+    """The key owner's half of :func:`mask_packed`: decrypt and split the slots."""
+    k = max(1, (sk.public.plaintext_bits - 1) // slot)
+    if len(cts) != -(-count // k):
+        raise ParameterError("packed ciphertexts", f"must number ceil({count}/{k})", len(cts))
+    low = (1 << slot) - 1
+    out: list[int] = []
+    for v in sk.decrypt(cts):
+        v = int(v)
+        for _ in range(min(k, count - len(out))):
+            out.append((v & low) >> trunc_bits)
+            v >>= slot
+    return out

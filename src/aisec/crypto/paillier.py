@@ -140,13 +140,17 @@ class PaillierPublicKey:
         return int(x - self.n) if x > self.half else int(x)
 
     # -- encryption -------------------------------------------------------------------------
-    def _obfuscator(self, rng: CryptoRandom) -> mpz:
-        table, nsq = self._table, self.nsq
-        r = mpz(1)
-        for j, digit in enumerate(rng.bytes(self.exp_bits // 8)):
-            if digit:
-                r = r * table[j][digit] % nsq
-        return r
+    def _obfuscators(self, count: int, rng: CryptoRandom) -> list[mpz]:
+        table, nsq, nb = self._table, self.nsq, self.exp_bits // 8
+        buf = rng.bytes(count * nb)  # one call to the CSPRNG for the whole vector
+        out = []
+        for i in range(count):
+            r = mpz(1)
+            for j, digit in enumerate(buf[i * nb : (i + 1) * nb]):
+                if digit:
+                    r = r * table[j][digit] % nsq
+            out.append(r)
+        return out
 
     def encrypt(self, ms: Sequence[int], rng: CryptoRandom | None = None) -> list[mpz]:
         """Encrypt signed integers (|m| < n/2) with fresh randomness.
@@ -159,7 +163,8 @@ class PaillierPublicKey:
         """
         rng = rng or SecureRandom()
         n, nsq = self.n, self.nsq
-        return [(1 + (mpz(m) % n) * n) * self._obfuscator(rng) % nsq for m in ms]
+        obf = self._obfuscators(len(ms), rng)
+        return [(1 + (mpz(m) % n) * n) * r % nsq for m, r in zip(ms, obf, strict=True)]
 
     def encrypt_trivial(self, ms: Sequence[int]) -> list[mpz]:
         """Deterministic encryption with randomness 1 (only for values that are re-randomised
@@ -170,7 +175,7 @@ class PaillierPublicKey:
     def rerandomize(self, cts: Sequence[mpz], rng: CryptoRandom | None = None) -> list[mpz]:
         rng = rng or SecureRandom()
         nsq = self.nsq
-        return [c * self._obfuscator(rng) % nsq for c in cts]
+        return [c * r % nsq for c, r in zip(cts, self._obfuscators(len(cts), rng), strict=True)]
 
     # -- homomorphic operations -------------------------------------------------------------
     def add(self, a: Sequence[mpz], b: Sequence[mpz]) -> list[mpz]:
@@ -261,16 +266,20 @@ class PaillierSecretKey:
         )
 
     def encrypt(self, ms: Sequence[int], rng: CryptoRandom | None = None) -> list[mpz]:
-        """Encrypt as the key owner (CRT on the obfuscator): same ciphertexts, ~1.5x faster."""
+        """Encrypt as the key owner: CRT on the obfuscator from 2048 bits up (about 1.4x faster
+        there; below, the CRT recombination costs more than it saves and the public path runs)."""
+        if self.public.bits < 2048:
+            return self.public.encrypt(ms, rng)
         rng = rng or SecureRandom()
         tp, tq = self._tables
         psq, qsq, nsq, n = self.psq, self.qsq, self.public.nsq, self.public.n
         inv = self._qsq_inv_psq
         nbytes = self.public.exp_bits // 8
+        buf = rng.bytes(len(ms) * nbytes)
         out = []
-        for m in ms:
+        for i, m in enumerate(ms):
             rp = rq = mpz(1)
-            for j, d in enumerate(rng.bytes(nbytes)):
+            for j, d in enumerate(buf[i * nbytes : (i + 1) * nbytes]):
                 if d:
                     rp = rp * tp[j][d] % psq
                     rq = rq * tq[j][d] % qsq

@@ -56,6 +56,14 @@ def _job_mask(kb: bytes, cts: list[mpz], value_bits: int, trunc: int) -> tuple[l
     return h2s.mask(_key(kb), cts, value_bits, trunc)
 
 
+def _job_mask_packed(kb: bytes, cts: list[mpz], value_bits: int, trunc: int) -> tuple[Any, ...]:
+    return h2s.mask_packed(_key(kb), cts, value_bits, trunc)
+
+
+def _job_unmask_packed(kb: bytes, cts: list[mpz], slot: int, count: int, trunc: int) -> list[int]:
+    return h2s.unmask_packed(_key(kb), cts, slot, count, trunc)
+
+
 def _chunks(n: int, k: int) -> list[tuple[int, int]]:
     k = max(1, min(k, n))
     step, extra = divmod(n, k)
@@ -178,3 +186,36 @@ class HEWorkers:
             sent.extend(s)
             mine.extend(m)
         return sent, mine
+
+    def mask_packed(self, pk: PaillierPublicKey, cts: Sequence[mpz], value_bits: int,
+                    trunc_bits: int = 0) -> tuple[list[mpz], list[int], dict[str, int]]:
+        """Packed HE-to-SS masking (see :func:`aisec.crypto.h2s.mask_packed`) over workers."""
+        slot, k = h2s.pack_layout(pk, value_bits)
+        groups = -(-len(cts) // k)
+        if self.backend == "inline" or groups < 2 * self.workers:
+            return h2s.mask_packed(pk, cts, value_bits, trunc_bits)
+        kb = pk.to_bytes()
+        calls = [(kb, list(cts[a * k : b * k]), value_bits, trunc_bits)
+                 for a, b in _chunks(groups, self.workers)]
+        sent: list[mpz] = []
+        mine: list[int] = []
+        for s, m, _ in self._submit_all(_job_mask_packed, calls):
+            sent.extend(s)
+            mine.extend(m)
+        return sent, mine, {"slot": slot, "count": len(cts)}
+
+    def unmask_packed(self, sk: PaillierSecretKey, cts: Sequence[mpz], slot: int, count: int,
+                      trunc_bits: int = 0) -> list[int]:
+        """The key owner's half of packed HE-to-SS, over workers."""
+        k = max(1, (sk.public.plaintext_bits - 1) // slot)
+        if self.backend == "inline" or len(cts) < 2 * self.workers:
+            return h2s.unmask_packed(sk, cts, slot, count, trunc_bits)
+        if len(cts) != -(-count // k):
+            raise ParameterError("packed ciphertexts", f"must number ceil({count}/{k})", len(cts))
+        kb = sk.to_bytes()
+        calls = [(kb, list(cts[a:b]), slot, min(count, b * k) - a * k, trunc_bits)
+                 for a, b in self._parts(len(cts))]
+        out: list[int] = []
+        for r in self._submit_all(_job_unmask_packed, calls):
+            out.extend(r)
+        return out

@@ -372,6 +372,26 @@ class _Party:
             raise PeerError(self.ch.peer, step, f"bad truncation {t!r}")
         return t
 
+    def _h2s_send(self, step: str, cts: list, value_bits: int, trunc: int) -> list[int]:
+        """HE-to-SS of ciphertexts under the peer's key, packed; returns this party's shares."""
+        sent, mine, layout = self.pool.mask_packed(self.peer_pk, cts, value_bits, trunc)
+        self._send_cts(step, self.peer_pk, sent, trunc=trunc, **layout)
+        return mine
+
+    def _h2s_recv(self, step: str, count: int) -> list[int]:
+        """The key owner's half: receive packed masked values and decrypt this party's shares."""
+        msg = self.ch.recv(step)
+        trunc = self._recv_trunc(msg, step)
+        slot = msg.get("slot")
+        if msg.get("count") != count or not isinstance(slot, int) or not 48 <= slot < self.pk.bits:
+            raise PeerError(self.ch.peer, step, f"bad packing (count {msg.get('count')!r}, "
+                                                f"slot {slot!r}; expected count {count})")
+        try:
+            cts = self.pk.ciphertexts_from_bytes(msg.get("ct", b""))
+            return self.pool.unmask_packed(self.sk, cts, slot, count, trunc)
+        except ParameterError as exc:
+            raise PeerError(self.ch.peer, step, f"malformed ciphertexts ({exc})") from None
+
     def _scale(self, shares: list[int], factor: float) -> list[int]:
         k = _fixed(factor, 30)
         return [(k * s) >> 30 for s in shares]
@@ -384,10 +404,8 @@ class _Party:
         # 1. shares of z
         z_enc = self.pool.matvec(self.peer_pk, xb, self.w_enc)
         trunc = self.s_w + self.fx - f
-        sent, z_mine = self.pool.mask(self.peer_pk, z_enc, self.s_w + self.fx + p.magnitude_bits, trunc)
-        self._send_cts("z", self.peer_pk, sent, trunc=trunc)
-        got, meta = self._recv_cts("z", self.pk, n)
-        z_peer = self.pool.decrypt(self.sk, got, self._recv_trunc(meta, "z"))
+        z_mine = self._h2s_send("z", z_enc, self.s_w + self.fx + p.magnitude_bits, trunc)
+        z_peer = self._h2s_recv("z", n)
         z = self._scale([a + b for a, b in zip(z_mine, z_peer, strict=True)], self.c)
         # 2. shares of y_hat
         if p.sigmoid == "cubic":
@@ -427,8 +445,7 @@ class _Party:
         if not self.is_b:
             powers = [s for s in z] + [s * s for s in z] + [s * s * s for s in z]
             self._send_cts("cubic_powers", self.pk, self.pool.encrypt(self.sk, powers))
-            got, meta = self._recv_cts("cubic_yhat", self.pk, n)
-            return self.pool.decrypt(self.sk, got, self._recv_trunc(meta, "cubic_yhat"))
+            return self._h2s_recv("cubic_yhat", n)
         cts, _ = self._recv_cts("cubic_powers", self.peer_pk, 3 * n)
         pk, nsq = self.peer_pk, self.peer_pk.nsq
         c1, c2, c3 = cts[:n], cts[n : 2 * n], cts[2 * n :]
@@ -443,18 +460,14 @@ class _Party:
                   * gmpy2.powmod(c1[i], 3 * t * t, nsq) % nsq * (1 + (t**3 % pk.n) * pk.n) % nsq)
             y = gmpy2.powmod(zc, k1, nsq) * gmpy2.powmod(z3, k3, nsq) % nsq
             out.append(y * (1 + (k0 % pk.n) * pk.n) % nsq)                   # [[y_hat 2^4f]]
-        sent, mine = self.pool.mask(pk, out, 4 * f + p.magnitude_bits + 3 * p.magnitude_bits, 3 * f)
-        self._send_cts("cubic_yhat", pk, sent, trunc=3 * f)
-        return mine
+        return self._h2s_send("cubic_yhat", out, 4 * f + 4 * p.magnitude_bits, 3 * f)
 
     # end --------------------------------------------------------------------------------------
     def reveal(self) -> np.ndarray:
         """Each party learns its own weights: mask, peer decrypts, return, unmask."""
         vb = self.s_w + self.params.magnitude_bits
-        sent, mine = self.pool.mask(self.peer_pk, self.w_enc, vb, 0)
-        self._send_cts("reveal", self.peer_pk, sent)
-        got, _ = self._recv_cts("reveal", self.pk, self._peer_d)
-        self.ch.send("reveal_back", {"v": BigInts(self.pool.decrypt(self.sk, got, 0))})
+        mine = self._h2s_send("reveal", self.w_enc, vb, 0)
+        self.ch.send("reveal_back", {"v": BigInts(self._h2s_recv("reveal", self._peer_d))})
         back = self.ch.recv("reveal_back").get("v")
         if not isinstance(back, list) or len(back) != self.d:
             raise PeerError(self.ch.peer, "reveal_back", "wrong number of values")
@@ -469,7 +482,8 @@ def train_party(
     params: CaesarParams,
     checkpoint_dir: str | Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-) -> tuple[CaesarModel, TrainReport]:
+    finish: bool = True,
+) -> tuple[CaesarModel | None, TrainReport]:
     """Run one party of CAESAR training to the end.
 
     Args:
@@ -480,8 +494,11 @@ def train_party(
         checkpoint_dir: where this party keeps its key and per-epoch checkpoints; a rerun with
             the same directory (on both sides) resumes after the last common epoch.
         progress: called with (epoch, batch, message).
+        finish: reveal the weights at the end; False stops after training with no model
+            (benchmarks of the training phase alone; both parties must agree).
     Returns:
-        ``(model, report)``: this party's own weights and its measurements.
+        ``(model, report)``: this party's own weights (None if not ``finish``) and its
+        measurements.
     """
     if role not in ("A", "B"):
         raise ParameterError("role", "must be 'A' or 'B'", role)
@@ -518,15 +535,18 @@ def train_party(
                                       "params": {k: v for k, v in params.agreed().items()
                                                  if k != "epochs"}})
                 report.epochs_run += 1
-            weights = party.reveal()
+            channel.send("finish", {"finish": bool(finish)})
+            if channel.recv("finish").get("finish") != bool(finish):
+                raise ConfigError("parties disagree on revealing the weights at the end")
+            weights = party.reveal() if finish else None
         except Exception as exc:
             channel.abort(f"{type(exc).__name__}: {exc}")
             raise
-    names = tuple(data.feature_names) + (("(intercept)",) if role == "B" else ())
-    if len(names) != len(weights):
-        names = ()
-    model = CaesarModel(role, weights, names)
-    ckpt.write_model(model)
+    model = None
+    if weights is not None:
+        names = tuple(data.feature_names) + (("(intercept)",) if role == "B" else ())
+        model = CaesarModel(role, weights, names if len(names) == len(weights) else ())
+        ckpt.write_model(model)
     report.seconds = time.perf_counter() - t0
     report.comm = channel.stats.as_dict()
     batch_steps = ("z", "e", "cubic_powers", "cubic_yhat")

@@ -155,7 +155,7 @@ def zipf_sparse(n: int, d: int, nnz_per_row: float, rng: np.random.Generator,
 
     Args:
         n: rows (<= 2**20).  d: columns (<= 2**20).
-        nnz_per_row: mean non-zeros per row (Poisson), >= 1.
+        nnz_per_row: mean non-zeros per row (Poisson; rows may be empty), > 0.
         rng: the generator.
         exponent: Zipf exponent of column popularity.
         binary: 1.0 entries if True, else |N(0,1)| + 0.1 values.
@@ -166,9 +166,9 @@ def zipf_sparse(n: int, d: int, nnz_per_row: float, rng: np.random.Generator,
     for name, v in (("n", n), ("d", d)):
         if not 1 <= v <= 2**20:
             raise ParameterError(name, "must be in [1, 2**20]", v)
-    if not 1 <= nnz_per_row <= d:
-        raise ParameterError("nnz_per_row", f"must be in [1, d={d}]", nnz_per_row)
-    counts = np.clip(rng.poisson(nnz_per_row, size=n), 1, d)
+    if not 0 < nnz_per_row <= d:
+        raise ParameterError("nnz_per_row", f"must be in (0, d={d}]", nnz_per_row)
+    counts = np.clip(rng.poisson(nnz_per_row, size=n), 0, d)
     popularity = 1.0 / np.arange(1, d + 1) ** exponent
     popularity /= popularity.sum()
     perm = rng.permutation(d)  # popular columns spread over both parties

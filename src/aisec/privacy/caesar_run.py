@@ -57,7 +57,7 @@ class DataSpec(StrictModel):
     frac_a: float = Field(0.5, gt=0, lt=1, description="share of the columns held by A")
     zipf_n: int = Field(10000, ge=10, le=2**20)
     zipf_d: int = Field(10000, ge=2, le=2**20)
-    zipf_nnz_per_row: float = Field(20.0, ge=1)
+    zipf_nnz_per_row: float = Field(20.0, gt=0)
     zipf_binary: bool = True
 
 
