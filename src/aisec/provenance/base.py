@@ -1,0 +1,143 @@
+"""Common interface of generation-time (initial-noise) image watermarks.
+
+A latent watermark writes a key-dependent pattern into the initial Gaussian noise z_T of a
+diffusion model and detects it in the noise recovered from an image by DDIM inversion. The family
+verbs are ``keygen`` (secret material), ``embed`` (watermarked initial noise) and ``detect``
+(scores and, for multi-bit methods, the decoded message) on recovered noise. Running the
+diffusion model around them is :mod:`aisec.provenance.pipeline`'s job, so the same method works
+on the embedded DDPM, the exact-score Gaussian mixture and Stable Diffusion.
+
+Threat model: the key (message, cipher key, ring pattern) is secret to the model owner, who
+generates and later detects; the adversary sees watermarked images only and edits them (the
+distortions and attacks of :mod:`aisec.perturb`) to remove the mark, or presents clean images
+hoping for a false accusation. Detection is private-key (the detector holds the key).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from aisec.config import StrictModel
+from aisec.errors import ConfigError, ParameterError
+from aisec.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+    from aisec.rng import CryptoRandom
+
+__all__ = ["IMAGE_WATERMARKS", "LatentWatermark", "WatermarkKey", "Detection", "get_method"]
+
+IMAGE_WATERMARKS: Registry[type[LatentWatermark]] = Registry("image watermark")
+
+
+@dataclass(frozen=True)
+class WatermarkKey:
+    """Secret key material of one method for one latent shape.
+
+    Attributes:
+        method: registered method name.
+        latent_shape: (C, H, W) of the initial noise the key fits.
+        params: the method's parameters (a dict of its parameter model).
+        material: named numpy arrays (uint8 key bytes, message bits, ring pattern ...).
+    """
+
+    method: str
+    latent_shape: tuple[int, int, int]
+    params: dict[str, Any]
+    material: dict[str, np.ndarray]
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"WatermarkKey(method={self.method!r}, latent_shape={self.latent_shape}, <secret>)"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Detection scores for a batch of B images (higher score = more likely watermarked).
+
+    Attributes:
+        score: (B,) float64, the method's decision statistic.
+        bits: (B, k) uint8 decoded message, or None for zero-bit methods.
+        bit_acc: (B,) float64 fraction of message bits correct, or None.
+        features: named (B,) float64 per-branch statistics (for fusion and reports).
+    """
+
+    score: np.ndarray
+    bits: np.ndarray | None = None
+    bit_acc: np.ndarray | None = None
+    features: dict[str, np.ndarray] | None = None
+
+
+class LatentWatermark(ABC):
+    """Base class: a watermark of the initial noise of a diffusion model.
+
+    Subclasses set ``Params`` (a strict pydantic model) and implement the three verbs.
+    """
+
+    Params: ClassVar[type[StrictModel]]
+    name: ClassVar[str]
+    multibit: ClassVar[bool] = False
+
+    def __init__(self, params: StrictModel | None = None, **overrides: Any) -> None:
+        if params is None:
+            try:
+                params = self.Params(**overrides)
+            except Exception as exc:  # pydantic ValidationError -> one line naming the method
+                first = str(exc).splitlines()
+                raise ConfigError(f"{self.name}: invalid parameters ({'; '.join(first[:3])})") from None
+        self.params = params
+
+    def check_key(self, key: WatermarkKey, latent_shape: tuple[int, ...] | None = None) -> None:
+        """Reject a key of another method or another latent shape with a one-line error."""
+        if key.method != self.name:
+            raise ConfigError(f"key is for method {key.method!r}, not {self.name!r}")
+        if latent_shape is not None and tuple(latent_shape) != tuple(key.latent_shape):
+            raise ConfigError(
+                f"key fits latents of shape {tuple(key.latent_shape)}, not {tuple(latent_shape)}"
+            )
+
+    @abstractmethod
+    def keygen(self, latent_shape: tuple[int, int, int], rng: CryptoRandom) -> WatermarkKey:
+        """Fresh secret key for initial noise of shape (C, H, W)."""
+
+    @abstractmethod
+    def embed(
+        self,
+        key: WatermarkKey,
+        n: int,
+        generator: torch.Generator,
+        nonces: list[bytes] | None = None,
+    ) -> torch.Tensor:
+        """Watermarked initial noise (n, C, H, W) float32, marginally standard normal.
+
+        ``nonces`` (one 12-byte nonce per image) overrides the key's fixed nonce where the
+        method uses a stream cipher; other methods ignore it.
+        """
+
+    @abstractmethod
+    def detect(
+        self, key: WatermarkKey, z: torch.Tensor, nonces: list[bytes] | None = None
+    ) -> Detection:
+        """Scores for recovered initial noise z (B, C, H, W)."""
+
+
+def get_method(name: str, **params: Any) -> LatentWatermark:
+    """Instantiate a registered image watermark by name with parameter overrides."""
+    # Importing the package registers every method.
+    import aisec.provenance.gaussian_shading  # noqa: F401
+    import aisec.provenance.gaussmarker  # noqa: F401
+    import aisec.provenance.tree_ring  # noqa: F401
+
+    entry = IMAGE_WATERMARKS.entry(name)
+    merged = {**entry.defaults, **params}
+    return entry.obj(**merged)
+
+
+def check_n(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ParameterError("n", "must be a positive integer", n)
+    return int(n)

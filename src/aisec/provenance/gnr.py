@@ -1,0 +1,255 @@
+"""Gaussian Noise Restorer (GNR): a U-Net that restores a distorted sign map of the initial noise.
+
+After DDIM inversion of an edited image, the recovered sign map m' of a Gaussian-Shading latent is a
+rotated / rescaled / noisy copy of the encrypted bit map m. The GNR maps m' back to m. It is
+trained on purely synthetic data, with no diffusion model and no image ("model-independent"):
+
+* positive (prob 1 - neg_p): x = flip(affine(m), fp), target m;
+* negative (prob neg_p): r random bits, x = flip(affine(r), fp), target x (so that maps that do
+  not carry the mark are passed through, not "hallucinated" into m). Half of the random maps here
+  are spatially correlated (sign of blurred noise), because the sign maps inverted from clean
+  images are correlated, not i.i.d. (the reference uses i.i.d. bits only);
+* affine: rotation in [-degrees, degrees], scale in [s_min, s_max], nearest neighbour,
+  out-of-frame cells filled with random bits; flip = each bit flipped with probability in [0, fp].
+
+Architecture: milesial-style U-Net (DoubleConv = (conv3x3-BN-ReLU) x 2; max-pool downs;
+transposed-conv ups), width ``nf`` (reference nf = 128, ~31 M parameters; nf = 16 trains on a CPU
+in minutes). The GNR is specific to one key's m (reference ``classifier_type=0``).
+
+Reference: Li, Huang, Hou, Hong, "GaussMarker: Robust Dual-Domain Watermark for Diffusion
+Models", ICML 2025 (code: SunnierLee/GaussMarker, ``train_GNR.py``, ``unet/``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import Field
+
+from aisec.config import StrictModel
+from aisec.errors import InputFileError, ParameterError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["GNRConfig", "GNR", "build_gnr", "train_gnr", "random_affine", "key_fingerprint"]
+
+
+class GNRConfig(StrictModel):
+    """GNR architecture and synthetic-training recipe (reference values in brackets)."""
+
+    nf: int = Field(16, ge=4)  # [128]
+    depth: int = Field(2, ge=1, le=4)  # [3]
+    steps: int = Field(3000, ge=1)  # [50000]
+    batch_size: int = Field(64, ge=2)  # [32]
+    lr: float = Field(2e-3, gt=0)  # [1e-4]
+    degrees: float = Field(180.0, ge=0)  # [180]
+    s_min: float = Field(1.0, gt=0)  # [1.0]
+    s_max: float = Field(1.2, gt=0)  # [1.2]
+    fp: float = Field(0.35, ge=0, le=0.5)  # [0.35]
+    neg_p: float = Field(0.5, ge=0, le=1)  # [0.5]
+    max_minutes: float = Field(30.0, gt=0)
+    threads: int = Field(2, ge=1)
+
+
+def _unet(in_ch: int, out_ch: int, nf: int, depth: int) -> Any:
+    import torch
+    from torch import nn
+
+    def double(i: int, o: int) -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
+            nn.Conv2d(o, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
+        )
+
+    class UNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            chans = [nf * 2**i for i in range(depth + 1)]
+            self.inc = double(in_ch, chans[0])
+            self.downs = nn.ModuleList(double(chans[i], chans[i + 1]) for i in range(depth))
+            self.ups = nn.ModuleList(
+                nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth))
+            )
+            self.upconvs = nn.ModuleList(
+                double(2 * chans[i], chans[i]) for i in reversed(range(depth))
+            )
+            self.outc = nn.Conv2d(chans[0], out_ch, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            skips = [self.inc(x)]
+            for d in self.downs:
+                skips.append(d(torch.nn.functional.max_pool2d(skips[-1], 2)))
+            h = skips.pop()
+            for up, conv in zip(self.ups, self.upconvs, strict=True):
+                h = conv(torch.cat([skips.pop(), up(h)], dim=1))
+            return self.outc(h)
+
+    return UNet()
+
+
+def build_gnr(channels: int, cfg: GNRConfig) -> Any:
+    """The GNR U-Net for sign maps with ``channels`` channels (random init)."""
+    return _unet(channels, channels, cfg.nf, cfg.depth)
+
+
+def key_fingerprint(m: np.ndarray) -> str:
+    """Short public fingerprint of an encrypted bit map (to match a GNR with its key)."""
+    import hashlib
+
+    return hashlib.sha256(b"aisec-gnr" + np.packbits(m.astype(np.uint8)).tobytes()).hexdigest()[:16]
+
+
+def random_affine(
+    x: torch.Tensor, generator: torch.Generator, degrees: float, s_min: float, s_max: float
+) -> torch.Tensor:
+    """Random rotation + scale of bit maps x (B, C, H, W) in {0, 1}; empty cells get random bits."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    b = x.shape[0]
+    ang = (torch.rand(b, generator=generator) * 2 - 1) * degrees * math.pi / 180
+    scale = s_min + torch.rand(b, generator=generator) * (s_max - s_min)
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin, torch.zeros(b)], 1), torch.stack([sin, cos, torch.zeros(b)], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    ones = torch.ones_like(x[:, :1])
+    out = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    inside = F.grid_sample(ones, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    fill = (torch.rand(x.shape, generator=generator) < 0.5).to(x.dtype)
+    return torch.where(inside > 0.5, out, fill)
+
+
+def _random_maps(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Random bit maps: half i.i.d., half spatially correlated (sign of blurred noise)."""
+    import torch
+    import torch.nn.functional as F
+
+    b = shape[0]
+    iid = (torch.rand(shape, generator=generator) < 0.5).float()
+    noise = torch.randn(shape, generator=generator)
+    k = torch.tensor([1.0, 2.0, 1.0])
+    k2 = (k[:, None] * k[None, :] / 16).expand(shape[1], 1, 3, 3)
+    smooth = F.conv2d(noise, k2, padding=1, groups=shape[1])
+    corr = (smooth > 0).float()
+    pick = (torch.rand(b, generator=generator) < 0.5).view(-1, 1, 1, 1)
+    return torch.where(pick, corr, iid)
+
+
+def synthetic_batch(
+    m: torch.Tensor, cfg: GNRConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One GNR training batch (inputs, targets), both (B, C, H, W) in {0, 1}."""
+    import torch
+
+    b = cfg.batch_size
+    shape = (b, *m.shape)
+    neg = (torch.rand(b, generator=generator) < cfg.neg_p).view(-1, 1, 1, 1)
+    src = torch.where(neg, _random_maps(shape, generator), m.expand(shape))
+    x = random_affine(src, generator, cfg.degrees, cfg.s_min, cfg.s_max)
+    p = torch.rand(b, generator=generator).view(-1, 1, 1, 1) * cfg.fp
+    flips = (torch.rand(shape, generator=generator) < p).float()
+    x = (x + flips) % 2
+    target = torch.where(neg, x, m.expand(shape))
+    return x, target
+
+
+class GNR:
+    """A trained GNR for one key: ``restore(sign_maps) -> restored sign maps``.
+
+    Args:
+        net: the U-Net (eval mode).
+        cfg: its configuration.
+        fingerprint: :func:`key_fingerprint` of the encrypted map it was trained for.
+    """
+
+    def __init__(self, net: Any, cfg: GNRConfig, fingerprint: str) -> None:
+        self.net = net.eval()
+        self.cfg = cfg
+        self.fingerprint = fingerprint
+
+    def restore(self, signs: np.ndarray) -> np.ndarray:
+        """Sign maps (B, C, H, W) uint8 {0, 1} -> restored maps, same shape and dtype."""
+        import torch
+
+        with torch.no_grad():
+            x = torch.from_numpy(np.asarray(signs, dtype=np.float32))
+            logits = self.net(x * 2 - 1)
+        return (logits > 0).numpy().astype(np.uint8)
+
+    def save(self, path: str | Path) -> Path:
+        from aisec.io import save_safetensors
+
+        meta = {"config": self.cfg.model_dump_json(), "fingerprint": self.fingerprint,
+                "channels": str(self.net.inc[0].in_channels)}
+        return save_safetensors(path, self.net.state_dict(), meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GNR:
+        from safetensors import safe_open
+
+        from aisec.io import load_safetensors
+
+        p = Path(path)
+        tensors = load_safetensors(p)
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+            cfg = GNRConfig(**json.loads(meta["config"]))
+            net = build_gnr(int(meta["channels"]), cfg)
+            net.load_state_dict(tensors)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise InputFileError(p, f"not an aisec GNR weight file ({type(exc).__name__})") from None
+        return cls(net, cfg, meta["fingerprint"])
+
+
+def train_gnr(
+    m: np.ndarray,
+    cfg: GNRConfig | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> GNR:
+    """Train a GNR for the encrypted bit map m (C, H, W) uint8 on synthetic sign maps."""
+    import torch
+
+    cfg = cfg or GNRConfig()
+    m = np.asarray(m, dtype=np.uint8)
+    if m.ndim != 3:
+        raise ParameterError("m", "must be a (C, H, W) bit map", m.shape)
+    if cfg.s_max < cfg.s_min:
+        raise ParameterError("s_max", f"must be >= s_min ({cfg.s_min})", cfg.s_max)
+    h = m.shape[1]
+    if h % (2**cfg.depth):
+        raise ParameterError("depth", f"2**depth must divide the map size {h}", cfg.depth)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(seed)  # layer init uses the global torch generator
+    gen = torch.Generator().manual_seed(seed)
+    net = build_gnr(m.shape[0], cfg).train()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    mt = torch.from_numpy(m.astype(np.float32))
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    start, running = time.time(), None
+    for step in range(1, cfg.steps + 1):
+        x, y = synthetic_batch(mt, cfg, gen)
+        loss = loss_fn(net(x * 2 - 1), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        over = (time.time() - start) / 60 > cfg.max_minutes
+        if log and (step % 200 == 0 or over or step == cfg.steps):
+            log(f"gnr step {step} loss {running:.4f} {time.time() - start:.0f}s")
+        if over:
+            break
+    return GNR(net, cfg, key_fingerprint(m))

@@ -1,0 +1,94 @@
+"""``aisec watermark``: keygen -> generate -> detect on the mixture backbone, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from aisec.cli.main import main
+
+BB = ["--backbone", "gmm-digits"]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("wm")
+    assert main(["watermark", "keygen", "--method", "gaussmarker", "--out", str(d / "gm.key"), *BB]) == 0
+    assert main(["watermark", "keygen", "--method", "tree_ring", "--out", str(d / "tr.key"), *BB]) == 0
+    assert main(["watermark", "generate", "--method", "gaussmarker", "--key", str(d / "gm.key"),
+                 "--n", "3", "--steps", "20", "--seed", "1", "--out", str(d / "wm"), *BB]) == 0
+    assert main(["watermark", "generate", "--method", "none", "--n", "3", "--steps", "20",
+                 "--seed", "2", "--out", str(d / "clean"), *BB]) == 0
+    return d
+
+
+def test_keygen_is_private_and_silent(made: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert stat.S_IMODE(os.stat(made / "gm.key").st_mode) == 0o600
+    key_text = (made / "gm.key").read_text()
+    material = json.loads(key_text)["material"]["gs.cipher_key"]["data"]
+    assert main(["watermark", "keygen", "--out", str(made / "x.key"), "--format", "json", *BB]) == 0
+    out = capsys.readouterr()
+    assert material not in out.out + out.err
+    assert json.loads(out.out)["bits"] == 64
+
+
+def test_detect_png_and_jpeg(made: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    wm = sorted((made / "wm").glob("*.png"))
+    clean = sorted((made / "clean").glob("*.png"))
+    assert len(wm) == 3 and len(clean) == 3
+    Image.open(wm[0]).save(made / "wm0.jpg", quality=95)
+    capsys.readouterr()
+    rc = main(["watermark", "detect", *map(str, wm + clean), str(made / "wm0.jpg"),
+               "--key", str(made / "gm.key"), "--steps", "20", "--format", "json", *BB])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["watermarked"] for r in rows[:6]] == [True] * 3 + [False] * 3
+    assert all(r["bit_acc"] > 0.9 for r in rows[:3])
+    assert len(rows[0]["bits"]) == 16  # 64 bits as hex
+
+
+def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+def test_bad_inputs_give_one_line_errors(made: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    good = sorted((made / "wm").glob("*.png"))[0]
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(good.read_bytes()[:60])
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not an image")
+    small = tmp_path / "small.png"
+    Image.new("L", (28, 28)).save(small)
+    badkey = tmp_path / "bad.key"
+    badkey.write_text("{not json")
+    cases = [
+        ([str(trunc)], str(made / "gm.key"), "truncated"),
+        ([str(junk)], str(made / "gm.key"), "corrupt"),
+        ([str(small)], str(made / "gm.key"), "28x28"),
+        ([str(good)], str(badkey), "not a watermark key"),
+        ([str(tmp_path / "missing.png")], str(made / "gm.key"), "no such image"),
+    ]
+    for imgs, key, needle in cases:
+        rc, err = _err(capsys, ["watermark", "detect", *imgs, "--key", key, *BB])
+        assert rc == 2 and needle in err and len(err.splitlines()) == 1, (needle, err)
+    rc, err = _err(capsys, ["watermark", "generate", "--method", "gaussian_shading", "--key",
+                            str(made / "tr.key"), "--n", "1", "--out", str(tmp_path / "o"), *BB])
+    assert rc == 2 and "is for method 'tree_ring', not 'gaussian_shading'" in err
+    rc, err = _err(capsys, ["watermark", "train-gnr", "--key", str(made / "tr.key"),
+                            "--out", str(tmp_path / "g.safetensors")])
+    assert rc == 2 and "gaussmarker or gaussian_shading" in err
