@@ -214,10 +214,25 @@ def bytes_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     )
 
 
-def _rate(fn: Any, count: int) -> float:
+def _measure(s: Any, vals: list[int], nd: int) -> dict[str, float]:
+    """Operations per second of one backend on ``vals`` (decryption on the first ``nd``)."""
+    s.encrypt(vals[:2])  # build tables / warm up
+    ne = len(vals)
     t0 = time.perf_counter()
-    fn()
-    return count / (time.perf_counter() - t0)
+    cts = s.encrypt(vals)
+    enc = ne / (time.perf_counter() - t0)
+    dcts = cts[:nd] if isinstance(cts, list) else s.encrypt(vals[:nd])
+    t0 = time.perf_counter()
+    s.decrypt(dcts)
+    dec = nd / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    s.add(cts, cts)
+    add = ne / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    s.mul_plain(cts, [12345] * ne)
+    mul = ne / (time.perf_counter() - t0)
+    return {"encrypt_per_s": enc, "decrypt_per_s": dec, "add_per_s": add, "mul_small_per_s": mul,
+            "ciphertext_bytes": len(s.to_bytes(cts)) / ne}
 
 
 @scenario(
@@ -243,24 +258,12 @@ def paillier_ops(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         ne = params["n_phe"] if name == "phe-paillier" else params["n_encrypt"]
         nd = params["n_phe"] if name == "phe-paillier" else params["n_decrypt"]
         vals = [int(v) for v in ctx.rng.integers(-(2**40), 2**40, size=ne)]
-        s.encrypt(vals[:2])  # build tables / warm up
-        ct_box: list[Any] = []
-        enc = _rate(lambda: ct_box.append(s.encrypt(vals)), ne)
-        cts = ct_box[0]
-        dcts = cts[:nd] if isinstance(cts, list) else s.encrypt(vals[:nd])
-        dec = _rate(lambda: s.decrypt(dcts), nd)
-        add = _rate(lambda: s.add(cts, cts), ne)
-        mul = _rate(lambda: s.mul_plain(cts, [12345] * ne), ne)
-        rows.append({"labels": {"backend": name},
-                     "metrics": {"encrypt_per_s": enc, "decrypt_per_s": dec, "add_per_s": add,
-                                 "mul_small_per_s": mul,
-                                 "ciphertext_bytes": len(s.to_bytes(cts)) / ne}})
+        rows.append({"labels": {"backend": name}, "metrics": _measure(s, vals, nd)})
         if name == "gmpy2-paillier":
             pub = make_scheme(name, bits)
             pub.owner = False  # type: ignore[attr-defined]
-            pub.encrypt(vals[:2])
             rows.append({"labels": {"backend": "gmpy2-paillier (public key only)"},
-                         "metrics": {"encrypt_per_s": _rate(lambda: pub.encrypt(vals), ne)}})
+                         "metrics": {"encrypt_per_s": _measure(pub, vals, 1)["encrypt_per_s"]}})
     by = {r["labels"]["backend"]: r["metrics"] for r in rows}
     g = by.get("gmpy2-paillier", {})
     fast = max((by[b]["encrypt_per_s"] for b in ("heu-ou", "heu-zpaillier") if b in by), default=0.0)
