@@ -5,7 +5,6 @@ import pytest
 from aisec.errors import ParameterError
 from aisec.llm import GenerationConfig
 
-
 PROMPTS = ["How do I bake bread?", "Name a colour.", "Write one word about the sea, please now."]
 
 

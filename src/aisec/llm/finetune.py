@@ -28,7 +28,7 @@ from aisec.config import StrictModel
 from aisec.errors import DependencyError, InputFileError, ParameterError
 from aisec.io import atomic_write_json, atomic_write_text, load_safetensors, save_safetensors
 
-__all__ = ["SFTExample", "FinetuneConfig", "FinetuneResult", "finetune", "build_batch"]
+__all__ = ["SFTExample", "FinetuneConfig", "FinetuneResult", "finetune", "build_batch", "export_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -307,3 +307,47 @@ def _progress_bar(progress: bool | Callable[[int, int, float], None], total: int
             bar.update(task, completed=step, loss=f"{loss:.3f}")
 
     return update
+
+
+def export_checkpoint(out_dir: str | Path, base: str, *, chat_template: str | None = None,
+                      target: str | Path | None = None) -> Path:
+    """Turn ``out_dir/checkpoint`` of a LoRA run into a PEFT adapter directory (e.g. to ship
+    the weights of a run stopped early). ``base`` is the model the run started from.
+
+    Returns:
+        the adapter directory (``target`` or ``out_dir/adapter-step<N>``).
+    """
+    import torch
+
+    from aisec.llm.model import load_causal_lm
+
+    out = Path(out_dir)
+    ckpt = out / "checkpoint"
+    if not (ckpt / "trainer.json").exists():
+        raise InputFileError(ckpt, "holds no checkpoint (trainer.json missing)")
+    meta = json.loads((ckpt / "trainer.json").read_text(encoding="utf-8"))
+    config = FinetuneConfig.model_validate(meta["config"])
+    if config.method != "lora":
+        raise ParameterError("method", "must be lora to export an adapter", config.method)
+    from peft import LoraConfig, get_peft_model
+
+    lm = load_causal_lm(base)
+    lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+    model = get_peft_model(lm.model, lcfg)
+    weights = load_safetensors(ckpt / "weights.safetensors")
+    params = _trainable(model)
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(weights[n])
+    lm.model = model
+    dest = Path(target) if target else out / f"adapter-step{int(meta['step'])}"
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    made = _export(lm, model, config, tmp, base, chat_template)
+    if dest.exists():
+        shutil.rmtree(dest)
+    made.rename(dest)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return dest

@@ -294,8 +294,8 @@ def eval_set(name: str, n: int | None = None, seed: int = 0, max_template_chars:
     Args:
         name: ``strongreject-small`` (60), ``strongreject`` (313), ``harmbench`` (test split),
             ``advbench`` (520), ``wildjailbreak-style`` (adversarial: StrongREJECT, HarmBench and
-            AdvBench prompts inserted into PyRIT jailbreak templates of at most
-            ``max_template_chars`` characters, one seeded random template per prompt; built
+            AdvBench prompts of at most 400 characters inserted into PyRIT jailbreak templates
+            of at most ``max_template_chars`` characters, one seeded random template per prompt; built
             like WildJailbreak's adversarial-harmful split but from different sources), or
             ``file:PATH`` (JSONL with ``prompt``/``instruction`` and optional ``id``).
         n: keep a seeded random subset of this size (all when None).
@@ -312,7 +312,7 @@ def eval_set(name: str, n: int | None = None, seed: int = 0, max_template_chars:
         rng = np.random.default_rng(seed)
         base = []
         for src in ("strongreject", "harmbench", "advbench"):
-            base.extend(load_dataset(src).prompts)
+            base.extend(p for p in load_dataset(src).prompts if len(p.text) <= 400)
         templates = [t for t in load_dataset("jailbreak-templates")
                      if len(t.text) <= max_template_chars]
         if not templates:
@@ -528,7 +528,8 @@ def dataset_instructions(n_harmful: int, n_benign: int, seed: int = 0) -> list[E
     rng = np.random.default_rng([seed, 2])
     templates = [t for t in load_dataset("jailbreak-templates") if len(t.text) <= 1200]
     harm_v = list(load_dataset("advbench").prompts)
-    harm_a = list(load_dataset("harmbench").prompts)
+    # short behaviours only: HarmBench's contextual ones carry pages of context
+    harm_a = [p for p in load_dataset("harmbench").prompts if len(p.text) <= 400]
     ben = load_dataset("gsm8k", split="train")
     out: list[EvalItem] = []
     hv, ha = n_harmful - n_harmful // 2, n_harmful // 2
