@@ -54,8 +54,69 @@ def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     )
 
 
+def _party_b_process(port: int, certs: str, x_b: Any, y: Any, params: dict[str, Any],
+                     link: Any, queue: Any) -> None:
+    """Party B in its own process, over TCP + mutual TLS on loopback (two-host layout)."""
+    import numpy as np
+
+    from aisec.privacy.caesar import PROTOCOL, CaesarParams, train_party
+    from aisec.privacy.caesar_data import PartyData
+    from aisec.transport.tcp import listen
+
+    try:
+        ch = listen("B", "A", "127.0.0.1", port, certs, protocol=PROTOCOL, link=link, timeout_s=600)
+        data = PartyData(np.arange(x_b.shape[0]), x_b, y)
+        rep = train_party("B", ch, data, CaesarParams(**params), finish=False)[1]
+        ch.close()
+        queue.put({"seconds_per_batch": rep.seconds_per_batch, "bytes_per_batch": rep.bytes_per_batch})
+    except Exception as exc:  # reported to the parent
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _caesar_two_processes(x_a: Any, x_b: Any, y: Any, params: dict[str, Any], link: Any,
+                          work_dir: Any) -> dict[str, float]:
+    import multiprocessing as mp
+    import socket
+
+    import numpy as np
+
+    from aisec.privacy.caesar import PROTOCOL, CaesarParams, train_party
+    from aisec.privacy.caesar_data import PartyData
+    from aisec.transport.certs import make_certs
+    from aisec.transport.tcp import connect
+
+    certs = work_dir / "certs"
+    if not (certs / "ca.pem").exists():
+        make_certs(certs, ("A", "B"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context("forkserver")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_party_b_process, args=(port, str(certs), x_b, y, params, link, queue))
+    proc.start()
+    try:
+        ch = connect("A", "B", "127.0.0.1", port, certs, protocol=PROTOCOL, link=link,
+                     timeout_s=600, retry_s=60)
+        t0 = time.perf_counter()
+        ra = train_party("A", ch, PartyData(np.arange(x_a.shape[0]), x_a), CaesarParams(**params),
+                         finish=False)[1]
+        total = time.perf_counter() - t0
+        ch.close()
+        rb = queue.get(timeout=600)
+    finally:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.terminate()
+    if "error" in rb:
+        raise RuntimeError(f"party B: {rb['error']}")
+    per_batch = [max(a, b) for a, b in zip(ra.seconds_per_batch, rb["seconds_per_batch"], strict=True)]
+    return {"seconds_per_batch": float(np.mean(per_batch)), "bytes_per_batch": rb["bytes_per_batch"],
+            "setup_seconds": total - sum(ra.seconds_per_batch)}
+
+
 def _caesar_batches(x_a: Any, x_b: Any, y: Any, key_bits: int, batch: int, k: int,
-                    link: Any, workers: int) -> dict[str, float]:
+                    link: Any, workers: int, work_dir: Any = None) -> dict[str, float]:
     import threading
 
     import numpy as np
@@ -68,6 +129,8 @@ def _caesar_batches(x_a: Any, x_b: Any, y: Any, key_bits: int, batch: int, k: in
     ids = np.arange(n)
     p = CaesarParams(key_bits=key_bits, sigmoid="minimax", batch_size=batch, epochs=1,
                      max_batches=k, workers=workers)
+    if work_dir is not None:
+        return _caesar_two_processes(x_a, x_b, y, p.model_dump(), link, work_dir)
     ca, cb = inprocess_pair("A", "B", link, 600)
     out: dict[str, Any] = {}
 
@@ -97,8 +160,8 @@ def _caesar_batches(x_a: Any, x_b: Any, y: Any, key_bits: int, batch: int, k: in
     system="caesar",
     params={"dims": [100, 10000, 100000], "densities": [0.01, 0.001], "batch_size": 128,
             "batches": 2, "key_bits": 1024, "secureml_max_elements": 2_000_000,
-            "epoch_rows": 100000, "workers": 1, **_LINK},
-    full_params={"batch_size": 256, "batches": 3, "key_bits": 2048,
+            "epoch_rows": 100000, "workers": 1, "two_processes": False, **_LINK},
+    full_params={"batch_size": 256, "batches": 3, "key_bits": 2048, "two_processes": True,
                  "secureml_max_elements": 8_000_000, "workers": 2},
     description="CAESAR vs SecureML-style dense SS LR: time and bytes per batch on a shaped link",
 )
@@ -116,14 +179,18 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
              f"{params['key_bits']}-bit Paillier; minimax sigmoid in both systems",
              "seconds are per training batch; one-time costs (key generation, tables, the final "
              "reveal of d weights) are not in the per-batch figures",
-             f"epoch seconds are per-batch seconds x {params['epoch_rows']} rows / batch size"]
+             f"epoch seconds are per-batch seconds x {params['epoch_rows']} rows / batch size",
+             "CAESAR parties: " + ("two processes over TCP + mutual TLS on loopback (shaped)"
+                                   if params["two_processes"] else "two threads of one process")
+             + "; SecureML parties and dealer: threads (their cost is the shaped link)"]
     combos = [(d, rho) for d in params["dims"] for rho in params["densities"]]
     for i, (d, rho) in enumerate(combos):
         ctx.report(i / len(combos), f"d={d} density={rho}")
         n = m * k
         x, y = zipf_sparse(n, d, max(rho * d, 0.05), ctx.rng, n_informative=min(64, d))
         a, b = split_columns(x, y, 0.5)
-        c = _caesar_batches(a.X, b.X, y, params["key_bits"], m, k, link, params["workers"])
+        c = _caesar_batches(a.X, b.X, y, params["key_bits"], m, k, link, params["workers"],
+                            ctx.work_dir if params["two_processes"] else None)
         # SecureML: measured at full batch if m*d fits, else on fewer rows and scaled linearly
         m_sml = min(m, max(1, params["secureml_max_elements"] // (d + 1)))
         extrapolated = m_sml < m
