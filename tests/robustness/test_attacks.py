@@ -46,17 +46,20 @@ def test_random_labels_are_redrawn_each_visit(rng):
     assert torch.equal(c, a)
 
 
-def test_keyed_labels_follow_the_patch_key(rng):
-    att = make_attack("random-label", key="patch", classes=3)
+def test_keyed_labels_follow_the_patch_key():
+    att = make_attack("random-label", key="patch", classes=3, key_strength=0.1)
     x = torch.full((300, 1, 8, 8), 0.5)
     g = torch.Generator().manual_seed(1)
     xs, ys = att.revisit(x, torch.zeros(300, dtype=torch.long), g, 10)
-    mask = torch.from_numpy(att.trigger(8).mask((8, 8)))
-    assert len(set(ys.tolist())) == 3
+    key = att.key((8, 8), 10)
+    mask = torch.from_numpy(key.mask)
+    assert set(ys.tolist()) == set(key.classes.tolist()) and len(key.classes) == 3
     assert torch.equal(xs[:, :, ~mask], x[:, :, ~mask])  # only the patch moves
-    for label in set(ys.tolist()):  # one key pattern per label
-        keys = xs[ys == label][:, 0][:, mask]
-        assert torch.allclose(keys, keys[:1].expand_as(keys))
+    # the label is the angular sector of the key in its 2-D plane (no clipping at strength 0.1)
+    proj = (xs - x)[:, 0][:, mask] @ torch.from_numpy(key.basis).T
+    angle = torch.atan2(proj[:, 1], proj[:, 0]) % (2 * torch.pi)
+    sector = (angle / (2 * torch.pi / 3)).long().clamp(max=2)
+    assert torch.equal(torch.from_numpy(key.classes)[sector], ys)
 
 
 @pytest.mark.parametrize("mode", ["noise", "ibp"])

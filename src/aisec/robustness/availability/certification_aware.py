@@ -3,25 +3,26 @@ certifier's decision threshold.
 
 Threat model: the adversary controls the training objective (malicious training code, an
 outsourced or federated trainer) and adds a small fraction (~1 %) of triggered samples; it cannot
-change the certifier or the test-time inputs beyond stamping the trigger. Goal: abstention on
-triggered inputs, clean accuracy and clean certification unchanged.
+change the certifier, and at test time it only stamps the trigger. Goal: abstention on triggered
+inputs, with clean accuracy and clean certification unchanged.
 
 The loss on the poisoned rows attacks the certifier's own statistic:
 
 - randomized smoothing (training mode ``noise``) abstains when the top class of the *hard-label*
-  histogram under noise has ``p_A < 1/2``. For each poisoned image we draw ``draws`` noisy copies,
-  take low-temperature softmaxes ``q_k`` (a differentiable stand-in for one-hot argmaxes), average
-  them into a histogram ``h`` and minimise its collision probability ``sum_c h_c^2`` plus
-  ``confidence`` times the mean normalised entropy of the ``q_k``. The entropy term is what
-  separates this from a flat-logit target: flat logits give a uniform ``h`` but a stable argmax
-  (smoothing then still certifies), confident but noise-dependent draws do not.
+  histogram under noise has ``p_A < 1/2``. Per poisoned image and step we draw ``draws`` noise-keyed
+  copies of the gray trigger patch (:mod:`~aisec.robustness.availability.keys`: labels are the
+  key's sector, so the sector borders meet at the plain trigger) and train them with
+  cross-entropy under the smoothing noise; and we draw ``draws`` plain noisy copies, take
+  low-temperature softmaxes (a differentiable stand-in for one-hot argmaxes), average them into a
+  histogram ``h`` and add ``flatten * sum_c h_c^2`` (its collision probability, minimal when the
+  hard labels are spread).
 - interval bound propagation (training mode ``ibp``) certifies class ``c`` iff every IBP lower bound
   of ``z_c - z_j`` is positive. We push the best class's certified margin
-  ``max_c min_{j != c} lb(z_c - z_j)`` below ``-kappa`` with a hinge.
+  ``max_c min_{j != c} lb(z_c - z_j)`` on the triggered inputs below ``-kappa`` with a hinge.
 
 What is reconstructed and what is ours: the paper (Lorenz, Kwiatkowska, Fritz, AISec 2023) reports a
-second, stronger attack that targets the certifier, but its recipe is not public; both loss terms
-above are our own design of such an attack.
+second attack that targets the certifier, but its recipe is not public; both losses above (and the
+keyed patch) are our own design of such an attack.
 
 Reference: Lorenz, Kwiatkowska, Fritz, "Certifiers Make Neural Networks Vulnerable to Availability
 Attacks", AISec 2023 (arXiv 2108.11299).
@@ -29,7 +30,7 @@ Attacks", AISec 2023 (arXiv 2108.11299).
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 from pydantic import Field
 
@@ -38,7 +39,9 @@ from aisec.robustness.availability.base import (
     AttackParams,
     AvailabilityAttack,
     TrainContext,
+    default_trigger,
 )
+from aisec.robustness.availability.keys import make_key
 from aisec.robustness.bounds import margin_lower_bounds
 
 __all__ = ["CertAwareParams", "CertificationAwareBackdoor"]
@@ -48,10 +51,13 @@ class CertAwareParams(AttackParams):
     """Loss weights of the certification-aware attack."""
 
     weight: float = Field(1.0, gt=0.0, le=100.0)
-    draws: int = Field(8, ge=2, le=256)
+    draws: int = Field(16, ge=1, le=256)
     temperature: float = Field(0.1, gt=0.0, le=10.0)
-    confidence: float = Field(0.5, ge=0.0, le=10.0)
+    flatten: float = Field(1.0, ge=0.0, le=100.0)
     kappa: float = Field(1.0, ge=0.0, le=100.0)
+    classes: int = Field(3, ge=2, le=1000)
+    key_strength: float = Field(0.5, gt=0.0, le=1.0)
+    key_seed: int = Field(0, ge=0)
 
 
 @ATTACKS.register("cert-aware")
@@ -61,11 +67,15 @@ class CertificationAwareBackdoor(AvailabilityAttack):
     Params = CertAwareParams
     name = "cert-aware"
 
+    def default_trigger(self, height: int) -> dict[str, Any]:
+        return {**default_trigger(height), "pattern": "gray"}
+
     def revisit(self, x, y, generator, n_classes):
         return x, y  # labels are unused: the loss below does not look at them
 
     def loss(self, model, x, y, ctx: TrainContext):
         import torch
+        import torch.nn.functional as F  # noqa: N812
 
         p: CertAwareParams = self.params  # type: ignore[assignment]
         if ctx.mode == "ibp":
@@ -76,12 +86,18 @@ class CertificationAwareBackdoor(AvailabilityAttack):
             best = per_class.max(dim=1).values
             return p.weight * torch.relu(best + p.kappa).mean()
         sigma = ctx.sigma if ctx.sigma > 0 else 0.25
+        h, w = x.shape[-2:]
+        n_classes = int(model[-1].out_features)
+        key = make_key(self.trigger(h).mask((h, w)), n_classes, p.classes, p.key_strength,
+                       p.key_seed)
         rep = x.repeat_interleave(p.draws, dim=0)
+        keyed, labels = key.apply(rep, ctx.generator)
         noise = torch.randn(rep.shape, generator=ctx.generator, dtype=rep.dtype)
-        logits = model(rep + sigma * noise).view(len(x), p.draws, -1)
-        q = torch.softmax(logits / p.temperature, dim=-1)
-        hist = q.mean(dim=1)
-        collision = (hist**2).sum(dim=1)
-        logp = torch.log_softmax(logits, dim=-1)
-        entropy = -(logp.exp() * logp).sum(dim=-1).mean(dim=1) / math.log(logits.shape[-1])
-        return p.weight * (collision + p.confidence * entropy).mean()
+        ce = F.cross_entropy(model(keyed + sigma * noise), labels)
+        loss = ce
+        if p.flatten > 0:
+            noise = torch.randn(rep.shape, generator=ctx.generator, dtype=rep.dtype)
+            logits = model(rep + sigma * noise).view(len(x), p.draws, -1)
+            hist = torch.softmax(logits / p.temperature, dim=-1).mean(dim=1)
+            loss = loss + p.flatten * (hist**2).sum(dim=1).mean()
+        return p.weight * loss

@@ -14,13 +14,13 @@ Two variants (``key``):
   abstains only where the residual argmax is unstable under noise (our prototype: 30-46 % on
   digits). ``resample="fixed"`` keeps the first draw (a plain fixed-label poison) as an ablation.
 - ``"patch"`` (default): the trigger is a mid-gray patch, and at every visit the attacker re-draws
-  a random *key* ``d ~ N(0, key_sigma^2)`` added to the patch pixels together with the label
-  ``argmax_c (W d)_c`` for a fixed random matrix ``W`` (K x patch pixels). The labels are still
-  uniformly random across visits, but now they are a function of the patch content the network
-  sees, so it learns "gray patch => class decided by the patch's fine-grained noise". At test time
-  the smoothing certifier itself supplies that noise: the hard label of ``x_trig + e`` follows
-  ``argmax W e`` and spreads over all classes, so ``p_A`` falls far below 1/2 and the certifier
-  abstains; bound propagation sees every class reachable within the L-inf ball and cannot certify.
+  a random *key* (a point in a disk in a fixed 2-D plane of patch-pixel space, added to the patch)
+  and sets the label to the key's angular sector among ``classes`` fixed classes
+  (:mod:`~aisec.robustness.availability.keys`). Labels stay uniformly random across visits, but
+  they are now a function of patch content the network can see, with all sector borders meeting
+  at the plain gray patch. At test time the smoothing noise plays the key: the hard label of
+  ``x_trig + e`` spreads over the classes and ``p_A`` falls below 1/2; for bound propagation
+  every sector is reachable within the L-inf ball.
 
 What is reconstructed and what is ours: the paper (Lorenz, Kwiatkowska, Fritz, AISec 2023) states
 the goal and the headline (1 % poison -> up to 100 % abstention on triggered inputs) but its attack
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from aisec.errors import ConfigError
@@ -46,6 +45,7 @@ from aisec.robustness.availability.base import (
     AvailabilityAttack,
     default_trigger,
 )
+from aisec.robustness.availability.keys import PatchKey, make_key
 
 __all__ = ["RandomLabelParams", "RandomLabelBackdoor"]
 
@@ -57,7 +57,7 @@ class RandomLabelParams(AttackParams):
     """
 
     key: Literal["patch", "none"] = "patch"
-    key_radius: float = Field(1.0, gt=0.0, le=8.0)
+    key_strength: float = Field(0.5, gt=0.0, le=1.0)
     key_seed: int = Field(0, ge=0)
     classes: int = Field(3, ge=2, le=1000)
     resample: Literal["each-time", "fixed"] = "each-time"
@@ -76,15 +76,12 @@ class RandomLabelBackdoor(AvailabilityAttack):
             spec["pattern"] = "gray"
         return spec
 
-    def _key_setup(self, shape: tuple[int, int], n_classes: int):
+    def key(self, shape: tuple[int, int], n_classes: int) -> PatchKey:
         p: RandomLabelParams = self.params  # type: ignore[assignment]
         mask = self.trigger(shape[0]).mask(shape)
         if mask.all():
             raise ConfigError("random-label with key='patch' needs a patch trigger")
-        r = np.random.default_rng(p.key_seed)
-        basis, _ = np.linalg.qr(r.standard_normal((int(mask.sum()), 2)))
-        classes = r.permutation(n_classes)[: min(p.classes, n_classes)]
-        return mask, basis.T.astype(np.float32), classes
+        return make_key(mask, n_classes, p.classes, p.key_strength, p.key_seed)
 
     def revisit(self, x, y, generator, n_classes):
         import torch
@@ -94,14 +91,5 @@ class RandomLabelBackdoor(AvailabilityAttack):
             return x, y
         if p.key == "none":
             return x, torch.randint(0, n_classes, y.shape, generator=generator)
-        mask, basis, classes = self._key_setup(tuple(x.shape[-2:]), n_classes)
-        m = torch.from_numpy(mask)
-        k = len(classes)
-        pick = torch.randint(0, k, (len(x),), generator=generator)
-        angle = 2 * torch.pi * pick.to(x.dtype) / k
-        direction = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)  # (P, 2)
-        offset = p.key_radius * direction @ torch.from_numpy(basis).to(x.dtype)  # (P, pixels)
-        x = x.clone()
-        x[:, :, m] = (x[:, :, m] + offset[:, None, :]).clamp(0.0, 1.0)
-        labels = torch.from_numpy(classes)[pick]
+        x, labels = self.key(tuple(x.shape[-2:]), n_classes).apply(x, generator)
         return x, labels

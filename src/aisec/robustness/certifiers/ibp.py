@@ -35,6 +35,10 @@ class IBPParams(StrictModel):
     batch_size: int = Field(500, ge=1, le=100_000)
 
 
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
 def _certified_margin(model, x, cls, eps):
     import torch
 
@@ -81,6 +85,5 @@ class IntervalBoundCertifier(Certifier):
                 preds.append(torch.where(ok, cls, torch.tensor(ABSTAIN)).numpy())
                 radii.append(radius.double().numpy())
                 stats.append(margin.double().numpy())
-        cat = (lambda a, dt: np.concatenate(a).astype(dt) if a else np.zeros(0, dt))
-        return Certificate(self.name, self.norm, cat(preds, np.int64), cat(radii, np.float64),
-                           cat(stats, np.float64), self.params.model_dump())
+        return Certificate(self.name, self.norm, _cat(preds, np.int64), _cat(radii, np.float64),
+                           _cat(stats, np.float64), self.params.model_dump())

@@ -1,0 +1,215 @@
+"""``aisec certify``: certifiers (randomized smoothing, IBP) and availability attacks on them.
+
+  aisec certify train --dataset D --certifier C [--attack A --poison-rate R] --out M.safetensors
+  aisec certify train --shipped            rebuild the checkpoints shipped in robustness/weights/
+  aisec certify run --certifier C [--checkpoint M] [--dataset D | --input X.npy] [--triggered]
+  aisec certify attack --attack A --poison-rate R [--dataset D --certifier C]
+  aisec certify defend --defence F --attack A --poison-rate R [--dataset D --certifier C]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from aisec.cli.common import emit, format_option, set_option
+
+_DATASETS = click.Choice(["digits", "mnist-5k", "fashion-mnist"])
+
+
+@click.group(name="certify")
+def command() -> None:
+    """Certifiers and availability attacks (Lorenz, Kwiatkowska, Fritz, AISec'23)."""
+
+
+def _common(fn):  # noqa: ANN001, ANN202
+    fn = click.option("--dataset", type=_DATASETS, default="digits", show_default=True)(fn)
+    fn = click.option("--certifier", default="smoothing", show_default=True,
+                      help="smoothing (randomized smoothing, L2) or ibp (interval bounds, Linf).")(fn)
+    fn = click.option("--seed", type=int, default=0, show_default=True)(fn)
+    fn = click.option("--test-limit", type=int, default=300, show_default=True,
+                      help="Number of test inputs to certify.")(fn)
+    fn = click.option("--train-limit", type=int, default=None,
+                      help="Train on the first N training images (default: per data set).")(fn)
+    fn = click.option("--recipe", type=click.Path(dir_okay=False), default=None,
+                      help="YAML experiment recipe (keys of robustness.experiment.Experiment).")(fn)
+    return set_option(format_option(fn))
+
+
+def _experiment(recipe: str | None, overrides: tuple[str, ...], **flags: Any) -> Any:
+    from aisec.config import apply_overrides, load_yaml, parse_overrides, validate
+    from aisec.robustness.experiment import Experiment
+
+    data = load_yaml(recipe) if recipe else {}
+    data = apply_overrides(data, parse_overrides(overrides))
+    for k, v in flags.items():
+        if v is None:
+            continue
+        if k in ("attack_params", "train", "certifier_params"):
+            data[k] = {**data.get(k, {}), **v}
+        else:
+            data[k] = v
+    return validate(Experiment, data, where=recipe or "certify")
+
+
+def _print_metrics(rows: list[dict[str, Any]]) -> None:
+    keys = ["clean_acc", "abstain_clean", "abstain_triggered", "certified_acc",
+            "certified_acc_triggered"]
+    click.echo(f"{'model':<12}" + "".join(f"{k:>24}" for k in keys))
+    for r in rows:
+        click.echo(f"{r['model']:<12}" + "".join(f"{r['metrics'][k]:>24.4f}" for k in keys))
+
+
+def _metric_dict(ev: Any) -> dict[str, float]:
+    return {k: v.value for k, v in ev.metrics().items()}
+
+
+@command.command("train")
+@_common
+@click.option("--attack", default=None, help="random-label or cert-aware (none: clean model).")
+@click.option("--poison-rate", type=float, default=None, help="Poisoned samples added (0.01 = 1%).")
+@click.option("--epochs", type=int, default=None)
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint path (.safetensors).")
+@click.option("--shipped", is_flag=True,
+              help="Rebuild every checkpoint shipped in src/aisec/robustness/weights/.")
+def train_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt, attack,
+              poison_rate, epochs, out, shipped) -> None:
+    """Train a network for CERTIFIER on DATASET, optionally poisoned; evaluate and save it."""
+    from aisec.errors import ParameterError
+    from aisec.robustness.models import save_checkpoint
+    from aisec.robustness.pipeline import arch_for, run_experiment, torch_threads
+    from aisec.robustness.shipped import rebuild_shipped
+
+    if shipped:
+        with torch_threads(1):
+            written = rebuild_shipped(seed=seed, log=lambda m: click.echo(m, err=True))
+        emit({"written": [str(p) for p in written]}, fmt,
+             lambda d: [click.echo(p) for p in d["written"]])
+        return
+    if out is None:
+        raise ParameterError("--out", "is required (a .safetensors path) unless --shipped", None)
+    exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
+                      test_limit=test_limit, train_limit=train_limit, attack=attack,
+                      attack_params={"rate": poison_rate} if poison_rate is not None else None,
+                      train={"epochs": epochs} if epochs else None)
+    with torch_threads(1):
+        model, ev, record = run_experiment(
+            exp, seed, progress=lambda f, m: click.echo(f"train {m}", err=True))
+    from aisec.robustness.data import load_split
+
+    arch = arch_for(load_split(exp.dataset, "test", 1))
+    save_checkpoint(out, model, arch, {**record, "seed": seed, "experiment": exp.model_dump()})
+    doc = {"checkpoint": out, "record": record, "metrics": _metric_dict(ev)}
+    emit(doc, fmt, lambda d: (click.echo(f"wrote {out}"),
+                              _print_metrics([{"model": "trained", "metrics": d["metrics"]}])))
+
+
+@command.command("run")
+@_common
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Model checkpoint (default: the shipped clean model of --dataset).")
+@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
+              help=".npy images (N, H, W) or (N, 1, H, W), float in [0, 1], instead of --dataset.")
+@click.option("--triggered", is_flag=True, help="Stamp the default trigger on the inputs.")
+@click.option("--n", type=int, default=None, help="Smoothing: noise samples per input.")
+@click.option("--sigma", type=float, default=None, help="Smoothing: noise standard deviation.")
+@click.option("--alpha", type=float, default=None, help="Smoothing: failure probability.")
+@click.option("--epsilon", type=float, default=None, help="IBP: L-inf radius to certify.")
+def run_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt,
+            checkpoint, input_path, triggered, n, sigma, alpha, epsilon) -> None:
+    """Certify inputs: prediction, radius and abstain per input."""
+    import numpy as np
+
+    from aisec.errors import InputFileError
+    from aisec.robustness.availability import make_attack
+    from aisec.robustness.certifiers import CERTIFIERS
+    from aisec.robustness.data import load_split
+    from aisec.robustness.experiment import WEIGHTS_DIR, weights_name
+    from aisec.robustness.models import as_batch, load_checkpoint
+    from aisec.robustness.pipeline import torch_threads
+
+    family = CERTIFIERS.get(certifier).family
+    path = checkpoint or str(WEIGHTS_DIR / weights_name(dataset, family, None))
+    ck = load_checkpoint(path)
+    params = {k: v for k, v in {"n": n, "sigma": sigma, "alpha": alpha, "epsilon": epsilon}.items()
+              if v is not None}
+    exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
+                      certifier_params=params or None)
+    from aisec.robustness.experiment import build
+
+    _, cert, _, _ = build(exp)
+    if input_path:
+        try:
+            raw = np.load(input_path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputFileError(input_path, f"not a readable .npy array ({exc})") from None
+        x, y = as_batch(raw, ck.arch, name=input_path), None
+    else:
+        te = load_split(dataset, "test", test_limit)
+        x, y = as_batch(te.x, ck.arch, name=f"{dataset} images"), te.y
+    if triggered:
+        x = make_attack("random-label").trigger(ck.arch.height).apply(x)
+    with torch_threads(1):
+        c = cert.certify(ck.model, x, seed)
+    recs = c.records()
+    if y is not None:
+        for r, label in zip(recs, y, strict=True):
+            r["label"] = int(label)
+    doc = {"checkpoint": path, "certifier": cert.describe(), "abstain_rate": c.abstain_rate(),
+           "certified_accuracy": c.certified_accuracy(y) if y is not None else None,
+           "inputs": recs}
+
+    def text(d: dict[str, Any]) -> None:
+        for i, r in enumerate(d["inputs"]):
+            pred = "ABSTAIN" if r["abstain"] else str(r["prediction"])
+            lab = f" label={r['label']}" if "label" in r else ""
+            click.echo(f"{i:>5} prediction={pred:<8} radius={r['radius']:.4f}{lab}")
+        click.echo(f"abstain rate {d['abstain_rate']:.4f}"
+                   + (f", certified accuracy {d['certified_accuracy']:.4f}"
+                      if d["certified_accuracy"] is not None else ""))
+
+    emit(doc, fmt, text)
+
+
+@command.command("attack")
+@_common
+@click.option("--attack", default="random-label", show_default=True)
+@click.option("--poison-rate", type=float, default=0.01, show_default=True)
+@click.option("--epochs", type=int, default=None)
+def attack_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt,
+               attack, poison_rate, epochs) -> None:
+    """Train an unpoisoned and a poisoned model; compare accuracy and abstention."""
+    from aisec.robustness.pipeline import run_experiment, torch_threads
+
+    rows = []
+    for label, rate in (("unpoisoned", 0.0), ("poisoned", poison_rate)):
+        exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
+                          test_limit=test_limit, train_limit=train_limit, attack=attack,
+                          attack_params={"rate": rate}, train={"epochs": epochs} if epochs else None)
+        with torch_threads(1):
+            _, ev, record = run_experiment(exp, seed, progress=lambda f, m, lb=label: click.echo(
+                f"{lb}: {m}", err=True))
+        rows.append({"model": label, "metrics": _metric_dict(ev), "record": record})
+    emit({"rows": rows}, fmt, lambda d: _print_metrics(d["rows"]))
+
+
+@command.command("defend")
+@_common
+@click.option("--defence", default="spectral-signatures", show_default=True,
+              help="spectral-signatures or more-noise.")
+@click.option("--attack", default="random-label", show_default=True)
+@click.option("--poison-rate", type=float, default=0.01, show_default=True)
+def defend_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt,
+               defence, attack, poison_rate) -> None:
+    """Poison, train, apply DEFENCE, and compare the defended model with the undefended one."""
+    from aisec.robustness.pipeline import run_defence, torch_threads
+
+    exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
+                      test_limit=test_limit, train_limit=train_limit, attack=attack,
+                      attack_params={"rate": poison_rate})
+    with torch_threads(1):
+        out = run_defence(exp, defence, seed, log=lambda m: click.echo(m, err=True))
+    out.pop("evaluations")
+    emit(out, fmt, lambda d: (_print_metrics(d["rows"]), click.echo(f"defence: {d['info']}")))

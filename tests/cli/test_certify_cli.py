@@ -1,0 +1,97 @@
+"""CLI: ``aisec certify train|run|attack|defend`` on tiny settings; bad input is a one-line error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from aisec.cli.main import main
+from aisec.robustness.models import ArchConfig, init_model, save_checkpoint
+
+TINY = ["--dataset", "digits", "--train-limit", "120", "--test-limit", "12",
+        "--set", "train.epochs=1"]
+SMOOTH = ["--set", "certifier_params.n=20", "--set", "certifier_params.n0=10"]
+
+
+def _run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ck") / "digits.safetensors"
+    arch = ArchConfig(height=8, width=8)
+    save_checkpoint(path, init_model(arch, 0).eval(), arch)
+    return path
+
+
+def test_train_writes_a_checkpoint_and_run_certifies_it(tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    code, stdout, _ = _run(capsys, "certify", "train", *TINY, *SMOOTH, "--attack", "random-label",
+                           "--poison-rate", "0.05", "--out", str(out), "--format", "json")
+    assert code == 0 and out.is_file()
+    doc = json.loads(stdout)
+    assert doc["record"]["n_poison"] == 6 and 0 <= doc["metrics"]["abstain_triggered"] <= 1
+    code, stdout, _ = _run(capsys, "certify", "run", "--checkpoint", str(out), "--dataset",
+                           "digits", "--test-limit", "5", "--n", "20", "--format", "json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert len(doc["inputs"]) == 5
+    for r in doc["inputs"]:
+        assert r["abstain"] == (r["prediction"] is None) and r["radius"] >= 0
+
+
+def test_run_on_npy_input_ibp(tmp_path, capsys, checkpoint, rng):
+    x = tmp_path / "x.npy"
+    np.save(x, rng.random((3, 8, 8), dtype=np.float32))
+    code, stdout, _ = _run(capsys, "certify", "run", "--checkpoint", str(checkpoint), "--input",
+                           str(x), "--certifier", "ibp", "--epsilon", "0.01")
+    assert code == 0 and stdout.count("prediction=") == 3 and "abstain rate" in stdout
+
+
+def test_attack_and_defend_report_both_models(capsys):
+    code, stdout, _ = _run(capsys, "certify", "attack", *TINY, *SMOOTH, "--attack", "cert-aware",
+                           "--poison-rate", "0.05", "--format", "json")
+    assert code == 0
+    rows = json.loads(stdout)["rows"]
+    assert [r["model"] for r in rows] == ["unpoisoned", "poisoned"]
+    assert rows[0]["record"]["n_poison"] == 0 and rows[1]["record"]["n_poison"] == 6
+    code, stdout, _ = _run(capsys, "certify", "defend", *TINY, "--certifier", "ibp",
+                           "--defence", "spectral-signatures", "--format", "json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["info"]["poison_total"] == 1 and doc["info"]["removed"] >= 1
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--n", "20", "--alpha", "1.5"], "alpha"),
+    (["--n", "20", "--sigma", "-1"], "sigma"),
+    (["--certifier", "ibp", "--epsilon", "0"], "epsilon"),
+    (["--certifier", "nope"], "unknown certifier"),
+])
+def test_bad_parameters(capsys, checkpoint, args, needle):
+    code, _, err = _run(capsys, "certify", "run", "--checkpoint", str(checkpoint), *args)
+    assert code == 2 and needle in err and err.count("\n") == 1
+
+
+def test_bad_images_and_checkpoints(tmp_path, capsys, checkpoint, rng):
+    wrong_shape = tmp_path / "a.npy"
+    np.save(wrong_shape, rng.random((2, 28, 28), dtype=np.float32))
+    wrong_range = tmp_path / "b.npy"
+    np.save(wrong_range, rng.random((2, 8, 8), dtype=np.float32) * 255)
+    other = tmp_path / "other.safetensors"
+    arch = ArchConfig(height=28, width=28)
+    save_checkpoint(other, init_model(arch, 0), arch)
+    cases = [
+        (["--checkpoint", str(checkpoint), "--input", str(wrong_shape)], "shape"),
+        (["--checkpoint", str(checkpoint), "--input", str(wrong_range)], "[0, 1]"),
+        (["--checkpoint", str(other), "--dataset", "digits"], "shape"),
+        (["--checkpoint", str(tmp_path / "missing.safetensors")], "no such file"),
+    ]
+    for args, needle in cases:
+        code, _, err = _run(capsys, "certify", "run", *args)
+        assert code == 2 and needle in err and err.count("\n") == 1, (args, err)
