@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from aisec.crypto.paillier import generate_keypair
@@ -30,3 +31,22 @@ def test_two_workers_match_inline() -> None:
     assert [a + b for a, b in zip(pmine, ptheirs, strict=True)] == many
     assert got == [int(v) for v in x.toarray() @ np.arange(10)]
     assert [a + b for a, b in zip(mine, sk.decrypt(sent), strict=True)] == vals
+
+
+@pytest.mark.slow
+def test_ray_local_cluster_matches_inline() -> None:
+    pytest.importorskip("ray")
+    import ray
+
+    sk = generate_keypair(512)
+    vals = list(range(-100, 100))
+    try:
+        with HEWorkers(2, ray_address="local", min_chunk=8) as pool:
+            assert pool.backend == "ray"
+            cts = pool.encrypt(sk, vals)
+            assert pool.decrypt(sk, cts) == vals
+            sent, mine, lay = pool.mask_packed(sk.public, cts, 10, 0)
+            theirs = pool.unmask_packed(sk, sent, lay["slot"], lay["count"])
+    finally:
+        ray.shutdown()
+    assert [a + b for a, b in zip(mine, theirs, strict=True)] == vals
