@@ -14,8 +14,16 @@ import pytest
 
 from aisec.cli.main import main
 
-TINY = ["--set", "protocol.key_bits=512", "--set", "protocol.epochs=1",
-        "--set", "protocol.batch_size=64", "--set", "protocol.timeout_s=60"]
+TINY = [
+    "--set",
+    "protocol.key_bits=512",
+    "--set",
+    "protocol.epochs=1",
+    "--set",
+    "protocol.batch_size=64",
+    "--set",
+    "protocol.timeout_s=60",
+]
 
 
 def _port() -> int:
@@ -26,8 +34,13 @@ def _port() -> int:
 
 def _aisec(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "aisec.cli.main", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "aisec.cli.main", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _both(pa: subprocess.Popen, pb: subprocess.Popen) -> tuple:
@@ -47,22 +60,78 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_two_processes_over_tls_train_and_predict(setup: Path) -> None:
     port, d, c = _port(), setup / "data", str(setup / "certs")
-    pb = _aisec("caesar", "party", "--role", "B", "--listen", f"127.0.0.1:{port}", "--certs", c,
-                "--data", str(d / "B-train.safetensors"), "--out", str(setup / "B"), *TINY,
-                "--format", "json")
-    pa = _aisec("caesar", "party", "--role", "A", "--peer", f"127.0.0.1:{port}", "--certs", c,
-                "--data", str(d / "A-train.safetensors"), "--out", str(setup / "A"), *TINY,
-                "--format", "json")
+    pb = _aisec(
+        "caesar",
+        "party",
+        "--role",
+        "B",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--certs",
+        c,
+        "--data",
+        str(d / "B-train.safetensors"),
+        "--out",
+        str(setup / "B"),
+        *TINY,
+        "--format",
+        "json",
+    )
+    pa = _aisec(
+        "caesar",
+        "party",
+        "--role",
+        "A",
+        "--peer",
+        f"127.0.0.1:{port}",
+        "--certs",
+        c,
+        "--data",
+        str(d / "A-train.safetensors"),
+        "--out",
+        str(setup / "A"),
+        *TINY,
+        "--format",
+        "json",
+    )
     (ra, oa, ea), (rb, ob, eb) = _both(pa, pb)
     assert ra == 0 and rb == 0, ea + eb
     assert json.loads(ob)["batches"] == 4 and json.loads(oa)["role"] == "A"
     port = _port()
-    pb = _aisec("caesar", "predict", "--role", "B", "--model", str(setup / "B" / "model-B.safetensors"),
-                "--data", str(d / "B-test.safetensors"), "--listen", f"127.0.0.1:{port}",
-                "--certs", c, "--out", str(setup / "probs.json"), "--format", "json")
-    pa = _aisec("caesar", "predict", "--role", "A", "--model", str(setup / "A" / "model-A.safetensors"),
-                "--data", str(d / "A-test.safetensors"), "--peer", f"127.0.0.1:{port}",
-                "--certs", c, "--format", "json")
+    pb = _aisec(
+        "caesar",
+        "predict",
+        "--role",
+        "B",
+        "--model",
+        str(setup / "B" / "model-B.safetensors"),
+        "--data",
+        str(d / "B-test.safetensors"),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--certs",
+        c,
+        "--out",
+        str(setup / "probs.json"),
+        "--format",
+        "json",
+    )
+    pa = _aisec(
+        "caesar",
+        "predict",
+        "--role",
+        "A",
+        "--model",
+        str(setup / "A" / "model-A.safetensors"),
+        "--data",
+        str(d / "A-test.safetensors"),
+        "--peer",
+        f"127.0.0.1:{port}",
+        "--certs",
+        c,
+        "--format",
+        "json",
+    )
     (ra, _, ea), (rb, ob, eb) = _both(pa, pb)
     assert ra == 0 and rb == 0, ea + eb
     res = json.loads(ob)
@@ -72,12 +141,36 @@ def test_two_processes_over_tls_train_and_predict(setup: Path) -> None:
 
 def test_foreign_certificate_is_refused_with_one_line(setup: Path) -> None:
     port, d = _port(), setup / "data"
-    pb = _aisec("caesar", "party", "--role", "B", "--listen", f"127.0.0.1:{port}",
-                "--certs", str(setup / "certs"), "--data", str(d / "B-train.safetensors"),
-                "--out", str(setup / "B2"), *TINY)
-    pa = _aisec("caesar", "party", "--role", "A", "--peer", f"127.0.0.1:{port}",
-                "--certs", str(setup / "evil"), "--data", str(d / "A-train.safetensors"),
-                "--out", str(setup / "A2"), *TINY)
+    pb = _aisec(
+        "caesar",
+        "party",
+        "--role",
+        "B",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--certs",
+        str(setup / "certs"),
+        "--data",
+        str(d / "B-train.safetensors"),
+        "--out",
+        str(setup / "B2"),
+        *TINY,
+    )
+    pa = _aisec(
+        "caesar",
+        "party",
+        "--role",
+        "A",
+        "--peer",
+        f"127.0.0.1:{port}",
+        "--certs",
+        str(setup / "evil"),
+        "--data",
+        str(d / "A-train.safetensors"),
+        "--out",
+        str(setup / "A2"),
+        *TINY,
+    )
     (ra, _, ea), (rb, _, eb) = _both(pa, pb)
     assert ra == 1 and rb == 1
     for err in (ea, eb):
@@ -87,14 +180,36 @@ def test_foreign_certificate_is_refused_with_one_line(setup: Path) -> None:
 
 
 def test_run_in_one_process_and_bad_recipe(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    rc = main(["caesar", "run", "a9a-quick", "--set", "data.rows=200", *TINY, "--out",
-               str(tmp_path), "--format", "json"])
+    rc = main(
+        [
+            "caesar",
+            "run",
+            "a9a-quick",
+            "--set",
+            "data.rows=200",
+            *TINY,
+            "--out",
+            str(tmp_path),
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0
     m = json.loads(capsys.readouterr().out)
     assert {"auc", "auc_plaintext", "seconds", "bytes"} <= set(m)
     assert (tmp_path / "model-A.safetensors").exists() and (tmp_path / "resolved.yaml").exists()
-    rc = main(["caesar", "predict", "--models", str(tmp_path), "--data-a", "missing.safetensors",
-               "--data-b", "missing.safetensors"])
+    rc = main(
+        [
+            "caesar",
+            "predict",
+            "--models",
+            str(tmp_path),
+            "--data-a",
+            "missing.safetensors",
+            "--data-b",
+            "missing.safetensors",
+        ]
+    )
     assert rc == 2
     assert main(["caesar", "run", "a9a-quick", "--set", "protocol.sigmoid=tanh"]) == 2
     assert "tanh" in capsys.readouterr().err

@@ -52,13 +52,17 @@ def test_ring_share_reconstruct_and_truncate(x: list[float]) -> None:
     assert np.array_equal(reconstruct_ring(s0, s1), enc)
     # product by 0.5 at scale 2f, truncated locally: within 2 ulp (fails w.p. ~2^-25 here)
     half = fp.encode_ring(np.array([0.5]))[0]
-    t = reconstruct_ring(truncate_ring_share(s0 * half, 16, 0), truncate_ring_share(s1 * half, 16, 1))
+    t = reconstruct_ring(
+        truncate_ring_share(s0 * half, 16, 0), truncate_ring_share(s1 * half, 16, 1)
+    )
     assert np.all(np.abs(fp.decode_ring(t) - np.array(x) * 0.5) <= 3 * 2.0**-16)
 
 
 @settings(max_examples=50, deadline=None)
-@given(v=st.lists(st.integers(min_value=-(2**60), max_value=2**60), min_size=1, max_size=20),
-       t=st.integers(min_value=0, max_value=30))
+@given(
+    v=st.lists(st.integers(min_value=-(2**60), max_value=2**60), min_size=1, max_size=20),
+    t=st.integers(min_value=0, max_value=30),
+)
 def test_int_share_reconstruct_and_truncate(v: list[int], t: int) -> None:
     s0, s1 = share_int(v, SecureRandom(), value_bits=61)
     assert reconstruct_int(s0, s1) == v
@@ -72,8 +76,10 @@ def sk():
 
 
 @settings(max_examples=10, deadline=None)
-@given(v=st.lists(st.integers(min_value=-(2**80), max_value=2**80), min_size=1, max_size=8),
-       t=st.integers(min_value=0, max_value=40))
+@given(
+    v=st.lists(st.integers(min_value=-(2**80), max_value=2**80), min_size=1, max_size=8),
+    t=st.integers(min_value=0, max_value=40),
+)
 def test_he_to_ss(sk, v: list[int], t: int) -> None:
     pk = sk.public
     sent, mine = h2s.mask(pk, pk.encrypt(v), value_bits=81, trunc_bits=t)
@@ -102,8 +108,10 @@ def test_prg_is_deterministic_and_streams_differ() -> None:
 
 
 @settings(max_examples=10, deadline=None)
-@given(v=st.lists(st.integers(min_value=-(2**70), max_value=2**70), min_size=1, max_size=25),
-       t=st.integers(min_value=0, max_value=60))
+@given(
+    v=st.lists(st.integers(min_value=-(2**70), max_value=2**70), min_size=1, max_size=25),
+    t=st.integers(min_value=0, max_value=60),
+)
 def test_packed_he_to_ss(sk, v: list[int], t: int) -> None:
     pk = sk.public
     sent, mine, layout = h2s.mask_packed(pk, pk.encrypt(v), value_bits=71, trunc_bits=t)

@@ -33,8 +33,13 @@ def _data(rng: np.random.Generator, n: int = 160, d: int = 24, binary: bool = Fa
     return x, y, split_columns(x, y, 0.5)
 
 
-def _run(a: PartyData, b: PartyData, params: CaesarParams, dirs: tuple[Any, Any] = (None, None),
-         channels: tuple[Any, Any] | None = None) -> dict[str, Any]:
+def _run(
+    a: PartyData,
+    b: PartyData,
+    params: CaesarParams,
+    dirs: tuple[Any, Any] = (None, None),
+    channels: tuple[Any, Any] | None = None,
+) -> dict[str, Any]:
     ca, cb = channels or inprocess_pair(timeout_s=20)
     out: dict[str, Any] = {}
 
@@ -44,8 +49,10 @@ def _run(a: PartyData, b: PartyData, params: CaesarParams, dirs: tuple[Any, Any]
         except Exception as exc:  # collected for the assertions
             out[role + "_err"] = exc
 
-    ts = [threading.Thread(target=go, args=("A", ca, a, dirs[0])),
-          threading.Thread(target=go, args=("B", cb, b, dirs[1]))]
+    ts = [
+        threading.Thread(target=go, args=("A", ca, a, dirs[0])),
+        threading.Thread(target=go, args=("B", cb, b, dirs[1])),
+    ]
     [t.start() for t in ts]
     [t.join() for t in ts]
     return out
@@ -92,7 +99,9 @@ class _DropAfter(InProcessChannel):
         super().send(step, message)
 
 
-def test_dropped_connection_resumes_from_checkpoint(rng: np.random.Generator, tmp_path: Path) -> None:
+def test_dropped_connection_resumes_from_checkpoint(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
     x, y, (a, b) = _data(rng)
     p = CaesarParams(key_bits=KEY, learning_rate=0.5, batch_size=40, epochs=2)
     dirs = (tmp_path / "A", tmp_path / "B")
@@ -123,7 +132,9 @@ def test_row_count_and_id_mismatch(rng: np.random.Generator) -> None:
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 1e9])
-def test_bad_features_fail_fast_and_write_nothing(rng: np.random.Generator, tmp_path: Path, bad: float) -> None:
+def test_bad_features_fail_fast_and_write_nothing(
+    rng: np.random.Generator, tmp_path: Path, bad: float
+) -> None:
     _, _, (a, b) = _data(rng)
     x = a.X.copy()
     x.data[3] = bad
@@ -146,8 +157,10 @@ def test_parameters_must_agree(rng: np.random.Generator) -> None:
         except Exception as exc:
             out[role] = exc
 
-    ts = [threading.Thread(target=go, args=("A", ca, a, 0.5)),
-          threading.Thread(target=go, args=("B", cb, b, 0.7))]
+    ts = [
+        threading.Thread(target=go, args=("A", ca, a, 0.5)),
+        threading.Thread(target=go, args=("B", cb, b, 0.7)),
+    ]
     [t.start() for t in ts]
     [t.join() for t in ts]
     assert isinstance(out["A"], ConfigError) and "learning_rate" in str(out["A"])
@@ -174,8 +187,9 @@ def test_split_prediction_and_party_files(rng: np.random.Generator, tmp_path: Pa
 
 def test_secureml_baseline_matches_plaintext_sgd(rng: np.random.Generator) -> None:
     x, y, (a, b) = _data(rng, n=200, d=30)
-    r = train_secureml(a.X, b.X, y, coefficients=(0.5, 0.125), learning_rate=0.5, l2=1e-4,
-                       batch_size=50, epochs=2)
+    r = train_secureml(
+        a.X, b.X, y, coefficients=(0.5, 0.125), learning_rate=0.5, l2=1e-4, batch_size=50, epochs=2
+    )
     w = fit_surrogate(x, y, (0.5, 0.125, 0.0), 0.5, 1e-4, 50, 2)
     assert np.max(np.abs(r.weights - w)) < 2e-3
     assert r.batches == 8 and r.bytes_dealer > 0

@@ -17,8 +17,14 @@ from aisec.transport.tcp import connect, listen, parse_hostport
 
 
 def test_frame_roundtrip_without_pickle() -> None:
-    msg = {"a": np.arange(6, dtype=np.uint64).reshape(2, 3), "big": BigInts([-(2**100), 5, 0]),
-           "raw": b"\x00\x01", "n": 3, "name": "x", "lst": [1, 2]}
+    msg = {
+        "a": np.arange(6, dtype=np.uint64).reshape(2, 3),
+        "big": BigInts([-(2**100), 5, 0]),
+        "raw": b"\x00\x01",
+        "n": 3,
+        "name": "x",
+        "lst": [1, 2],
+    }
     step, out = frames.decode(frames.encode("s1", msg))
     assert step == "s1"
     assert np.array_equal(out["a"], msg["a"]) and out["a"].dtype == np.uint64
@@ -84,14 +90,18 @@ def _pair_over_tls(certs_a: Path, certs_b: Path, name_b: str = "B") -> tuple:
 
     def server() -> None:
         try:
-            out["a"] = listen("A", "B", "127.0.0.1", port, certs_a, protocol="t", accept_timeout_s=10)
+            out["a"] = listen(
+                "A", "B", "127.0.0.1", port, certs_a, protocol="t", accept_timeout_s=10
+            )
         except Exception as exc:  # reported by the test
             out["a_err"] = exc
 
     th = threading.Thread(target=server)
     th.start()
     try:
-        out["b"] = connect(name_b, "A", "127.0.0.1", port, certs_b, protocol="t", retry_s=5, timeout_s=5)
+        out["b"] = connect(
+            name_b, "A", "127.0.0.1", port, certs_b, protocol="t", retry_s=5, timeout_s=5
+        )
     except Exception as exc:
         out["b_err"] = exc
     th.join()

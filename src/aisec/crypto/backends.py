@@ -121,7 +121,11 @@ class _Heu(HEScheme):
             raise DependencyError("heu (pip install sf-heu)", "crypto") from None
         super().__init__(key_bits)
         self.kit = hnp.setup(getattr(phe.SchemaType, self.schema), key_bits)
-        self._enc, self._dec, self._ev = self.kit.encryptor(), self.kit.decryptor(), self.kit.evaluator()
+        self._enc, self._dec, self._ev = (
+            self.kit.encryptor(),
+            self.kit.decryptor(),
+            self.kit.evaluator(),
+        )
         self._codec = self.kit.bigint_encoder()
 
     def encrypt(self, ms: Sequence[int]) -> Any:
@@ -159,5 +163,10 @@ def available_backends() -> list[str]:
     """Registered backends whose library is importable here."""
     import importlib.util
 
-    need = {"phe-paillier": "phe", "heu-ou": "heu", "heu-zpaillier": "heu", "gmpy2-paillier": "gmpy2"}
+    need = {
+        "phe-paillier": "phe",
+        "heu-ou": "heu",
+        "heu-zpaillier": "heu",
+        "gmpy2-paillier": "gmpy2",
+    }
     return [n for n in HE_BACKENDS.names() if importlib.util.find_spec(need.get(n, "gmpy2"))]

@@ -40,7 +40,8 @@ def check_room(pk: PaillierPublicKey, value_bits: int, sigma: int = STAT_SIGMA) 
     """Raise unless values of ``value_bits`` bits plus a ``sigma``-bit wider mask fit in Z_n."""
     if value_bits + sigma + 2 >= pk.plaintext_bits:
         raise ParameterError(
-            "value_bits", f"+ sigma must stay below the {pk.bits}-bit key's plaintext space",
+            "value_bits",
+            f"+ sigma must stay below the {pk.bits}-bit key's plaintext space",
             value_bits,
         )
 
@@ -129,8 +130,9 @@ def mask_packed(
     return to_send, mine, {"slot": slot, "count": len(cts)}
 
 
-def unmask_packed(sk: PaillierSecretKey, cts: Sequence[mpz], slot: int, count: int,
-                  trunc_bits: int = 0) -> list[int]:
+def unmask_packed(
+    sk: PaillierSecretKey, cts: Sequence[mpz], slot: int, count: int, trunc_bits: int = 0
+) -> list[int]:
     """The key owner's half of :func:`mask_packed`: decrypt and split the slots."""
     k = max(1, (sk.public.plaintext_bits - 1) // slot)
     if len(cts) != -(-count // k):

@@ -209,7 +209,9 @@ class PaillierPublicKey:
         """Inverse of :meth:`ciphertexts_to_bytes`; rejects values outside [1, n^2)."""
         width = self.ciphertext_bytes
         if len(buf) % width:
-            raise ParameterError("ciphertext buffer", f"must be a multiple of {width} bytes", len(buf))
+            raise ParameterError(
+                "ciphertext buffer", f"must be a multiple of {width} bytes", len(buf)
+            )
         out = [mpz(int.from_bytes(buf[i : i + width], "big")) for i in range(0, len(buf), width)]
         nsq = self.nsq
         for c in out:

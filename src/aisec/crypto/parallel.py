@@ -32,8 +32,11 @@ _MEMO: dict[bytes, Any] = {}  # per worker process: key bytes -> key object with
 def _key(buf: bytes) -> Any:
     key = _MEMO.get(buf)
     if key is None:
-        key = (PaillierSecretKey.from_bytes(buf) if buf.startswith(b"AISEC-PAILLIER-SEC")
-               else PaillierPublicKey.from_bytes(buf))
+        key = (
+            PaillierSecretKey.from_bytes(buf)
+            if buf.startswith(b"AISEC-PAILLIER-SEC")
+            else PaillierPublicKey.from_bytes(buf)
+        )
         if len(_MEMO) > 8:
             _MEMO.clear()
         _MEMO[buf] = key
@@ -52,7 +55,9 @@ def _job_matvec(kb: bytes, x: sp.csr_matrix, cts: list[mpz]) -> list[mpz]:
     return sparse_he.matvec(_key(kb), x, cts)
 
 
-def _job_mask(kb: bytes, cts: list[mpz], value_bits: int, trunc: int) -> tuple[list[mpz], list[int]]:
+def _job_mask(
+    kb: bytes, cts: list[mpz], value_bits: int, trunc: int
+) -> tuple[list[mpz], list[int]]:
     return h2s.mask(_key(kb), cts, value_bits, trunc)
 
 
@@ -85,7 +90,9 @@ class HEWorkers:
         min_chunk: smallest chunk worth sending to a worker.
     """
 
-    def __init__(self, workers: int = 1, ray_address: str | None = None, min_chunk: int = 16) -> None:
+    def __init__(
+        self, workers: int = 1, ray_address: str | None = None, min_chunk: int = 16
+    ) -> None:
         if workers < 1:
             raise ParameterError("workers", "must be >= 1", workers)
         self.workers = workers
@@ -108,8 +115,11 @@ class HEWorkers:
 
     @property
     def backend(self) -> str:
-        return "inline" if self.workers == 1 and not self.ray_address else (
-            "ray" if self.ray_address else "processes")
+        return (
+            "inline"
+            if self.workers == 1 and not self.ray_address
+            else ("ray" if self.ray_address else "processes")
+        )
 
     def _submit_all(self, fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[Any]:
         if self.ray_address:
@@ -138,7 +148,9 @@ class HEWorkers:
     def _parts(self, n: int) -> list[tuple[int, int]]:
         return _chunks(n, self.workers if n >= self.min_chunk * 2 else 1)
 
-    def _map(self, fn: Callable[..., Any], key: bytes, items: Sequence[Any], *extra: Any) -> list[Any]:
+    def _map(
+        self, fn: Callable[..., Any], key: bytes, items: Sequence[Any], *extra: Any
+    ) -> list[Any]:
         calls = [(key, list(items[a:b]), *extra) for a, b in self._parts(len(items))]
         out: list[Any] = []
         for r in self._submit_all(fn, calls):
@@ -173,8 +185,9 @@ class HEWorkers:
         """``[[X^T e]]`` (output columns split across workers)."""
         return self.matvec(pk, sp.csr_matrix(x.T), cts)
 
-    def mask(self, pk: PaillierPublicKey, cts: Sequence[mpz], value_bits: int,
-             trunc_bits: int = 0) -> tuple[list[mpz], list[int]]:
+    def mask(
+        self, pk: PaillierPublicKey, cts: Sequence[mpz], value_bits: int, trunc_bits: int = 0
+    ) -> tuple[list[mpz], list[int]]:
         """HE-to-SS masking (see :func:`aisec.crypto.h2s.mask`), spread over workers."""
         if self.backend == "inline":
             return h2s.mask(pk, cts, value_bits, trunc_bits)
@@ -187,16 +200,19 @@ class HEWorkers:
             mine.extend(m)
         return sent, mine
 
-    def mask_packed(self, pk: PaillierPublicKey, cts: Sequence[mpz], value_bits: int,
-                    trunc_bits: int = 0) -> tuple[list[mpz], list[int], dict[str, int]]:
+    def mask_packed(
+        self, pk: PaillierPublicKey, cts: Sequence[mpz], value_bits: int, trunc_bits: int = 0
+    ) -> tuple[list[mpz], list[int], dict[str, int]]:
         """Packed HE-to-SS masking (see :func:`aisec.crypto.h2s.mask_packed`) over workers."""
         slot, k = h2s.pack_layout(pk, value_bits)
         groups = -(-len(cts) // k)
         if self.backend == "inline" or groups < 2 * self.workers:
             return h2s.mask_packed(pk, cts, value_bits, trunc_bits)
         kb = pk.to_bytes()
-        calls = [(kb, list(cts[a * k : b * k]), value_bits, trunc_bits)
-                 for a, b in _chunks(groups, self.workers)]
+        calls = [
+            (kb, list(cts[a * k : b * k]), value_bits, trunc_bits)
+            for a, b in _chunks(groups, self.workers)
+        ]
         sent: list[mpz] = []
         mine: list[int] = []
         for s, m, _ in self._submit_all(_job_mask_packed, calls):
@@ -204,8 +220,9 @@ class HEWorkers:
             mine.extend(m)
         return sent, mine, {"slot": slot, "count": len(cts)}
 
-    def unmask_packed(self, sk: PaillierSecretKey, cts: Sequence[mpz], slot: int, count: int,
-                      trunc_bits: int = 0) -> list[int]:
+    def unmask_packed(
+        self, sk: PaillierSecretKey, cts: Sequence[mpz], slot: int, count: int, trunc_bits: int = 0
+    ) -> list[int]:
         """The key owner's half of packed HE-to-SS, over workers."""
         k = max(1, (sk.public.plaintext_bits - 1) // slot)
         if self.backend == "inline" or len(cts) < 2 * self.workers:
@@ -213,8 +230,10 @@ class HEWorkers:
         if len(cts) != -(-count // k):
             raise ParameterError("packed ciphertexts", f"must number ceil({count}/{k})", len(cts))
         kb = sk.to_bytes()
-        calls = [(kb, list(cts[a:b]), slot, min(count, b * k) - a * k, trunc_bits)
-                 for a, b in self._parts(len(cts))]
+        calls = [
+            (kb, list(cts[a:b]), slot, min(count, b * k) - a * k, trunc_bits)
+            for a, b in self._parts(len(cts))
+        ]
         out: list[int] = []
         for r in self._submit_all(_job_unmask_packed, calls):
             out.extend(r)

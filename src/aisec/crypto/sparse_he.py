@@ -31,15 +31,22 @@ def integer_csr(x: sp.spmatrix | np.ndarray) -> sp.csr_matrix:
     m = sp.csr_matrix(x)
     if m.dtype.kind == "f":
         if not np.all(np.isfinite(m.data)) or np.any(m.data != np.rint(m.data)):
-            raise ParameterError("X", "must hold integers (fixed-point encode it first)", "non-integer")
+            raise ParameterError(
+                "X", "must hold integers (fixed-point encode it first)", "non-integer"
+            )
     m = sp.csr_matrix(m, dtype=np.int64)
     m.eliminate_zeros()
     m.sort_indices()
     return m
 
 
-def _rows(pk: PaillierPublicKey, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-          cts: Sequence[mpz]) -> list[mpz]:
+def _rows(
+    pk: PaillierPublicKey,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    cts: Sequence[mpz],
+) -> list[mpz]:
     nsq = pk.nsq
     out: list[mpz] = []
     ip = indptr.tolist()

@@ -162,14 +162,21 @@ class CaesarModel:
         """Partial scores ``X w`` (n,) for this party's features (intercept added at B)."""
         w = self.weights[:-1] if self.has_intercept else self.weights
         if x.shape[1] != w.shape[0]:
-            raise DataError(f"features must have {w.shape[0]} columns for this model; got {x.shape[1]}")
+            raise DataError(
+                f"features must have {w.shape[0]} columns for this model; got {x.shape[1]}"
+            )
         z = np.asarray(sp.csr_matrix(x) @ w, dtype=np.float64).ravel()
         return z + (self.weights[-1] if self.has_intercept else 0.0)
 
     def save(self, path: str | Path) -> Path:
-        meta = {"format": "aisec-caesar-model-1", "role": self.role,
-                "feature_names": json.dumps(list(self.feature_names))}
-        return save_safetensors(path, {"weights": np.asarray(self.weights, np.float64)}, metadata=meta)
+        meta = {
+            "format": "aisec-caesar-model-1",
+            "role": self.role,
+            "feature_names": json.dumps(list(self.feature_names)),
+        }
+        return save_safetensors(
+            path, {"weights": np.asarray(self.weights, np.float64)}, metadata=meta
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> CaesarModel:
@@ -184,6 +191,7 @@ class CaesarModel:
 
 
 # -- integer helpers (Python ints: shares are wider than 64 bits) ---------------------------------
+
 
 def _int_csr(x: sp.csr_matrix, frac_bits: int) -> sp.csr_matrix:
     """Features as integers at scale 2**frac_bits."""
@@ -217,6 +225,7 @@ def _batches(n: int, params: CaesarParams, epoch: int) -> list[np.ndarray]:
 
 # -- checkpoints -------------------------------------------------------------------------------
 
+
 class _Checkpoints:
     """Per-party checkpoint directory: ``key.bin`` (0600) and ``epoch-<k>.safetensors``."""
 
@@ -230,8 +239,10 @@ class _Checkpoints:
         if path.is_file():
             sk = PaillierSecretKey.from_bytes(path.read_bytes(), where=str(path))
             if sk.public.bits != bits:
-                raise ConfigError(f"{path}: key has {sk.public.bits} bits, recipe asks {bits}; "
-                                  "use a fresh checkpoint directory")
+                raise ConfigError(
+                    f"{path}: key has {sk.public.bits} bits, recipe asks {bits}; "
+                    "use a fresh checkpoint directory"
+                )
             return sk
         sk = generate_keypair(bits)
         write_private(path, sk.to_bytes())
@@ -277,11 +288,19 @@ class _Checkpoints:
 
 # -- the protocol ------------------------------------------------------------------------------
 
+
 class _Party:
     """State and steps of one party; see the module docstring for the protocol."""
 
-    def __init__(self, role: str, ch: Channel, data: PartyData, params: CaesarParams,
-                 ckpt: _Checkpoints, workers: HEWorkers) -> None:
+    def __init__(
+        self,
+        role: str,
+        ch: Channel,
+        data: PartyData,
+        params: CaesarParams,
+        ckpt: _Checkpoints,
+        workers: HEWorkers,
+    ) -> None:
         self.role, self.ch, self.params, self.ckpt, self.pool = role, ch, params, ckpt, workers
         self.is_b = role == "B"
         x = data.X
@@ -301,19 +320,32 @@ class _Party:
     # setup ------------------------------------------------------------------------------------
     def handshake(self) -> None:
         p = self.params
-        mine = {"protocol": PROTOCOL, "role": self.role, "n": int(self.x.shape[0]),
-                "ids": _ids_digest(self.ids), "params": p.agreed()}
+        mine = {
+            "protocol": PROTOCOL,
+            "role": self.role,
+            "n": int(self.x.shape[0]),
+            "ids": _ids_digest(self.ids),
+            "params": p.agreed(),
+        }
         self.ch.send("setup", mine)
         peer = self.ch.recv("setup")
         if peer.get("protocol") != PROTOCOL or peer.get("role") == self.role:
-            raise PeerError(self.ch.peer, "setup", f"peer runs {peer.get('protocol')!r} as role "
-                                                  f"{peer.get('role')!r}; expected the other role")
+            raise PeerError(
+                self.ch.peer,
+                "setup",
+                f"peer runs {peer.get('protocol')!r} as role "
+                f"{peer.get('role')!r}; expected the other role",
+            )
         if peer.get("n") != mine["n"]:
-            raise DataError(f"row counts differ between parties: {self.role} has {mine['n']}, "
-                            f"{peer.get('role')} has {peer.get('n')}")
+            raise DataError(
+                f"row counts differ between parties: {self.role} has {mine['n']}, "
+                f"{peer.get('role')} has {peer.get('n')}"
+            )
         if peer.get("ids") != mine["ids"]:
-            raise DataError("sample ids differ between parties (same count, different ids or order); "
-                            "align the rows first")
+            raise DataError(
+                "sample ids differ between parties (same count, different ids or order); "
+                "align the rows first"
+            )
         if peer.get("params") != mine["params"]:
             diff = sorted(k for k in mine["params"] if mine["params"][k] != peer["params"].get(k))
             raise ConfigError(f"parameters differ between parties: {', '.join(diff)}")
@@ -324,8 +356,11 @@ class _Party:
         self.ch.send("keys", {"pk": self.pk.to_bytes()})
         self.peer_pk = PaillierPublicKey.from_bytes(self.ch.recv("keys")["pk"], where="peer key")
         if self.peer_pk.bits != self.params.key_bits:
-            raise PeerError(self.ch.peer, "keys", f"key has {self.peer_pk.bits} bits; "
-                                                  f"expected {self.params.key_bits}")
+            raise PeerError(
+                self.ch.peer,
+                "keys",
+                f"key has {self.peer_pk.bits} bits; expected {self.params.key_bits}",
+            )
         h2s.check_room(self.peer_pk, self.s_w + self.fx + self.params.magnitude_bits + 24)
 
     def agree_resume(self) -> int:
@@ -337,12 +372,18 @@ class _Party:
         if start:
             state = self.ckpt.load(start)
             if state.get("peer_key") != self.peer_pk.fingerprint:
-                raise PeerError(self.ch.peer, "resume", "peer's key differs from the checkpoint's; "
-                                                        "use fresh checkpoint directories on both sides")
+                raise PeerError(
+                    self.ch.peer,
+                    "resume",
+                    "peer's key differs from the checkpoint's; "
+                    "use fresh checkpoint directories on both sides",
+                )
             made = {k: v for k, v in self.params.agreed().items() if k != "epochs"}
             if state.get("params") != json.loads(json.dumps(made)):
-                raise ConfigError(f"{self.ckpt.root}: checkpoint was made with other parameters; "
-                                  "use the same recipe or fresh checkpoint directories")
+                raise ConfigError(
+                    f"{self.ckpt.root}: checkpoint was made with other parameters; "
+                    "use the same recipe or fresh checkpoint directories"
+                )
             self.w_enc = self.peer_pk.ciphertexts_from_bytes(state["w_enc"])
             self.c, self.t = float(state["c"]), int(state["t"])
             if len(self.w_enc) != self.d:
@@ -356,7 +397,9 @@ class _Party:
     def _send_cts(self, step: str, pk: PaillierPublicKey, cts: list, **meta: Any) -> None:
         self.ch.send(step, {"ct": pk.ciphertexts_to_bytes(cts), **meta})
 
-    def _recv_cts(self, step: str, pk: PaillierPublicKey, count: int) -> tuple[list, dict[str, Any]]:
+    def _recv_cts(
+        self, step: str, pk: PaillierPublicKey, count: int
+    ) -> tuple[list, dict[str, Any]]:
         msg = self.ch.recv(step)
         try:
             cts = pk.ciphertexts_from_bytes(msg.pop("ct"))
@@ -384,8 +427,11 @@ class _Party:
         trunc = self._recv_trunc(msg, step)
         slot = msg.get("slot")
         if msg.get("count") != count or not isinstance(slot, int) or not 48 <= slot < self.pk.bits:
-            raise PeerError(self.ch.peer, step, f"bad packing (count {msg.get('count')!r}, "
-                                                f"slot {slot!r}; expected count {count})")
+            raise PeerError(
+                self.ch.peer,
+                step,
+                f"bad packing (count {msg.get('count')!r}, slot {slot!r}; expected count {count})",
+            )
         try:
             cts = self.pk.ciphertexts_from_bytes(msg.get("ct", b""))
             return self.pool.unmask_packed(self.sk, cts, slot, count, trunc)
@@ -455,11 +501,18 @@ class _Party:
         k0 = _fixed(self.q0, 4 * f)
         out = []
         for i, t in enumerate(z):
-            zc = c1[i] * (1 + (t % pk.n) * pk.n) % nsq                       # [[s + t]]
-            z3 = (c3[i] * gmpy2.powmod(c2[i], 3 * t, nsq) % nsq              # [[(s + t)^3]]
-                  * gmpy2.powmod(c1[i], 3 * t * t, nsq) % nsq * (1 + (t**3 % pk.n) * pk.n) % nsq)
+            zc = c1[i] * (1 + (t % pk.n) * pk.n) % nsq  # [[s + t]]
+            z3 = (
+                c3[i]
+                * gmpy2.powmod(c2[i], 3 * t, nsq)
+                % nsq  # [[(s + t)^3]]
+                * gmpy2.powmod(c1[i], 3 * t * t, nsq)
+                % nsq
+                * (1 + (t**3 % pk.n) * pk.n)
+                % nsq
+            )
             y = gmpy2.powmod(zc, k1, nsq) * gmpy2.powmod(z3, k3, nsq) % nsq
-            out.append(y * (1 + (k0 % pk.n) * pk.n) % nsq)                   # [[y_hat 2^4f]]
+            out.append(y * (1 + (k0 % pk.n) * pk.n) % nsq)  # [[y_hat 2^4f]]
         return self._h2s_send("cubic_yhat", out, 4 * f + 4 * p.magnitude_bits, 3 * f)
 
     # end --------------------------------------------------------------------------------------
@@ -506,8 +559,12 @@ def train_party(
         SIGMOIDS.get(params.sigmoid)
     total_steps = params.epochs * math.ceil(data.n / params.batch_size)
     if (1 - params.learning_rate * params.l2) ** total_steps < 1e-3:
-        raise ParameterError("l2", "times learning_rate times steps is too large for lazy decay "
-                             "(the decay factor would fall below 1e-3)", params.l2)
+        raise ParameterError(
+            "l2",
+            "times learning_rate times steps is too large for lazy decay "
+            "(the decay factor would fall below 1e-3)",
+            params.l2,
+        )
     report = TrainReport(role)
     ckpt = _Checkpoints(checkpoint_dir)
     t0 = time.perf_counter()
@@ -529,11 +586,18 @@ def train_party(
                     report.batches += 1
                     if progress:
                         progress(epoch, b, "batch")
-                ckpt.save(epoch + 1, {"w_enc": party.peer_pk.ciphertexts_to_bytes(party.w_enc),
-                                      "c": party.c, "t": party.t, "epoch": epoch + 1,
-                                      "peer_key": party.peer_pk.fingerprint, "role": role,
-                                      "params": {k: v for k, v in params.agreed().items()
-                                                 if k != "epochs"}})
+                ckpt.save(
+                    epoch + 1,
+                    {
+                        "w_enc": party.peer_pk.ciphertexts_to_bytes(party.w_enc),
+                        "c": party.c,
+                        "t": party.t,
+                        "epoch": epoch + 1,
+                        "peer_key": party.peer_pk.fingerprint,
+                        "role": role,
+                        "params": {k: v for k, v in params.agreed().items() if k != "epochs"},
+                    },
+                )
                 report.epochs_run += 1
             channel.send("finish", {"finish": bool(finish)})
             if channel.recv("finish").get("finish") != bool(finish):
@@ -550,14 +614,18 @@ def train_party(
     report.seconds = time.perf_counter() - t0
     report.comm = channel.stats.as_dict()
     batch_steps = ("z", "e", "cubic_powers", "cubic_yhat")
-    tot = sum(channel.stats.steps[s].bytes_sent + channel.stats.steps[s].bytes_received
-              for s in batch_steps if s in channel.stats.steps)
+    tot = sum(
+        channel.stats.steps[s].bytes_sent + channel.stats.steps[s].bytes_received
+        for s in batch_steps
+        if s in channel.stats.steps
+    )
     report.bytes_per_batch = tot / max(report.batches, 1)
     return model, report
 
 
-def predict_party(role: Literal["A", "B"], channel: Channel, model: CaesarModel,
-                  data: PartyData) -> np.ndarray | None:
+def predict_party(
+    role: Literal["A", "B"], channel: Channel, model: CaesarModel, data: PartyData
+) -> np.ndarray | None:
     """Score with the split model: A sends its partial scores, B returns probabilities.
 
     Returns:
@@ -568,7 +636,9 @@ def predict_party(role: Literal["A", "B"], channel: Channel, model: CaesarModel,
     channel.send("predict_setup", {"n": data.n, "ids": _ids_digest(data.ids)})
     peer = channel.recv("predict_setup")
     if peer.get("n") != data.n:
-        raise DataError(f"row counts differ between parties: {role} has {data.n}, peer has {peer.get('n')}")
+        raise DataError(
+            f"row counts differ between parties: {role} has {data.n}, peer has {peer.get('n')}"
+        )
     if peer.get("ids") != _ids_digest(data.ids):
         raise DataError("sample ids differ between parties; align the rows first")
     if role == "A":
@@ -584,5 +654,7 @@ def atomic_model_pair(out_dir: str | Path, a: CaesarModel, b: CaesarModel) -> No
     """Write both parties' models (single-process runs)."""
     a.save(Path(out_dir) / "model-A.safetensors")
     b.save(Path(out_dir) / "model-B.safetensors")
-    atomic_write_bytes(Path(out_dir) / "model.json",
-                       json.dumps({"A": "model-A.safetensors", "B": "model-B.safetensors"}).encode())
+    atomic_write_bytes(
+        Path(out_dir) / "model.json",
+        json.dumps({"A": "model-A.safetensors", "B": "model-B.safetensors"}).encode(),
+    )

@@ -59,30 +59,39 @@ class PartyData:
         return int(self.X.shape[1])
 
     def rows(self, idx: np.ndarray) -> PartyData:
-        return PartyData(self.ids[idx], self.X[idx], None if self.y is None else self.y[idx],
-                         self.feature_names)
+        return PartyData(
+            self.ids[idx], self.X[idx], None if self.y is None else self.y[idx], self.feature_names
+        )
 
     def validate(self, name: str = "data", need_labels: bool = False) -> None:
         """Raise DataError on NaN/inf or out-of-range features, bad labels or shapes."""
         if self.ids.shape != (self.n,):
-            raise DataError(f"{name}: `ids` must have one entry per row ({self.n}); got {self.ids.shape}")
+            raise DataError(
+                f"{name}: `ids` must have one entry per row ({self.n}); got {self.ids.shape}"
+            )
         if len(np.unique(self.ids)) != self.n:
             raise DataError(f"{name}: `ids` must be unique")
         data = self.X.data
         if not np.all(np.isfinite(data)):
             k = int(np.flatnonzero(~np.isfinite(data))[0])
             row = int(np.searchsorted(self.X.indptr, k, side="right") - 1)
-            raise DataError(f"{name}: features must be finite; got {data[k]} at row {row}, "
-                            f"column {int(self.X.indices[k])}")
+            raise DataError(
+                f"{name}: features must be finite; got {data[k]} at row {row}, "
+                f"column {int(self.X.indices[k])}"
+            )
         if data.size and float(np.max(np.abs(data))) > MAX_FEATURE:
             k = int(np.argmax(np.abs(data)))
-            raise DataError(f"{name}: features must satisfy |x| <= {MAX_FEATURE:g}; got {data[k]:g} "
-                            f"at column {int(self.X.indices[k])}")
+            raise DataError(
+                f"{name}: features must satisfy |x| <= {MAX_FEATURE:g}; got {data[k]:g} "
+                f"at column {int(self.X.indices[k])}"
+            )
         if need_labels and self.y is None:
             raise DataError(f"{name}: the label holder's data must contain labels `y`")
         if self.y is not None:
             if self.y.shape != (self.n,):
-                raise DataError(f"{name}: `y` must have one label per row ({self.n}); got {self.y.shape}")
+                raise DataError(
+                    f"{name}: `y` must have one label per row ({self.n}); got {self.y.shape}"
+                )
             bad = ~np.isin(self.y, (0, 1))
             if bad.any():
                 raise DataError(f"{name}: labels must be 0 or 1; got {self.y[bad][0]!r}")
@@ -92,8 +101,10 @@ def save_party(path: str | Path, data: PartyData) -> Path:
     """Write one party's data as safetensors (atomically)."""
     x = sp.csr_matrix(data.X, dtype=np.float64)
     tensors = {
-        "indptr": x.indptr.astype(np.int64), "indices": x.indices.astype(np.int64),
-        "data": x.data.astype(np.float64), "shape": np.array(x.shape, dtype=np.int64),
+        "indptr": x.indptr.astype(np.int64),
+        "indices": x.indices.astype(np.int64),
+        "data": x.data.astype(np.float64),
+        "shape": np.array(x.shape, dtype=np.int64),
         "ids": np.asarray(data.ids, dtype=np.int64),
     }
     if data.y is not None:
@@ -125,16 +136,24 @@ def load_party(path: str | Path) -> PartyData:
     with safe_open(str(p), framework="np") as fh:
         meta = fh.metadata() or {}
     try:
-        x = sp.csr_matrix((t["data"], t["indices"], t["indptr"]), shape=tuple(int(v) for v in t["shape"]))
+        x = sp.csr_matrix(
+            (t["data"], t["indices"], t["indptr"]), shape=tuple(int(v) for v in t["shape"])
+        )
     except ValueError as exc:
         raise InputFileError(p, f"inconsistent sparse matrix ({exc})") from None
     names = tuple(json.loads(meta.get("feature_names", "[]")))
-    return PartyData(t["ids"].astype(np.int64), x, t["y"].astype(np.int64) if "y" in t else None, names)
+    return PartyData(
+        t["ids"].astype(np.int64), x, t["y"].astype(np.int64) if "y" in t else None, names
+    )
 
 
-def split_columns(x: sp.spmatrix, y: np.ndarray, frac_a: float = 0.5,
-                  feature_names: tuple[str, ...] | list[str] = (),
-                  ids: np.ndarray | None = None) -> tuple[PartyData, PartyData]:
+def split_columns(
+    x: sp.spmatrix,
+    y: np.ndarray,
+    frac_a: float = 0.5,
+    feature_names: tuple[str, ...] | list[str] = (),
+    ids: np.ndarray | None = None,
+) -> tuple[PartyData, PartyData]:
     """Split a joined data set by columns: A gets the first ``frac_a`` of the features."""
     if not 0 < frac_a < 1:
         raise ParameterError("frac_a", "must be in (0, 1)", frac_a)
@@ -148,9 +167,15 @@ def split_columns(x: sp.spmatrix, y: np.ndarray, frac_a: float = 0.5,
     return a, b
 
 
-def zipf_sparse(n: int, d: int, nnz_per_row: float, rng: np.random.Generator,
-                exponent: float = 1.1, binary: bool = True,
-                n_informative: int = 64) -> tuple[sp.csr_matrix, np.ndarray]:
+def zipf_sparse(
+    n: int,
+    d: int,
+    nnz_per_row: float,
+    rng: np.random.Generator,
+    exponent: float = 1.1,
+    binary: bool = True,
+    n_informative: int = 64,
+) -> tuple[sp.csr_matrix, np.ndarray]:
     """Synthetic sparse features with Zipf-distributed column popularity and a logistic label.
 
     Args:
@@ -188,23 +213,35 @@ def zipf_sparse(n: int, d: int, nnz_per_row: float, rng: np.random.Generator,
     return x, y
 
 
-def load_joined(name: str, rng: np.random.Generator | None = None, **kw: float) -> tuple[sp.csr_matrix, np.ndarray, tuple[str, ...]]:
+def load_joined(
+    name: str, rng: np.random.Generator | None = None, **kw: float
+) -> tuple[sp.csr_matrix, np.ndarray, tuple[str, ...]]:
     """A joined data set: ``adult-a9a``, ``reviews-bow`` (embedded assets) or ``zipf``
     (synthetic; keyword arguments of :func:`zipf_sparse`)."""
     if name == "zipf":
         from aisec.rng import make_rng
 
-        x, y = zipf_sparse(int(kw.get("n", 10000)), int(kw.get("d", 10000)),
-                           float(kw.get("nnz_per_row", 20)), make_rng(rng if rng is not None else 0),
-                           binary=bool(kw.get("binary", True)))
+        x, y = zipf_sparse(
+            int(kw.get("n", 10000)),
+            int(kw.get("d", 10000)),
+            float(kw.get("nnz_per_row", 20)),
+            make_rng(rng if rng is not None else 0),
+            binary=bool(kw.get("binary", True)),
+        )
         return x, y, tuple(f"f{j}" for j in range(x.shape[1]))
     from aisec.assets import load_dataset
 
     ds = load_dataset(name)
-    return sp.csr_matrix(ds.X, dtype=np.float64), np.asarray(ds.y, np.int64), tuple(ds.feature_names or ())
+    return (
+        sp.csr_matrix(ds.X, dtype=np.float64),
+        np.asarray(ds.y, np.int64),
+        tuple(ds.feature_names or ()),
+    )
 
 
-def train_test_split_rows(n: int, test_frac: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def train_test_split_rows(
+    n: int, test_frac: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted train and test row indices."""
     if not 0 < test_frac < 1:
         raise ParameterError("test_frac", "must be in (0, 1)", test_frac)

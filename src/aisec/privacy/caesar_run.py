@@ -41,8 +41,17 @@ from aisec.privacy.caesar_data import (
 )
 from aisec.transport import Channel, Link, inprocess_pair
 
-__all__ = ["DataSpec", "LinkSpec", "CaesarRecipe", "run_local", "run_party", "predict_remote",
-           "write_split", "auc_score", "RECIPES"]
+__all__ = [
+    "DataSpec",
+    "LinkSpec",
+    "CaesarRecipe",
+    "run_local",
+    "run_party",
+    "predict_remote",
+    "write_split",
+    "auc_score",
+    "RECIPES",
+]
 
 RECIPES_DIR = Path(__file__).with_name("caesar_recipes")
 RECIPES = {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
@@ -75,7 +84,9 @@ class CaesarRecipe(StrictModel):
     protocol: CaesarParams = CaesarParams()
     link: LinkSpec = LinkSpec()
     seed: int = Field(0, ge=0, description="seed of the row subsample and train/test split")
-    plaintext_c: float = Field(1.0, gt=0, description="inverse L2 strength of the exact plaintext LR")
+    plaintext_c: float = Field(
+        1.0, gt=0, description="inverse L2 strength of the exact plaintext LR"
+    )
 
 
 def auc_score(y: np.ndarray, s: np.ndarray) -> float:
@@ -87,8 +98,9 @@ def auc_score(y: np.ndarray, s: np.ndarray) -> float:
 def _prepare(recipe: CaesarRecipe) -> tuple[PartyData, PartyData, PartyData, PartyData]:
     rng = np.random.default_rng(recipe.seed)
     d = recipe.data
-    x, y, names = load_joined(d.dataset, rng, n=d.zipf_n, d=d.zipf_d,
-                              nnz_per_row=d.zipf_nnz_per_row, binary=d.zipf_binary)
+    x, y, names = load_joined(
+        d.dataset, rng, n=d.zipf_n, d=d.zipf_d, nnz_per_row=d.zipf_nnz_per_row, binary=d.zipf_binary
+    )
     if d.rows is not None and d.rows < x.shape[0]:
         keep = np.sort(rng.choice(x.shape[0], size=d.rows, replace=False))
         x, y = x[keep], y[keep]
@@ -125,8 +137,9 @@ def _two_threads(fn_a: Any, fn_b: Any) -> tuple[Any, Any]:
     return out["A"], out["B"]
 
 
-def run_local(recipe: CaesarRecipe, out_dir: str | Path | None = None,
-              compare_plaintext: bool = True) -> dict[str, Any]:
+def run_local(
+    recipe: CaesarRecipe, out_dir: str | Path | None = None, compare_plaintext: bool = True
+) -> dict[str, Any]:
     """Train both parties in this process and evaluate; returns the metrics (also written to
     ``out_dir/metrics.json`` with both models and the checkpoints when ``out_dir`` is given)."""
     a_tr, b_tr, a_te, b_te = _prepare(recipe)
@@ -135,8 +148,10 @@ def run_local(recipe: CaesarRecipe, out_dir: str | Path | None = None,
     out = Path(out_dir) if out_dir is not None else None
     ck = (lambda r: out / "checkpoints" / r) if out is not None else (lambda r: None)
     t0 = time.perf_counter()
-    (ma, ra), (mb, rb) = _two_threads(lambda: train_party("A", ca, a_tr, p, ck("A")),
-                                      lambda: train_party("B", cb, b_tr, p, ck("B")))
+    (ma, ra), (mb, rb) = _two_threads(
+        lambda: train_party("A", ca, a_tr, p, ck("A")),
+        lambda: train_party("B", cb, b_tr, p, ck("B")),
+    )
     seconds = time.perf_counter() - t0
     scores = ma.scores(a_te.X) + mb.scores(b_te.X)
     y_te = np.asarray(b_te.y)
@@ -147,8 +162,12 @@ def run_local(recipe: CaesarRecipe, out_dir: str | Path | None = None,
         "bytes": int(ca.stats.total().bytes_sent + cb.stats.total().bytes_sent),
         "bytes_per_batch": rb.bytes_per_batch,
         "seconds_per_batch": float(np.mean(rb.seconds_per_batch)) if rb.seconds_per_batch else 0.0,
-        "batches": rb.batches, "resumed_from_epoch": rb.resumed_from_epoch,
-        "n_train": a_tr.n, "n_test": a_te.n, "d_a": a_tr.d, "d_b": b_tr.d,
+        "batches": rb.batches,
+        "resumed_from_epoch": rb.resumed_from_epoch,
+        "n_train": a_tr.n,
+        "n_test": a_te.n,
+        "d_a": a_tr.d,
+        "d_b": b_tr.d,
         "nnz_train": int(a_tr.X.nnz + b_tr.X.nnz),
     }
     if compare_plaintext:
@@ -164,16 +183,27 @@ def run_local(recipe: CaesarRecipe, out_dir: str | Path | None = None,
         x_te = sp.hstack([a_te.X, b_te.X], format="csr")
         w_exact = fit_exact(x_tr, b_tr.y, c=recipe.plaintext_c)
         s_exact = scores_with_intercept(x_te, w_exact)
-        w_sur = fit_surrogate(x_tr, b_tr.y, sigmoid_coefficients(p.sigmoid, p.cubic_range),
-                              p.learning_rate, p.l2, p.batch_size, p.epochs, p.batch_seed,
-                              p.max_batches)
-        metrics.update({
-            "auc_plaintext": auc_score(y_te, s_exact),
-            "accuracy_plaintext": float(np.mean((s_exact > 0) == (y_te == 1))),
-            "auc_plaintext_same_sgd": auc_score(y_te, scores_with_intercept(x_te, w_sur)),
-            "max_weight_error_vs_same_sgd": float(np.max(np.abs(
-                np.concatenate([ma.weights, mb.weights]) - w_sur))),
-        })
+        w_sur = fit_surrogate(
+            x_tr,
+            b_tr.y,
+            sigmoid_coefficients(p.sigmoid, p.cubic_range),
+            p.learning_rate,
+            p.l2,
+            p.batch_size,
+            p.epochs,
+            p.batch_seed,
+            p.max_batches,
+        )
+        metrics.update(
+            {
+                "auc_plaintext": auc_score(y_te, s_exact),
+                "accuracy_plaintext": float(np.mean((s_exact > 0) == (y_te == 1))),
+                "auc_plaintext_same_sgd": auc_score(y_te, scores_with_intercept(x_te, w_sur)),
+                "max_weight_error_vs_same_sgd": float(
+                    np.max(np.abs(np.concatenate([ma.weights, mb.weights]) - w_sur))
+                ),
+            }
+        )
         metrics["auc_gap"] = metrics["auc_plaintext"] - metrics["auc"]
     if out is not None:
         ma.save(out / "model-A.safetensors")
@@ -182,9 +212,17 @@ def run_local(recipe: CaesarRecipe, out_dir: str | Path | None = None,
     return metrics
 
 
-def run_party(role: Literal["A", "B"], data_path: str | Path, certs_dir: str | Path, params: CaesarParams,
-              out_dir: str | Path, *, listen: str | None = None, peer: str | None = None,
-              link: Link | None = None) -> tuple[CaesarModel, TrainReport]:
+def run_party(
+    role: Literal["A", "B"],
+    data_path: str | Path,
+    certs_dir: str | Path,
+    params: CaesarParams,
+    out_dir: str | Path,
+    *,
+    listen: str | None = None,
+    peer: str | None = None,
+    link: Link | None = None,
+) -> tuple[CaesarModel, TrainReport]:
     """One party over TCP with mutual TLS; exactly one of ``listen`` / ``peer`` (HOST:PORT)."""
     from aisec.privacy.caesar_data import load_party
 
@@ -196,15 +234,30 @@ def run_party(role: Literal["A", "B"], data_path: str | Path, certs_dir: str | P
     finally:
         ch.close()
     model.save(out / f"model-{role}.safetensors")
-    atomic_write_json(out / f"report-{role}.json", {
-        "role": role, "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
-        "batches": report.batches, "seconds": report.seconds, "bytes_per_batch": report.bytes_per_batch,
-        "comm": report.comm})
+    atomic_write_json(
+        out / f"report-{role}.json",
+        {
+            "role": role,
+            "epochs_run": report.epochs_run,
+            "resumed_from_epoch": report.resumed_from_epoch,
+            "batches": report.batches,
+            "seconds": report.seconds,
+            "bytes_per_batch": report.bytes_per_batch,
+            "comm": report.comm,
+        },
+    )
     return model, report
 
 
-def _open(role: str, certs_dir: str | Path, listen: str | None, peer: str | None,
-          link: Link | None, timeout_s: float, protocol: str) -> Channel:
+def _open(
+    role: str,
+    certs_dir: str | Path,
+    listen: str | None,
+    peer: str | None,
+    link: Link | None,
+    timeout_s: float,
+    protocol: str,
+) -> Channel:
     from aisec.transport.tcp import connect, parse_hostport
     from aisec.transport.tcp import listen as tcp_listen
 
@@ -213,21 +266,33 @@ def _open(role: str, certs_dir: str | Path, listen: str | None, peer: str | None
     other = "B" if role == "A" else "A"
     if listen is not None:
         host, port = parse_hostport(listen, "--listen")
-        return tcp_listen(role, other, host, port, certs_dir, protocol=protocol, link=link,
-                          timeout_s=timeout_s)
+        return tcp_listen(
+            role, other, host, port, certs_dir, protocol=protocol, link=link, timeout_s=timeout_s
+        )
     host, port = parse_hostport(peer or "", "--peer")
-    return connect(role, other, host, port, certs_dir, protocol=protocol, link=link, timeout_s=timeout_s)
+    return connect(
+        role, other, host, port, certs_dir, protocol=protocol, link=link, timeout_s=timeout_s
+    )
 
 
-def predict_remote(role: Literal["A", "B"], model_path: str | Path, data_path: str | Path,
-                   certs_dir: str | Path, *, listen: str | None = None, peer: str | None = None,
-                   timeout_s: float = 300.0) -> dict[str, Any]:
+def predict_remote(
+    role: Literal["A", "B"],
+    model_path: str | Path,
+    data_path: str | Path,
+    certs_dir: str | Path,
+    *,
+    listen: str | None = None,
+    peer: str | None = None,
+    timeout_s: float = 300.0,
+) -> dict[str, Any]:
     """Split prediction over TCP+TLS; B gets probabilities (and AUC when its file has labels)."""
     from aisec.privacy.caesar_data import load_party
 
     model = CaesarModel.load(model_path)
     if model.role != role:
-        raise ParameterError("--model", f"is party {model.role}'s model, not {role}'s", str(model_path))
+        raise ParameterError(
+            "--model", f"is party {model.role}'s model, not {role}'s", str(model_path)
+        )
     data = load_party(data_path)
     ch = _open(role, certs_dir, listen, peer, None, timeout_s, PROTOCOL + "-predict")
     try:
@@ -237,23 +302,30 @@ def predict_remote(role: Literal["A", "B"], model_path: str | Path, data_path: s
     return _summary(probs, data)
 
 
-def predict_local(model_a: str | Path, model_b: str | Path, data_a: str | Path,
-                  data_b: str | Path) -> dict[str, Any]:
+def predict_local(
+    model_a: str | Path, model_b: str | Path, data_a: str | Path, data_b: str | Path
+) -> dict[str, Any]:
     """Split prediction with both parties in this process (in-process channel)."""
     from aisec.privacy.caesar_data import load_party
 
     ma, mb = CaesarModel.load(model_a), CaesarModel.load(model_b)
     da, db = load_party(data_a), load_party(data_b)
     ca, cb = inprocess_pair()
-    _, probs = _two_threads(lambda: predict_party("A", ca, ma, da), lambda: predict_party("B", cb, mb, db))
+    _, probs = _two_threads(
+        lambda: predict_party("A", ca, ma, da), lambda: predict_party("B", cb, mb, db)
+    )
     return _summary(probs, db)
 
 
 def _summary(probs: np.ndarray | None, data: PartyData) -> dict[str, Any]:
     if probs is None:
         return {"role": "A", "n": data.n, "sent_partial_scores": True}
-    out: dict[str, Any] = {"role": "B", "n": data.n, "ids": data.ids.tolist(),
-                           "probabilities": probs.tolist()}
+    out: dict[str, Any] = {
+        "role": "B",
+        "n": data.n,
+        "ids": data.ids.tolist(),
+        "probabilities": probs.tolist(),
+    }
     if data.y is not None and 0 < data.y.sum() < data.n:
         out["auc"] = auc_score(data.y, probs)
         out["accuracy"] = float(np.mean((probs > 0.5) == (data.y == 1)))

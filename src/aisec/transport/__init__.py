@@ -8,5 +8,14 @@ from aisec.transport.channel import LAN, WAN, Channel, CommStats, Link, StepStat
 from aisec.transport.frames import BigInts
 from aisec.transport.inprocess import InProcessChannel, inprocess_pair
 
-__all__ = ["Channel", "CommStats", "StepStats", "Link", "LAN", "WAN", "BigInts",
-           "InProcessChannel", "inprocess_pair"]
+__all__ = [
+    "Channel",
+    "CommStats",
+    "StepStats",
+    "Link",
+    "LAN",
+    "WAN",
+    "BigInts",
+    "InProcessChannel",
+    "inprocess_pair",
+]

@@ -24,7 +24,9 @@ PARTY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 def _check_name(name: str) -> None:
     if not PARTY_NAME.match(name) or name.lower() == "ca":
-        raise ParameterError("party", "must be 1-63 letters, digits, '_', '.', '-' (not 'ca')", name)
+        raise ParameterError(
+            "party", "must be 1-63 letters, digits, '_', '.', '-' (not 'ca')", name
+        )
 
 
 def party_files(certs_dir: str | Path, party: str) -> tuple[Path, Path, Path]:
@@ -68,9 +70,13 @@ def make_certs(
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aisec-mpc-ca")])
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
@@ -89,14 +95,26 @@ def make_certs(
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party)]))
-            .issuer_name(ca_name).public_key(key.public_key())
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName(sans + [x509.DNSName(party)]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(
+                x509.SubjectAlternativeName(sans + [x509.DNSName(party)]), critical=False
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
             .sign(ca_key, hashes.SHA256())
         )
-        written[f"{party}.pem"] = str(atomic_write_bytes(out / f"{party}.pem", cert.public_bytes(pem)))
-        written[f"{party}.key"] = str(write_private(out / f"{party}.key", key.private_bytes(*key_fmt)))
+        written[f"{party}.pem"] = str(
+            atomic_write_bytes(out / f"{party}.pem", cert.public_bytes(pem))
+        )
+        written[f"{party}.key"] = str(
+            write_private(out / f"{party}.key", key.private_bytes(*key_fmt))
+        )
     return written

@@ -98,7 +98,9 @@ class Channel(ABC):
         timeout_s: how long ``recv`` waits before the peer is declared dead.
     """
 
-    def __init__(self, party: str, peer: str, link: Link | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, party: str, peer: str, link: Link | None = None, timeout_s: float = 120.0
+    ) -> None:
         self.party, self.peer = party, peer
         self.link = link or Link()
         self.timeout_s = float(timeout_s)

@@ -21,7 +21,16 @@ import numpy as np
 
 from aisec.errors import ParameterError
 
-__all__ = ["MAGIC", "VERSION", "PREFIX", "BigInts", "encode", "decode", "parse_prefix", "FrameError"]
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "PREFIX",
+    "BigInts",
+    "encode",
+    "decode",
+    "parse_prefix",
+    "FrameError",
+]
 
 MAGIC = b"AISF"
 VERSION = 1
@@ -41,10 +50,16 @@ class BigInts(list):
 def _field_bytes(name: str, value: Any) -> tuple[dict[str, Any], bytes] | None:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biufc":
-            raise ParameterError(name, "must be a numeric array (no object dtype on the wire)",
-                                 str(value.dtype))
+            raise ParameterError(
+                name, "must be a numeric array (no object dtype on the wire)", str(value.dtype)
+            )
         arr = np.ascontiguousarray(value)
-        return {"name": name, "kind": "array", "dtype": arr.dtype.str, "shape": list(arr.shape)}, arr.tobytes()
+        return {
+            "name": name,
+            "kind": "array",
+            "dtype": arr.dtype.str,
+            "shape": list(arr.shape),
+        }, arr.tobytes()
     if isinstance(value, BigInts):
         width = max([(int(v).bit_length() + 8) // 8 for v in value] + [1])
         raw = b"".join(int(v).to_bytes(width, "big", signed=True) for v in value)
@@ -68,11 +83,13 @@ def encode(step: str, message: dict[str, Any]) -> bytes:
         fields.append(head)
         chunks.append(raw)
     try:
-        header = json.dumps({"step": step, "meta": meta, "fields": fields},
-                            separators=(",", ":"), allow_nan=False).encode("utf-8")
+        header = json.dumps(
+            {"step": step, "meta": meta, "fields": fields}, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise ParameterError("message", "must hold arrays, BigInts, bytes or JSON values",
-                             str(exc)) from None
+        raise ParameterError(
+            "message", "must hold arrays, BigInts, bytes or JSON values", str(exc)
+        ) from None
     payload = b"".join(chunks)
     return PREFIX.pack(MAGIC, VERSION, len(header), len(payload)) + header + payload
 
@@ -119,8 +136,9 @@ def decode(frame: bytes) -> tuple[str, dict[str, Any]]:
                 if w * k != len(raw):
                     raise FrameError("bigint block size mismatch")
                 b = bytes(raw)
-                out[f["name"]] = BigInts(int.from_bytes(b[i * w : (i + 1) * w], "big", signed=True)
-                                         for i in range(k))
+                out[f["name"]] = BigInts(
+                    int.from_bytes(b[i * w : (i + 1) * w], "big", signed=True) for i in range(k)
+                )
             elif f["kind"] == "bytes":
                 out[f["name"]] = bytes(raw)
             else:

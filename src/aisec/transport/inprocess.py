@@ -20,8 +20,15 @@ _CLOSED = object()
 class InProcessChannel(Channel):
     """One end of an in-process pair; build both with :func:`inprocess_pair`."""
 
-    def __init__(self, party: str, peer: str, inbox: queue.Queue, outbox: queue.Queue,
-                 link: Link | None = None, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        party: str,
+        peer: str,
+        inbox: queue.Queue,
+        outbox: queue.Queue,
+        link: Link | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
         super().__init__(party, peer, link, timeout_s)
         self._inbox, self._outbox = inbox, outbox
 
@@ -48,10 +55,13 @@ class InProcessChannel(Channel):
         super().close()
 
 
-def inprocess_pair(a: str = "A", b: str = "B", link: Link | None = None,
-                   timeout_s: float = 120.0) -> tuple[InProcessChannel, InProcessChannel]:
+def inprocess_pair(
+    a: str = "A", b: str = "B", link: Link | None = None, timeout_s: float = 120.0
+) -> tuple[InProcessChannel, InProcessChannel]:
     """Two connected channels ``(a's end, b's end)``."""
     qa: queue.Queue = queue.Queue()
     qb: queue.Queue = queue.Queue()
-    return (InProcessChannel(a, b, qa, qb, link, timeout_s),
-            InProcessChannel(b, a, qb, qa, link, timeout_s))
+    return (
+        InProcessChannel(a, b, qa, qb, link, timeout_s),
+        InProcessChannel(b, a, qb, qa, link, timeout_s),
+    )

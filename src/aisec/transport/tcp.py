@@ -56,15 +56,23 @@ def _peer_name(sock: ssl.SSLSocket) -> str:
 class TCPChannel(Channel):
     """A channel over a connected TLS socket."""
 
-    def __init__(self, party: str, peer: str, sock: ssl.SSLSocket, link: Link | None = None,
-                 timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        party: str,
+        peer: str,
+        sock: ssl.SSLSocket,
+        link: Link | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
         super().__init__(party, peer, link, timeout_s)
         self.sock = sock
         # A writer thread sends frames in order, so two parties that both send large messages
         # before reading never block each other on full socket buffers.
         self._outq: queue.Queue = queue.Queue()
         self._send_error: PeerError | None = None
-        self._writer = threading.Thread(target=self._write_loop, name=f"aisec-tx-{party}", daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"aisec-tx-{party}", daemon=True
+        )
         self._writer.start()
 
     def _write_loop(self) -> None:
@@ -81,7 +89,8 @@ class TCPChannel(Channel):
                     self.sock.sendall(frame)
                 except (OSError, ssl.SSLError) as exc:
                     self._send_error = PeerError(
-                        self.peer, step, f"connection lost while sending ({exc.__class__.__name__})")
+                        self.peer, step, f"connection lost while sending ({exc.__class__.__name__})"
+                    )
                     return
             finally:
                 self._outq.task_done()
@@ -94,8 +103,9 @@ class TCPChannel(Channel):
     def flush(self, timeout_s: float = 60.0) -> None:
         """Wait until every queued frame is written (before closing)."""
         deadline = time.monotonic() + timeout_s
-        while (self._outq.unfinished_tasks and self._writer.is_alive()
-               and time.monotonic() < deadline):
+        while (
+            self._outq.unfinished_tasks and self._writer.is_alive() and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
 
     def _read(self, n: int, step: str) -> bytes:
@@ -104,11 +114,15 @@ class TCPChannel(Channel):
             try:
                 chunk = self.sock.recv(min(n - len(buf), 1 << 20))
             except TimeoutError:
-                raise PeerError(self.peer, step, f"no message within {self.sock.gettimeout():g} s") from None
+                raise PeerError(
+                    self.peer, step, f"no message within {self.sock.gettimeout():g} s"
+                ) from None
             except ssl.SSLError as exc:
                 raise PeerError(self.peer, step, f"TLS error: {exc.reason or exc}") from None
             except OSError as exc:
-                raise PeerError(self.peer, step, f"connection lost ({exc.__class__.__name__})") from None
+                raise PeerError(
+                    self.peer, step, f"connection lost ({exc.__class__.__name__})"
+                ) from None
             if not chunk:
                 raise PeerError(self.peer, step, "connection closed by peer")
             buf += chunk
@@ -144,15 +158,27 @@ def _handshake(ch: TCPChannel, protocol: str) -> TCPChannel:
     hello = ch.recv("hello")
     if hello.get("party") != ch.peer or hello.get("protocol") != protocol:
         ch.close()
-        raise PeerError(ch.peer, "handshake",
-                        f"peer says it is {hello.get('party')!r} running {hello.get('protocol')!r}; "
-                        f"expected {ch.peer!r} running {protocol!r}")
+        raise PeerError(
+            ch.peer,
+            "handshake",
+            f"peer says it is {hello.get('party')!r} running {hello.get('protocol')!r}; "
+            f"expected {ch.peer!r} running {protocol!r}",
+        )
     return ch
 
 
-def listen(party: str, peer: str, host: str, port: int, certs_dir: str | Path, *,
-           protocol: str, link: Link | None = None, timeout_s: float = 120.0,
-           accept_timeout_s: float = 300.0) -> TCPChannel:
+def listen(
+    party: str,
+    peer: str,
+    host: str,
+    port: int,
+    certs_dir: str | Path,
+    *,
+    protocol: str,
+    link: Link | None = None,
+    timeout_s: float = 120.0,
+    accept_timeout_s: float = 300.0,
+) -> TCPChannel:
     """Wait for ``peer`` to connect on ``host:port``; returns the authenticated channel."""
     ctx = _context(True, certs_dir, party)
     with socket.create_server((host, port), reuse_port=False) as srv:
@@ -160,20 +186,32 @@ def listen(party: str, peer: str, host: str, port: int, certs_dir: str | Path, *
         try:
             raw, _addr = srv.accept()
         except TimeoutError:
-            raise PeerError(peer, "connect", f"nobody connected to {host}:{port} within "
-                                             f"{accept_timeout_s:g} s") from None
+            raise PeerError(
+                peer, "connect", f"nobody connected to {host}:{port} within {accept_timeout_s:g} s"
+            ) from None
     raw.settimeout(timeout_s)
     try:
         sock = ctx.wrap_socket(raw, server_side=True)
     except (ssl.SSLError, OSError) as exc:
         raw.close()
-        raise PeerError(peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}") from None
+        raise PeerError(
+            peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"
+        ) from None
     return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)
 
 
-def connect(party: str, peer: str, host: str, port: int, certs_dir: str | Path, *,
-            protocol: str, link: Link | None = None, timeout_s: float = 120.0,
-            retry_s: float = 60.0) -> TCPChannel:
+def connect(
+    party: str,
+    peer: str,
+    host: str,
+    port: int,
+    certs_dir: str | Path,
+    *,
+    protocol: str,
+    link: Link | None = None,
+    timeout_s: float = 120.0,
+    retry_s: float = 60.0,
+) -> TCPChannel:
     """Connect to ``peer`` at ``host:port`` (retrying while it is not up yet)."""
     ctx = _context(False, certs_dir, party)
     deadline = time.monotonic() + retry_s
@@ -183,11 +221,15 @@ def connect(party: str, peer: str, host: str, port: int, certs_dir: str | Path, 
             break
         except OSError as exc:
             if time.monotonic() > deadline:
-                raise PeerError(peer, "connect", f"cannot reach {host}:{port} ({exc.__class__.__name__})") from None
+                raise PeerError(
+                    peer, "connect", f"cannot reach {host}:{port} ({exc.__class__.__name__})"
+                ) from None
             time.sleep(0.2)
     try:
         sock = ctx.wrap_socket(raw, server_side=False)
     except (ssl.SSLError, OSError) as exc:
         raw.close()
-        raise PeerError(peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}") from None
+        raise PeerError(
+            peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"
+        ) from None
     return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)

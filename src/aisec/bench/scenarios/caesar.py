@@ -20,31 +20,62 @@ _LINK = {"bandwidth_mbps": 100.0, "latency_ms": 20.0}
 @scenario(
     "caesar.auc",
     system="caesar",
-    params={"dataset": "adult-a9a", "rows": 2000, "key_bits": 1024, "sigmoid": "cubic",
-            "learning_rate": 1.0, "epochs": 3, "batch_size": 128, "workers": 1},
+    params={
+        "dataset": "adult-a9a",
+        "rows": 2000,
+        "key_bits": 1024,
+        "sigmoid": "cubic",
+        "learning_rate": 1.0,
+        "epochs": 3,
+        "batch_size": 128,
+        "workers": 1,
+    },
     full_params={"rows": None, "key_bits": 2048, "epochs": 5, "batch_size": 256, "workers": 2},
     description="CAESAR AUC/accuracy vs plaintext logistic regression on the a9a equivalent",
 )
 def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     from aisec.privacy.caesar_run import CaesarRecipe, run_local
 
-    recipe = CaesarRecipe.model_validate({
-        "data": {"dataset": params["dataset"], "rows": params["rows"]},
-        "protocol": {"key_bits": params["key_bits"], "sigmoid": params["sigmoid"],
-                     "learning_rate": params["learning_rate"], "epochs": params["epochs"],
-                     "batch_size": params["batch_size"], "workers": params["workers"]},
-        "seed": ctx.seed,
-    })
+    recipe = CaesarRecipe.model_validate(
+        {
+            "data": {"dataset": params["dataset"], "rows": params["rows"]},
+            "protocol": {
+                "key_bits": params["key_bits"],
+                "sigmoid": params["sigmoid"],
+                "learning_rate": params["learning_rate"],
+                "epochs": params["epochs"],
+                "batch_size": params["batch_size"],
+                "workers": params["workers"],
+            },
+            "seed": ctx.seed,
+        }
+    )
     m = run_local(recipe, ctx.work_dir / "run")
-    keep = ("auc", "auc_plaintext", "auc_plaintext_same_sgd", "auc_gap", "accuracy",
-            "accuracy_plaintext", "seconds", "bytes", "bytes_per_batch", "seconds_per_batch",
-            "max_weight_error_vs_same_sgd", "n_train", "n_test", "batches")
+    keep = (
+        "auc",
+        "auc_plaintext",
+        "auc_plaintext_same_sgd",
+        "auc_gap",
+        "accuracy",
+        "accuracy_plaintext",
+        "seconds",
+        "bytes",
+        "bytes_per_batch",
+        "seconds_per_batch",
+        "max_weight_error_vs_same_sgd",
+        "n_train",
+        "n_test",
+        "batches",
+    )
     metrics = {k: m[k] for k in keep}
     metrics["auc_within_0.005"] = bool(m["auc_gap"] <= 0.005)
     return Result(
         metrics=metrics,
-        labels={"dataset": params["dataset"], "sigmoid": params["sigmoid"],
-                "key_bits": str(params["key_bits"])},
+        labels={
+            "dataset": params["dataset"],
+            "sigmoid": params["sigmoid"],
+            "key_bits": str(params["key_bits"]),
+        },
         notes=[
             "auc_plaintext: scikit-learn logistic regression (exact sigmoid, L-BFGS) on the joined "
             "data; auc_plaintext_same_sgd: CAESAR's own SGD and sigmoid approximation in float64.",
@@ -54,8 +85,9 @@ def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     )
 
 
-def _party_b_process(port: int, certs: str, x_b: Any, y: Any, params: dict[str, Any],
-                     link: Any, queue: Any) -> None:
+def _party_b_process(
+    port: int, certs: str, x_b: Any, y: Any, params: dict[str, Any], link: Any, queue: Any
+) -> None:
     """Party B in its own process, over TCP + mutual TLS on loopback (two-host layout)."""
     import numpy as np
 
@@ -68,13 +100,16 @@ def _party_b_process(port: int, certs: str, x_b: Any, y: Any, params: dict[str, 
         data = PartyData(np.arange(x_b.shape[0]), x_b, y)
         rep = train_party("B", ch, data, CaesarParams(**params), finish=False)[1]
         ch.close()
-        queue.put({"seconds_per_batch": rep.seconds_per_batch, "bytes_per_batch": rep.bytes_per_batch})
+        queue.put(
+            {"seconds_per_batch": rep.seconds_per_batch, "bytes_per_batch": rep.bytes_per_batch}
+        )
     except Exception as exc:  # reported to the parent
         queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def _caesar_two_processes(x_a: Any, x_b: Any, y: Any, params: dict[str, Any], link: Any,
-                          work_dir: Any) -> dict[str, float]:
+def _caesar_two_processes(
+    x_a: Any, x_b: Any, y: Any, params: dict[str, Any], link: Any, work_dir: Any
+) -> dict[str, float]:
     import multiprocessing as mp
     import socket
 
@@ -93,14 +128,26 @@ def _caesar_two_processes(x_a: Any, x_b: Any, y: Any, params: dict[str, Any], li
         port = sock.getsockname()[1]
     ctx = mp.get_context("forkserver")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_party_b_process, args=(port, str(certs), x_b, y, params, link, queue))
+    proc = ctx.Process(
+        target=_party_b_process, args=(port, str(certs), x_b, y, params, link, queue)
+    )
     proc.start()
     try:
-        ch = connect("A", "B", "127.0.0.1", port, certs, protocol=PROTOCOL, link=link,
-                     timeout_s=600, retry_s=60)
+        ch = connect(
+            "A",
+            "B",
+            "127.0.0.1",
+            port,
+            certs,
+            protocol=PROTOCOL,
+            link=link,
+            timeout_s=600,
+            retry_s=60,
+        )
         t0 = time.perf_counter()
-        ra = train_party("A", ch, PartyData(np.arange(x_a.shape[0]), x_a), CaesarParams(**params),
-                         finish=False)[1]
+        ra = train_party(
+            "A", ch, PartyData(np.arange(x_a.shape[0]), x_a), CaesarParams(**params), finish=False
+        )[1]
         total = time.perf_counter() - t0
         ch.close()
         rb = queue.get(timeout=600)
@@ -110,13 +157,27 @@ def _caesar_two_processes(x_a: Any, x_b: Any, y: Any, params: dict[str, Any], li
             proc.terminate()
     if "error" in rb:
         raise RuntimeError(f"party B: {rb['error']}")
-    per_batch = [max(a, b) for a, b in zip(ra.seconds_per_batch, rb["seconds_per_batch"], strict=True)]
-    return {"seconds_per_batch": float(np.mean(per_batch)), "bytes_per_batch": rb["bytes_per_batch"],
-            "setup_seconds": total - sum(ra.seconds_per_batch)}
+    per_batch = [
+        max(a, b) for a, b in zip(ra.seconds_per_batch, rb["seconds_per_batch"], strict=True)
+    ]
+    return {
+        "seconds_per_batch": float(np.mean(per_batch)),
+        "bytes_per_batch": rb["bytes_per_batch"],
+        "setup_seconds": total - sum(ra.seconds_per_batch),
+    }
 
 
-def _caesar_batches(x_a: Any, x_b: Any, y: Any, key_bits: int, batch: int, k: int,
-                    link: Any, workers: int, work_dir: Any = None) -> dict[str, float]:
+def _caesar_batches(
+    x_a: Any,
+    x_b: Any,
+    y: Any,
+    key_bits: int,
+    batch: int,
+    k: int,
+    link: Any,
+    workers: int,
+    work_dir: Any = None,
+) -> dict[str, float]:
     import threading
 
     import numpy as np
@@ -127,8 +188,14 @@ def _caesar_batches(x_a: Any, x_b: Any, y: Any, key_bits: int, batch: int, k: in
 
     n = x_a.shape[0]
     ids = np.arange(n)
-    p = CaesarParams(key_bits=key_bits, sigmoid="minimax", batch_size=batch, epochs=1,
-                     max_batches=k, workers=workers)
+    p = CaesarParams(
+        key_bits=key_bits,
+        sigmoid="minimax",
+        batch_size=batch,
+        epochs=1,
+        max_batches=k,
+        workers=workers,
+    )
     if work_dir is not None:
         return _caesar_two_processes(x_a, x_b, y, p.model_dump(), link, work_dir)
     ca, cb = inprocess_pair("A", "B", link, 600)
@@ -140,8 +207,10 @@ def _caesar_batches(x_a: Any, x_b: Any, y: Any, key_bits: int, batch: int, k: in
         except Exception as exc:  # re-raised below
             out[role + "_err"] = exc
 
-    ts = [threading.Thread(target=go, args=("A", ca, PartyData(ids, x_a))),
-          threading.Thread(target=go, args=("B", cb, PartyData(ids, x_b, y)))]
+    ts = [
+        threading.Thread(target=go, args=("A", ca, PartyData(ids, x_a))),
+        threading.Thread(target=go, args=("B", cb, PartyData(ids, x_b, y))),
+    ]
     t0 = time.perf_counter()
     [t.start() for t in ts]
     [t.join() for t in ts]
@@ -151,18 +220,36 @@ def _caesar_batches(x_a: Any, x_b: Any, y: Any, key_bits: int, batch: int, k: in
             raise out[key]
     rb = out["B"]
     per_batch = float(np.mean(rb.seconds_per_batch))
-    return {"seconds_per_batch": per_batch, "bytes_per_batch": rb.bytes_per_batch,
-            "setup_seconds": total - sum(rb.seconds_per_batch)}
+    return {
+        "seconds_per_batch": per_batch,
+        "bytes_per_batch": rb.bytes_per_batch,
+        "setup_seconds": total - sum(rb.seconds_per_batch),
+    }
 
 
 @scenario(
     "caesar.vs_secureml",
     system="caesar",
-    params={"dims": [100, 10000, 100000], "densities": [0.01, 0.001], "batch_size": 128,
-            "batches": 2, "key_bits": 1024, "secureml_max_elements": 2_000_000,
-            "epoch_rows": 100000, "workers": 1, "two_processes": False, **_LINK},
-    full_params={"batch_size": 256, "batches": 3, "key_bits": 2048, "two_processes": True,
-                 "secureml_max_elements": 8_000_000, "workers": 2},
+    params={
+        "dims": [100, 10000, 100000],
+        "densities": [0.01, 0.001],
+        "batch_size": 128,
+        "batches": 2,
+        "key_bits": 1024,
+        "secureml_max_elements": 2_000_000,
+        "epoch_rows": 100000,
+        "workers": 1,
+        "two_processes": False,
+        **_LINK,
+    },
+    full_params={
+        "batch_size": 256,
+        "batches": 3,
+        "key_bits": 2048,
+        "two_processes": True,
+        "secureml_max_elements": 8_000_000,
+        "workers": 2,
+    },
     description="CAESAR vs SecureML-style dense SS LR: time and bytes per batch on a shaped link",
 )
 def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
@@ -175,38 +262,68 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     link = Link(params["bandwidth_mbps"] * 1e6, params["latency_ms"] / 1e3)
     m, k = params["batch_size"], params["batches"]
     rows: list[dict[str, Any]] = []
-    notes = [f"link {link.describe()} on every edge (A-B, dealer-A, dealer-B); batch {m}; "
-             f"{params['key_bits']}-bit Paillier; minimax sigmoid in both systems",
-             "seconds are per training batch; one-time costs (key generation, tables, the final "
-             "reveal of d weights) are not in the per-batch figures",
-             f"epoch seconds are per-batch seconds x {params['epoch_rows']} rows / batch size",
-             "CAESAR parties: " + ("two processes over TCP + mutual TLS on loopback (shaped)"
-                                   if params["two_processes"] else "two threads of one process")
-             + "; SecureML parties and dealer: threads (their cost is the shaped link)"]
+    notes = [
+        f"link {link.describe()} on every edge (A-B, dealer-A, dealer-B); batch {m}; "
+        f"{params['key_bits']}-bit Paillier; minimax sigmoid in both systems",
+        "seconds are per training batch; one-time costs (key generation, tables, the final "
+        "reveal of d weights) are not in the per-batch figures",
+        f"epoch seconds are per-batch seconds x {params['epoch_rows']} rows / batch size",
+        "CAESAR parties: "
+        + (
+            "two processes over TCP + mutual TLS on loopback (shaped)"
+            if params["two_processes"]
+            else "two threads of one process"
+        )
+        + "; SecureML parties and dealer: threads (their cost is the shaped link)",
+    ]
     combos = [(d, rho) for d in params["dims"] for rho in params["densities"]]
     for i, (d, rho) in enumerate(combos):
         ctx.report(i / len(combos), f"d={d} density={rho}")
         n = m * k
         x, y = zipf_sparse(n, d, max(rho * d, 0.05), ctx.rng, n_informative=min(64, d))
         a, b = split_columns(x, y, 0.5)
-        c = _caesar_batches(a.X, b.X, y, params["key_bits"], m, k, link, params["workers"],
-                            ctx.work_dir if params["two_processes"] else None)
+        c = _caesar_batches(
+            a.X,
+            b.X,
+            y,
+            params["key_bits"],
+            m,
+            k,
+            link,
+            params["workers"],
+            ctx.work_dir if params["two_processes"] else None,
+        )
         # SecureML: measured at full batch if m*d fits, else on fewer rows and scaled linearly
         m_sml = min(m, max(1, params["secureml_max_elements"] // (d + 1)))
         extrapolated = m_sml < m
         sub = np.arange(m_sml * k)
-        r = train_secureml(a.X[sub], b.X[sub], y[sub], coefficients=(0.5, 0.125), learning_rate=0.5,
-                           l2=1e-4, batch_size=m_sml, epochs=1, max_batches=k, link=link)
+        r = train_secureml(
+            a.X[sub],
+            b.X[sub],
+            y[sub],
+            coefficients=(0.5, 0.125),
+            learning_rate=0.5,
+            l2=1e-4,
+            batch_size=m_sml,
+            epochs=1,
+            max_batches=k,
+            link=link,
+        )
         scale = m / m_sml
         sml_sec = float(np.mean(r.seconds_per_batch)) * scale
         sml_bytes = r.bytes_per_batch * scale
         row = {
-            "labels": {"d": str(d), "density": str(rho),
-                       "secureml": "extrapolated" if extrapolated else "measured"},
+            "labels": {
+                "d": str(d),
+                "density": str(rho),
+                "secureml": "extrapolated" if extrapolated else "measured",
+            },
             "metrics": {
                 "nnz_per_batch": int(x.nnz * m / n),
-                "caesar_seconds": c["seconds_per_batch"], "caesar_bytes": c["bytes_per_batch"],
-                "secureml_seconds": sml_sec, "secureml_bytes": sml_bytes,
+                "caesar_seconds": c["seconds_per_batch"],
+                "caesar_bytes": c["bytes_per_batch"],
+                "secureml_seconds": sml_sec,
+                "secureml_bytes": sml_bytes,
                 "secureml_rows_measured": m_sml,
                 "speedup_vs_secureml": sml_sec / c["seconds_per_batch"],
                 "bytes_ratio_vs_secureml": sml_bytes / c["bytes_per_batch"],
@@ -216,33 +333,59 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         }
         rows.append(row)
         if extrapolated:
-            notes.append(f"d={d}, density={rho}: SecureML measured on batches of {m_sml} rows and "
-                         f"scaled x{scale:.1f} to {m} rows (extrapolated)")
-    head = next((r for r in rows if r["labels"]["d"] == "10000" and r["labels"]["density"] == "0.01"),
-                rows[0])
+            notes.append(
+                f"d={d}, density={rho}: SecureML measured on batches of {m_sml} rows and "
+                f"scaled x{scale:.1f} to {m} rows (extrapolated)"
+            )
+    head = next(
+        (r for r in rows if r["labels"]["d"] == "10000" and r["labels"]["density"] == "0.01"),
+        rows[0],
+    )
     hm = head["metrics"]
     series = {
         "seconds per batch vs d": [
-            Series(x=[float(r["labels"]["d"]) for r in rows if r["labels"]["density"] == str(rho)],
-                   y=[r["metrics"][f"{s}_seconds"] for r in rows if r["labels"]["density"] == str(rho)],
-                   xlabel="d", ylabel="seconds per batch", label=f"{s} density {rho}",
-                   logx=True, logy=True)
-            for rho in params["densities"] for s in ("caesar", "secureml")],
+            Series(
+                x=[float(r["labels"]["d"]) for r in rows if r["labels"]["density"] == str(rho)],
+                y=[
+                    r["metrics"][f"{s}_seconds"] for r in rows if r["labels"]["density"] == str(rho)
+                ],
+                xlabel="d",
+                ylabel="seconds per batch",
+                label=f"{s} density {rho}",
+                logx=True,
+                logy=True,
+            )
+            for rho in params["densities"]
+            for s in ("caesar", "secureml")
+        ],
         "bytes per batch vs d": [
-            Series(x=[float(r["labels"]["d"]) for r in rows if r["labels"]["density"] == str(rho)],
-                   y=[r["metrics"][f"{s}_bytes"] for r in rows if r["labels"]["density"] == str(rho)],
-                   xlabel="d", ylabel="bytes per batch", label=f"{s} density {rho}",
-                   logx=True, logy=True)
-            for rho in params["densities"] for s in ("caesar", "secureml")],
+            Series(
+                x=[float(r["labels"]["d"]) for r in rows if r["labels"]["density"] == str(rho)],
+                y=[r["metrics"][f"{s}_bytes"] for r in rows if r["labels"]["density"] == str(rho)],
+                xlabel="d",
+                ylabel="bytes per batch",
+                label=f"{s} density {rho}",
+                logx=True,
+                logy=True,
+            )
+            for rho in params["densities"]
+            for s in ("caesar", "secureml")
+        ],
     }
     return Result(
-        metrics={"speedup_vs_secureml": hm["speedup_vs_secureml"], "seconds": hm["caesar_seconds"],
-                 "bytes": hm["caesar_bytes"], "secureml_seconds": hm["secureml_seconds"],
-                 "secureml_bytes": hm["secureml_bytes"],
-                 "speedup_at_least_10x": bool(hm["speedup_vs_secureml"] >= 10),
-                 "headline": f"d={head['labels']['d']}, density={head['labels']['density']}"},
+        metrics={
+            "speedup_vs_secureml": hm["speedup_vs_secureml"],
+            "seconds": hm["caesar_seconds"],
+            "bytes": hm["caesar_bytes"],
+            "secureml_seconds": hm["secureml_seconds"],
+            "secureml_bytes": hm["secureml_bytes"],
+            "speedup_at_least_10x": bool(hm["speedup_vs_secureml"] >= 10),
+            "headline": f"d={head['labels']['d']}, density={head['labels']['density']}",
+        },
         labels={"key_bits": str(params["key_bits"]), "link": link.describe()},
-        breakdown=rows, series=series, notes=notes,
+        breakdown=rows,
+        series=series,
+        notes=notes,
     )
 
 
@@ -258,26 +401,39 @@ def bytes_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
 
     m, d, k = params["batch_size"], params["d"], params["batches"]
     rows = []
-    grid = [(m, d, z) for z in params["nnz"]] + [(m, d * 10, params["nnz"][0]), (2 * m, d, params["nnz"][0])]
+    grid = [(m, d, z) for z in params["nnz"]] + [
+        (m, d * 10, params["nnz"][0]),
+        (2 * m, d, params["nnz"][0]),
+    ]
     for i, (mb, dd, z) in enumerate(grid):
         ctx.report(i / len(grid), f"m={mb} d={dd} nnz/row={z}")
         x, y = zipf_sparse(mb * k, dd, z, ctx.rng)
         a, b = split_columns(x, y, 0.5)
         c = _caesar_batches(a.X, b.X, y, params["key_bits"], mb, k, None, 1)
-        rows.append({"labels": {"batch": str(mb), "d": str(dd), "nnz_per_row": str(z)},
-                     "metrics": {"bytes_per_batch": c["bytes_per_batch"],
-                                 "bytes_per_row": c["bytes_per_batch"] / mb,
-                                 "seconds_per_batch": c["seconds_per_batch"]}})
+        rows.append(
+            {
+                "labels": {"batch": str(mb), "d": str(dd), "nnz_per_row": str(z)},
+                "metrics": {
+                    "bytes_per_batch": c["bytes_per_batch"],
+                    "bytes_per_row": c["bytes_per_batch"] / mb,
+                    "seconds_per_batch": c["seconds_per_batch"],
+                },
+            }
+        )
     b0 = [r["metrics"]["bytes_per_batch"] for r in rows[: len(params["nnz"])]]
     return Result(
-        metrics={"bytes_spread_over_nnz": (max(b0) - min(b0)) / min(b0),
-                 "bytes_ratio_10x_d": rows[-2]["metrics"]["bytes_per_batch"] / b0[0],
-                 "bytes_ratio_2x_batch": rows[-1]["metrics"]["bytes_per_batch"] / b0[0],
-                 "seconds": sum(r["metrics"]["seconds_per_batch"] for r in rows)},
+        metrics={
+            "bytes_spread_over_nnz": (max(b0) - min(b0)) / min(b0),
+            "bytes_ratio_10x_d": rows[-2]["metrics"]["bytes_per_batch"] / b0[0],
+            "bytes_ratio_2x_batch": rows[-1]["metrics"]["bytes_per_batch"] / b0[0],
+            "seconds": sum(r["metrics"]["seconds_per_batch"] for r in rows),
+        },
         labels={"key_bits": str(params["key_bits"])},
         breakdown=rows,
-        notes=["per-batch traffic is 4 ciphertexts per row (linear sigmoid): it grows with the batch "
-               "size, not with d or the non-zeros; the d weights cross the link once, at the end"],
+        notes=[
+            "per-batch traffic is 4 ciphertexts per row (linear sigmoid): it grows with the batch "
+            "size, not with d or the non-zeros; the d weights cross the link once, at the end"
+        ],
     )
 
 
@@ -298,15 +454,25 @@ def _measure(s: Any, vals: list[int], nd: int) -> dict[str, float]:
     t0 = time.perf_counter()
     s.mul_plain(cts, [12345] * ne)
     mul = ne / (time.perf_counter() - t0)
-    return {"encrypt_per_s": enc, "decrypt_per_s": dec, "add_per_s": add, "mul_small_per_s": mul,
-            "ciphertext_bytes": len(s.to_bytes(cts)) / ne}
+    return {
+        "encrypt_per_s": enc,
+        "decrypt_per_s": dec,
+        "add_per_s": add,
+        "mul_small_per_s": mul,
+        "ciphertext_bytes": len(s.to_bytes(cts)) / ne,
+    }
 
 
 @scenario(
     "caesar.paillier_ops",
     system="caesar",
-    params={"key_bits": 2048, "n_encrypt": 300, "n_decrypt": 60, "n_phe": 30,
-            "backends": ["gmpy2-paillier", "phe-paillier", "heu-ou", "heu-zpaillier"]},
+    params={
+        "key_bits": 2048,
+        "n_encrypt": 300,
+        "n_decrypt": 60,
+        "n_phe": 30,
+        "backends": ["gmpy2-paillier", "phe-paillier", "heu-ou", "heu-zpaillier"],
+    },
     full_params={"n_encrypt": 2000, "n_decrypt": 400, "n_phe": 200},
     description="Paillier/OU operations per second on one core for each HE backend",
 )
@@ -329,13 +495,20 @@ def paillier_ops(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         if name == "gmpy2-paillier":
             pub = make_scheme(name, bits)
             pub.owner = False  # type: ignore[attr-defined]
-            rows.append({"labels": {"backend": "gmpy2-paillier (public key only)"},
-                         "metrics": {"encrypt_per_s": _measure(pub, vals, 1)["encrypt_per_s"]}})
+            rows.append(
+                {
+                    "labels": {"backend": "gmpy2-paillier (public key only)"},
+                    "metrics": {"encrypt_per_s": _measure(pub, vals, 1)["encrypt_per_s"]},
+                }
+            )
     by = {r["labels"]["backend"]: r["metrics"] for r in rows}
     g = by.get("gmpy2-paillier", {})
-    fast = max((by[b]["encrypt_per_s"] for b in ("heu-ou", "heu-zpaillier") if b in by), default=0.0)
+    fast = max(
+        (by[b]["encrypt_per_s"] for b in ("heu-ou", "heu-zpaillier") if b in by), default=0.0
+    )
     metrics: dict[str, Any] = {
-        "gmpy2_encrypt_per_s": g.get("encrypt_per_s"), "gmpy2_decrypt_per_s": g.get("decrypt_per_s"),
+        "gmpy2_encrypt_per_s": g.get("encrypt_per_s"),
+        "gmpy2_decrypt_per_s": g.get("decrypt_per_s"),
         "phe_encrypt_per_s": by.get("phe-paillier", {}).get("encrypt_per_s"),
         "phe_decrypt_per_s": by.get("phe-paillier", {}).get("decrypt_per_s"),
         "fast_backend_encrypt_per_s": fast,
@@ -345,8 +518,10 @@ def paillier_ops(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     }
     if "phe-paillier" in by and g:
         metrics["encrypt_speedup_vs_phe"] = g["encrypt_per_s"] / by["phe-paillier"]["encrypt_per_s"]
-    notes.append("single process, one core; gmpy2 row encrypts as the key owner (CRT), as each CAESAR "
-                 "party does for its own key; the public-key row is what a peer pays for masks")
+    notes.append(
+        "single process, one core; gmpy2 row encrypts as the key owner (CRT), as each CAESAR "
+        "party does for its own key; the public-key row is what a peer pays for masks"
+    )
     return Result(metrics=metrics, labels={"key_bits": str(bits)}, breakdown=rows, notes=notes)
 
 
@@ -376,7 +551,7 @@ def workers_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         with HEWorkers(max(1, wk)) as pool:
             if wk > 1:  # start the processes and build their tables outside the timing
                 pool.decrypt(sk, pool.encrypt(sk, vals[: 4 * wk * 16]))
-                pool.matvec(sk.public, xi[: 64], w)
+                pool.matvec(sk.public, xi[:64], w)
             t0 = time.perf_counter()
             cts = pool.encrypt(sk, vals)
             got = pool.decrypt(sk, cts)
@@ -385,21 +560,39 @@ def workers_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         if got != vals:
             raise RuntimeError("worker results differ from the inputs")
         base = base or sec
-        rows.append({"labels": {"workers": str(wk)},
-                     "metrics": {"seconds": sec, "speedup": base / sec,
-                                 "ops_per_s": 3 * n / sec}})
+        rows.append(
+            {
+                "labels": {"workers": str(wk)},
+                "metrics": {"seconds": sec, "speedup": base / sec, "ops_per_s": 3 * n / sec},
+            }
+        )
     s2 = rows[-1]["metrics"]["speedup"] if len(rows) > 1 else 1.0
     par = min(max(2 * (1 - 1 / s2), 0.0), 1.0) if s2 > 0 else 0.0
     proj = {f"projected_speedup_{k}": 1 / ((1 - par) + par / k) for k in (4, 8, 16)}
     return Result(
-        metrics={"speedup_2_workers": s2, "parallel_fraction": par, **proj,
-                 "seconds": sum(r["metrics"]["seconds"] for r in rows), "cpu_count": os.cpu_count()},
+        metrics={
+            "speedup_2_workers": s2,
+            "parallel_fraction": par,
+            **proj,
+            "seconds": sum(r["metrics"]["seconds"] for r in rows),
+            "cpu_count": os.cpu_count(),
+        },
         labels={"key_bits": str(params["key_bits"])},
         breakdown=rows,
-        series={"worker scaling": [Series(x=[float(r["labels"]["workers"]) for r in rows],
-                                          y=[r["metrics"]["speedup"] for r in rows],
-                                          xlabel="workers", ylabel="speed-up", label="measured")]},
-        notes=["projected_speedup_k: Amdahl's law with the parallel fraction implied by the measured "
-               "2-worker speed-up (a projection, not a measurement)",
-               "on a shared 2-core machine other processes compete for the second core"],
+        series={
+            "worker scaling": [
+                Series(
+                    x=[float(r["labels"]["workers"]) for r in rows],
+                    y=[r["metrics"]["speedup"] for r in rows],
+                    xlabel="workers",
+                    ylabel="speed-up",
+                    label="measured",
+                )
+            ]
+        },
+        notes=[
+            "projected_speedup_k: Amdahl's law with the parallel fraction implied by the measured "
+            "2-worker speed-up (a projection, not a measurement)",
+            "on a shared 2-core machine other processes compete for the second core",
+        ],
     )

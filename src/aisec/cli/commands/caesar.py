@@ -1,9 +1,9 @@
 """``aisec caesar``: two-party sparse logistic regression (CAESAR, Paillier HE + secret sharing).
 
-  aisec caesar run RECIPE              both parties in this process; metrics vs plaintext LR
-  aisec caesar split RECIPE --out DIR  write the parties' data files (A/B x train/test)
-  aisec caesar party --role A|B ...    one party over TCP + mutual TLS (two processes or hosts)
-  aisec caesar predict ...             split prediction with the two parties' models
+aisec caesar run RECIPE              both parties in this process; metrics vs plaintext LR
+aisec caesar split RECIPE --out DIR  write the parties' data files (A/B x train/test)
+aisec caesar party --role A|B ...    one party over TCP + mutual TLS (two processes or hosts)
+aisec caesar predict ...             split prediction with the two parties' models
 """
 
 from __future__ import annotations
@@ -42,14 +42,25 @@ def _text_metrics(m: dict[str, Any]) -> None:
 @command.command("run")
 @click.argument("recipe", required=False)
 @set_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Write models, checkpoints, metrics.json and resolved.yaml here; rerunning "
-                   "with the same directory resumes from the last checkpoint.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write models, checkpoints, metrics.json and resolved.yaml here; rerunning "
+    "with the same directory resumes from the last checkpoint.",
+)
 @click.option("--workers", type=int, default=None, help="HE worker processes per party.")
 @click.option("--ray-address", default=None, help="Run HE work on this Ray cluster.")
 @format_option
-def run_cmd(recipe: str | None, overrides: tuple[str, ...], out_dir: str | None, workers: int | None,
-            ray_address: str | None, fmt: str) -> None:
+def run_cmd(
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    out_dir: str | None,
+    workers: int | None,
+    ray_address: str | None,
+    fmt: str,
+) -> None:
     """Train both parties in one process on RECIPE (a YAML file or an embedded name:
     a9a, a9a-quick, reviews-bow, zipf) and compare with plaintext logistic regression."""
     from aisec.config import save_resolved
@@ -83,31 +94,63 @@ def split_cmd(recipe: str | None, overrides: tuple[str, ...], out_dir: str, fmt:
 @click.option("--role", type=ROLE, required=True, help="A: features only; B: features and labels.")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Wait for the peer here.")
 @click.option("--peer", default=None, metavar="HOST:PORT", help="Connect to the peer here.")
-@click.option("--certs", "certs_dir", type=click.Path(file_okay=False), required=True,
-              help="Directory with ca.pem and this party's <ROLE>.pem/.key (aisec mpc certs).")
-@click.option("--data", "data_path", type=click.Path(dir_okay=False), required=True,
-              help="This party's data file (aisec caesar split) or an svmlight file.")
+@click.option(
+    "--certs",
+    "certs_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Directory with ca.pem and this party's <ROLE>.pem/.key (aisec mpc certs).",
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="This party's data file (aisec caesar split) or an svmlight file.",
+)
 @click.option("--recipe", default=None, help="Recipe whose `protocol` section is used.")
 @set_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Model, report and checkpoints; rerun with it to resume.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Model, report and checkpoints; rerun with it to resume.",
+)
 @click.option("--bandwidth-mbps", type=float, default=None, help="Shape the outgoing link.")
 @click.option("--latency-ms", type=float, default=0.0)
 @format_option
-def party_cmd(role: str, listen: str | None, peer: str | None, certs_dir: str, data_path: str,
-              recipe: str | None, overrides: tuple[str, ...], out_dir: str,
-              bandwidth_mbps: float | None, latency_ms: float, fmt: str) -> None:
+def party_cmd(
+    role: str,
+    listen: str | None,
+    peer: str | None,
+    certs_dir: str,
+    data_path: str,
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    out_dir: str,
+    bandwidth_mbps: float | None,
+    latency_ms: float,
+    fmt: str,
+) -> None:
     """Run one CAESAR party against a remote peer over TCP with mutual TLS."""
     from aisec.privacy.caesar_run import LinkSpec, run_party
 
     r = _recipe(recipe, overrides)
     link = LinkSpec(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms).link()
-    model, report = run_party(role, data_path, certs_dir, r.protocol, out_dir, listen=listen,
-                              peer=peer, link=link)
-    out = {"role": role, "model": f"{out_dir}/model-{role}.safetensors", "weights": len(model.weights),
-           "epochs_run": report.epochs_run, "resumed_from_epoch": report.resumed_from_epoch,
-           "batches": report.batches, "seconds": report.seconds,
-           "bytes_per_batch": report.bytes_per_batch}
+    model, report = run_party(
+        role, data_path, certs_dir, r.protocol, out_dir, listen=listen, peer=peer, link=link
+    )
+    out = {
+        "role": role,
+        "model": f"{out_dir}/model-{role}.safetensors",
+        "weights": len(model.weights),
+        "epochs_run": report.epochs_run,
+        "resumed_from_epoch": report.resumed_from_epoch,
+        "batches": report.batches,
+        "seconds": report.seconds,
+        "bytes_per_batch": report.bytes_per_batch,
+    }
     emit(out, fmt, _text_metrics)
 
 
@@ -118,16 +161,36 @@ def party_cmd(role: str, listen: str | None, peer: str | None, certs_dir: str, d
 @click.option("--listen", default=None, metavar="HOST:PORT")
 @click.option("--peer", default=None, metavar="HOST:PORT")
 @click.option("--certs", "certs_dir", type=click.Path(file_okay=False), default=None)
-@click.option("--models", "models_dir", type=click.Path(file_okay=False), default=None,
-              help="Local mode: directory with model-A/-B.safetensors (aisec caesar run --out).")
+@click.option(
+    "--models",
+    "models_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Local mode: directory with model-A/-B.safetensors (aisec caesar run --out).",
+)
 @click.option("--data-a", type=click.Path(dir_okay=False), default=None)
 @click.option("--data-b", type=click.Path(dir_okay=False), default=None)
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the probabilities (B) as JSON here.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the probabilities (B) as JSON here.",
+)
 @format_option
-def predict_cmd(role: str | None, model_path: str | None, data_path: str | None, listen: str | None,
-                peer: str | None, certs_dir: str | None, models_dir: str | None, data_a: str | None,
-                data_b: str | None, out_path: str | None, fmt: str) -> None:
+def predict_cmd(
+    role: str | None,
+    model_path: str | None,
+    data_path: str | None,
+    listen: str | None,
+    peer: str | None,
+    certs_dir: str | None,
+    models_dir: str | None,
+    data_a: str | None,
+    data_b: str | None,
+    out_path: str | None,
+    fmt: str,
+) -> None:
     """Score rows with the split model: party mode (--role, --model, --data, --listen/--peer,
     --certs) or local mode (--models DIR --data-a FILE --data-b FILE). B gets the probabilities."""
     from pathlib import Path
@@ -139,12 +202,19 @@ def predict_cmd(role: str | None, model_path: str | None, data_path: str | None,
     if models_dir is not None:
         if not (data_a and data_b):
             raise ParameterError("--data-a/--data-b", "are both required with --models", None)
-        res = predict_local(Path(models_dir) / "model-A.safetensors",
-                            Path(models_dir) / "model-B.safetensors", data_a, data_b)
+        res = predict_local(
+            Path(models_dir) / "model-A.safetensors",
+            Path(models_dir) / "model-B.safetensors",
+            data_a,
+            data_b,
+        )
     else:
         if not (role and model_path and data_path and certs_dir):
-            raise ParameterError("predict", "needs --role, --model, --data and --certs "
-                                 "(or --models with --data-a/--data-b)", None)
+            raise ParameterError(
+                "predict",
+                "needs --role, --model, --data and --certs (or --models with --data-a/--data-b)",
+                None,
+            )
         res = predict_remote(role, model_path, data_path, certs_dir, listen=listen, peer=peer)
     if out_path and "probabilities" in res:
         atomic_write_json(out_path, {"ids": res["ids"], "probabilities": res["probabilities"]})

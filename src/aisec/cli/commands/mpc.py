@@ -15,8 +15,12 @@ def command() -> None:
 @command.command("certs")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--parties", default="A,B", show_default=True, help="Comma-separated party names.")
-@click.option("--hosts", default="localhost,127.0.0.1", show_default=True,
-              help="Comma-separated host names/IPs put in every certificate.")
+@click.option(
+    "--hosts",
+    default="localhost,127.0.0.1",
+    show_default=True,
+    help="Comma-separated host names/IPs put in every certificate.",
+)
 @click.option("--days", type=int, default=365, show_default=True)
 @format_option
 def certs_cmd(out_dir: str, parties: str, hosts: str, days: int, fmt: str) -> None:
@@ -26,6 +30,10 @@ def certs_cmd(out_dir: str, parties: str, hosts: str, days: int, fmt: str) -> No
     """
     from aisec.transport.certs import make_certs
 
-    files = make_certs(out_dir, [p.strip() for p in parties.split(",") if p.strip()],
-                       [h.strip() for h in hosts.split(",") if h.strip()], days)
+    files = make_certs(
+        out_dir,
+        [p.strip() for p in parties.split(",") if p.strip()],
+        [h.strip() for h in hosts.split(",") if h.strip()],
+        days,
+    )
     emit(files, fmt, lambda f: [click.echo(f"{k}: {v}") for k, v in f.items()])

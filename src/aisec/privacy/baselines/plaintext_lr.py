@@ -29,9 +29,17 @@ def scores_with_intercept(x: sp.spmatrix, w: np.ndarray) -> np.ndarray:
     return np.asarray(sp.csr_matrix(x) @ w[:-1]).ravel() + w[-1]
 
 
-def fit_surrogate(x: sp.spmatrix, y: np.ndarray, coefficients: tuple[float, float, float],
-                  learning_rate: float, l2: float, batch_size: int, epochs: int,
-                  batch_seed: int = 0, max_batches: int | None = None) -> np.ndarray:
+def fit_surrogate(
+    x: sp.spmatrix,
+    y: np.ndarray,
+    coefficients: tuple[float, float, float],
+    learning_rate: float,
+    l2: float,
+    batch_size: int,
+    epochs: int,
+    batch_seed: int = 0,
+    max_batches: int | None = None,
+) -> np.ndarray:
     """CAESAR's SGD in floating point; weights (d + 1,), intercept last.
 
     Args:

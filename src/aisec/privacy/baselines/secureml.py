@@ -77,8 +77,10 @@ def _dealer(to_a: Channel, to_b: Channel, m_list: list[int], d: int) -> None:
         z = u @ v
         z2 = u.T @ v2
         to_a.send(f"triple{k}", {"seed": seed})
-        to_b.send(f"triple{k}", {"u": u - u_a, "v": v - v_a, "z": z - z_a,
-                                 "v2": v2 - v2_a, "z2": z2 - z2_a})
+        to_b.send(
+            f"triple{k}",
+            {"u": u - u_a, "v": v - v_a, "z": z - z_a, "v2": v2 - v2_a, "z2": z2 - z2_a},
+        )
 
 
 def secrets_uint64(shape: int | tuple[int, ...]) -> np.ndarray:
@@ -86,9 +88,20 @@ def secrets_uint64(shape: int | tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(secrets.token_bytes(8 * size), dtype=_U64).reshape(shape).copy()
 
 
-def _party(i: int, ch: Channel, dealer: Channel, x_share: np.ndarray, y: np.ndarray | None,
-           batches: list[np.ndarray], d: int, fp: FixedPoint, coef: tuple[float, float],
-           lr: float, l2: float, out: dict[str, Any]) -> None:
+def _party(
+    i: int,
+    ch: Channel,
+    dealer: Channel,
+    x_share: np.ndarray,
+    y: np.ndarray | None,
+    batches: list[np.ndarray],
+    d: int,
+    fp: FixedPoint,
+    coef: tuple[float, float],
+    lr: float,
+    l2: float,
+    out: dict[str, Any],
+) -> None:
     f = fp.frac_bits
     w = np.zeros(d, dtype=_U64)
     q0, q1 = fp.encode_ring(np.array([coef[0]]))[0], fp.encode_ring(np.array([coef[1]]))[0]
@@ -136,9 +149,19 @@ def _party(i: int, ch: Channel, dealer: Channel, x_share: np.ndarray, y: np.ndar
 
 
 def train_secureml(
-    x_a: sp.spmatrix, x_b: sp.spmatrix, y: np.ndarray, *, coefficients: tuple[float, float],
-    learning_rate: float, l2: float, batch_size: int, epochs: int, batch_seed: int = 0,
-    max_batches: int | None = None, link: Link | None = None, frac_bits: int = 16,
+    x_a: sp.spmatrix,
+    x_b: sp.spmatrix,
+    y: np.ndarray,
+    *,
+    coefficients: tuple[float, float],
+    learning_rate: float,
+    l2: float,
+    batch_size: int,
+    epochs: int,
+    batch_seed: int = 0,
+    max_batches: int | None = None,
+    link: Link | None = None,
+    frac_bits: int = 16,
     timeout_s: float = 600.0,
 ) -> SecureMLResult:
     """Train with parties A, B and the dealer as threads over shaped in-process channels.
@@ -184,10 +207,14 @@ def train_secureml(
     coef = (coefficients[0], coefficients[1])
     threads = [
         threading.Thread(target=guard, args=(_dealer, da, db, [len(b) for b in batches], d)),
-        threading.Thread(target=guard, args=(_party, 0, ab, ad, dense_a, None, batches, d, fp, coef,
-                                             learning_rate, l2, out)),
-        threading.Thread(target=guard, args=(_party, 1, ba, bd, dense_b, y, batches, d, fp, coef,
-                                             learning_rate, l2, out)),
+        threading.Thread(
+            target=guard,
+            args=(_party, 0, ab, ad, dense_a, None, batches, d, fp, coef, learning_rate, l2, out),
+        ),
+        threading.Thread(
+            target=guard,
+            args=(_party, 1, ba, bd, dense_b, y, batches, d, fp, coef, learning_rate, l2, out),
+        ),
     ]
     t0 = time.perf_counter()
     for t in threads:
