@@ -172,6 +172,7 @@ def finetune(
     resume: bool = True,
     progress: bool | Callable[[int, int, float], None] = True,
     chat_template: str | None = None,
+    stop_after: int | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``lm`` (a :class:`aisec.llm.LocalLM`) on ``examples``.
 
@@ -186,6 +187,8 @@ def finetune(
         progress: ``True`` for a progress bar on stderr, or a callback (step, steps, loss).
         chat_template: saved beside the adapter (``aisec-chat.json``) so loading it restores
             the template it was trained with.
+        stop_after: stop (checkpoint and export) after this many steps while keeping the
+            learning-rate schedule of ``config.steps``; a later call resumes to the end.
 
     Returns:
         FinetuneResult with the weights directory (``adapter`` or ``model``) and the losses.
@@ -234,7 +237,8 @@ def finetune(
     bar = _progress_bar(progress, config.steps, start)
     t0 = time.time()
     try:
-        for step in range(start, config.steps):
+        last = config.steps if stop_after is None else min(config.steps, stop_after)
+        for step in range(start, last):
             batch = build_batch(lm.tokenizer, [examples[i] for i in _batch_indices(
                 len(examples), step, config.batch_size, config.seed)], config.max_length)
             batch = {k: v.to(lm.device) for k, v in batch.items()}
@@ -249,13 +253,13 @@ def finetune(
             with open(log, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": lr_at(step)}) + "\n")
             bar(step + 1, losses[-1])
-            if (step + 1) % config.save_every == 0 or step + 1 == config.steps:
+            if (step + 1) % config.save_every == 0 or step + 1 == last:
                 _save_checkpoint(ckpt, model, opt, step + 1, losses, config)
     finally:
         bar(None, None)
     model.eval()
     weights_dir = _export(lm, model, config, out, base_name, chat_template)
-    return FinetuneResult(out, weights_dir, config.steps, losses, time.time() - t0, start)
+    return FinetuneResult(out, weights_dir, len(losses), losses, time.time() - t0, start)
 
 
 def _export(lm: Any, model: Any, config: FinetuneConfig, out: Path, base_name: str | None,

@@ -64,9 +64,11 @@ def _read(path: str) -> list[dict[str, Any]]:
 @click.option("--batch", "chunk", type=int, default=16, show_default=True,
               help="Rows judged between two writes (resume granularity).")
 @click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--train-embedding", "train_out", default=None, metavar="WEIGHTS.safetensors",
+              help="Instead of judging: fit the embedding judge on the labelled rows and save it.")
 @format_option
 def command(responses: str, judge_name: str, judge_model: str, part: str, out_path: str | None,
-            chunk: int, threads: int, fmt: str) -> None:
+            chunk: int, threads: int, train_out: str | None, fmt: str) -> None:
     """Judge RESPONSES.jsonl with J; report agreement when rows carry labels."""
     import json
     from pathlib import Path
@@ -74,6 +76,20 @@ def command(responses: str, judge_name: str, judge_model: str, part: str, out_pa
     from aisec.judges import agreement, make_judge
 
     rows = _read(responses)
+    if train_out is not None:
+        from aisec.errors import InputFileError
+        from aisec.judges.embedding import train_embedding_judge
+
+        labels = [_label(r) for r in rows]
+        if any(lab is None for lab in labels):
+            raise InputFileError(responses, "every row needs a label ('unsafe': bool or "
+                                 "'label': safe|unsafe) to train the embedding judge")
+        path = train_embedding_judge([r.get("prompt", r.get("instruction")) for r in rows],
+                                     [r["response"] for r in rows], [bool(x) for x in labels],
+                                     train_out)
+        emit({"weights": str(path), "rows": len(rows)}, fmt,
+             lambda d: click.echo(f"embedding judge trained on {d['rows']} rows: {d['weights']}"))
+        return
     out = Path(out_path or f"{responses}.verdicts-{judge_name}.jsonl")
     done: list[dict[str, Any]] = []
     if out.exists():

@@ -226,12 +226,14 @@ def train_cmd(dataset_path: str, model: str, method: str, steps: int, learning_r
 @click.option("--out", "out_dir", required=True, help="Training dir; the adapter lands in OUT/adapter.")
 @click.option("--examples", "n_examples", type=int, default=600, show_default=True)
 @click.option("--max-tokens", type=int, default=200, show_default=True)
-@click.option("--steps", type=int, default=150, show_default=True)
+@click.option("--steps", type=int, default=150, show_default=True, help="Schedule length.")
+@click.option("--stop-after", type=int, default=30, show_default=True,
+              help="Steps actually run (the shipped adapter stopped at 30 of a 150-step schedule).")
 @click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @format_option
-def make_thinker_cmd(out_dir: str, n_examples: int, max_tokens: int, steps: int,
+def make_thinker_cmd(out_dir: str, n_examples: int, max_tokens: int, steps: int, stop_after: int,
                      learning_rate: float, seed: int, threads: int, fmt: str) -> None:
     """Rebuild the smollm2-135m-think LoRA adapter from GSM8K traces (the shipped weights)."""
     import numpy as np
@@ -250,7 +252,7 @@ def make_thinker_cmd(out_dir: str, n_examples: int, max_tokens: int, steps: int,
                          steps=steps, batch_size=4, max_length=max_tokens, save_every=10,
                          warmup_steps=5, seed=seed)
     res = finetune(lm, ex, cfg, out_dir, base_name="smollm2-135m-instruct",
-                   chat_template=CHATML_THINK.template)
+                   chat_template=CHATML_THINK.template, stop_after=stop_after)
     emit({"adapter": str(res.weights_dir), "examples": len(ex), "steps": res.steps,
           "last_loss": res.losses[-1]}, fmt,
          lambda d: click.echo(f"adapter: {d['adapter']} ({d['examples']} traces, {d['steps']} steps, "
