@@ -22,11 +22,11 @@ _LINK = {"bandwidth_mbps": 100.0, "latency_ms": 20.0}
     system="caesar",
     params={
         "dataset": "adult-a9a",
-        "rows": 2000,
+        "rows": 3000,
         "key_bits": 1024,
         "sigmoid": "cubic",
         "learning_rate": 1.0,
-        "epochs": 3,
+        "epochs": 5,
         "batch_size": 128,
         "workers": 1,
     },
