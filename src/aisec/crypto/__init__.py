@@ -6,3 +6,5 @@ HE-to-SS conversion (:mod:`.h2s`), sparse HE products (:mod:`.sparse_he`), HE wo
 workers or a Ray cluster (:mod:`.parallel`) and the registry of HE backends (:mod:`.backends`).
 Import submodules directly; this package imports nothing heavy.
 """
+
+from aisec.crypto import backends as backends  # registers the HE backends (imports nothing heavy)
