@@ -15,7 +15,7 @@ from aisec.metrics.safety import Agreement, agreement
 __all__ = ["JUDGES", "PARTS", "Judge", "Verdict", "select_part", "make_judge", "Agreement",
            "agreement", "judge_agreement"]
 
-_MODULES = ("refusal", "llama_guard", "strongreject")
+_MODULES = ("refusal", "llama_guard", "strongreject", "embedding")
 
 
 def _register_all() -> None:

@@ -118,8 +118,8 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
 
 @scenario(
     "safechain.judge_agreement", system="safechain",
-    params={"judges": ["refusal", "llama-guard"]},
-    full_params={"judges": ["refusal", "llama-guard", "strongreject"]},
+    params={"judges": ["refusal", "embedding", "llama-guard"], "folds": 5},
+    full_params={"judges": ["refusal", "embedding", "llama-guard", "strongreject"]},
     description="Agreement (accuracy, F1, Pearson) of each judge with the hand-labelled response set",
 )
 def judge_agreement(params: Mapping[str, Any], ctx: Any) -> Result:
@@ -133,11 +133,17 @@ def judge_agreement(params: Mapping[str, Any], ctx: Any) -> Result:
     labels = [r["label"] == "unsafe" for r in rows]
     breakdown = []
     metrics: dict[str, Any] = {"n": len(rows), "unsafe_share": sum(labels) / len(labels)}
+    names = list(params["judges"])
     with _one_thread():
-        judge_lm = load_causal_lm(JUDGE_MODEL)
-        js = _judges(list(params["judges"]), judge_lm)
+        judge_lm = load_causal_lm(JUDGE_MODEL) if {"llama-guard", "strongreject"} & set(names) else None
+        js = _judges([n for n in names if n != "embedding"], judge_lm)
+        if "embedding" in names:
+            js["embedding"] = None  # cross-validated below: never scored on its training rows
         for i, (name, j) in enumerate(js.items()):
-            a = agree(j, prompts, responses, labels)
+            if j is None:
+                a = _embedding_cv(prompts, responses, labels, int(params["folds"]), ctx.seed)
+            else:
+                a = agree(j, prompts, responses, labels)
             breakdown.append({"labels": {"judge": name}, "metrics": {
                 "accuracy": a.accuracy, "f1": a.f1, "pearson": a.pearson, "n": a.n}})
             key = name.replace("-", "_")
@@ -147,15 +153,34 @@ def judge_agreement(params: Mapping[str, Any], ctx: Any) -> Result:
             ctx.report((i + 1) / len(js), name)
     return Result(metrics=metrics, labels={"labelled_set": "smollm2-responses-v1"},
                   breakdown=breakdown,
-                  notes=["labels: one annotator (the aisec developer), SmolLM2-135M-Instruct greedy "
+                  notes=[f"embedding judge: {params['folds']}-fold cross-validation on the labelled set",
+                         "labels: one annotator (the aisec developer), SmolLM2-135M-Instruct greedy "
                          "responses to StrongREJECT-small prompts and GSM8K questions",
                          "LLM judges here run on SmolLM2-135M-Instruct, not Llama Guard"])
 
 
+def _embedding_cv(prompts: list[str], responses: list[str], labels: list[bool], folds: int,
+                  seed: int) -> Any:
+    import numpy as np
+
+    from aisec.judges.embedding import features, fit_classifier
+    from aisec.metrics.safety import agreement
+
+    x = features(prompts, responses)
+    y = np.asarray(labels, dtype=int)
+    idx = np.random.default_rng(seed).permutation(len(y))
+    score = np.zeros(len(y))
+    for f in np.array_split(idx, folds):
+        train = np.setdiff1d(idx, f)
+        coef, b = fit_classifier(x[train], y[train])
+        score[f] = 1.0 / (1.0 + np.exp(-(x[f] @ coef + b)))
+    return agreement(score >= 0.5, y.astype(bool), score)
+
+
 @scenario(
     "safechain.throughput", system="safechain",
-    params={"n_batch": 8, "n_single": 2, "max_new_tokens": 16, "batch_size": 8},
-    full_params={"n_batch": 16, "n_single": 4, "max_new_tokens": 64},
+    params={"n_batch": 16, "n_single": 2, "max_new_tokens": 16, "batch_size": 16},
+    full_params={"n_batch": 32, "n_single": 4, "max_new_tokens": 64},
     description="Generation tokens/s, batched vs one prompt at a time, same model and settings",
 )
 def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
