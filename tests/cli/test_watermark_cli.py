@@ -92,3 +92,21 @@ def test_bad_inputs_give_one_line_errors(made: Path, tmp_path: Path,
     rc, err = _err(capsys, ["watermark", "train-gnr", "--key", str(made / "tr.key"),
                             "--out", str(tmp_path / "g.safetensors")])
     assert rc == 2 and "gaussmarker or gaussian_shading" in err
+
+
+def test_train_commands_tiny(made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["watermark", "train-gnr", "--key", str(made / "gm.key"), "--out",
+               str(tmp_path / "g.safetensors"), "--steps", "2", "--nf", "4",
+               "--set", "batch_size=4", "--set", "depth=1", "--format", "json"])
+    assert rc == 0 and (tmp_path / "g.safetensors").is_file()
+    rc = main(["watermark", "train-ddpm", "--out", str(tmp_path / "d.safetensors"), "--dataset",
+               "digits", "--set", "model.block_out_channels=[8,8]", "--set", "model.image_size=8",
+               "--set", "train.steps=2", "--set", "train.batch_size=4", "--format", "json"])
+    assert rc == 0
+    from aisec.provenance.diffusion.pixel_ddpm import PixelDDPM
+
+    m = PixelDDPM.load(tmp_path / "d.safetensors")
+    assert m.latent_shape == (4, 4, 4)
+    rc, err = _err(capsys, ["watermark", "train-ddpm", "--out", str(tmp_path / "e"),
+                            "--set", "train.stepz=2"])
+    assert rc == 2 and "stepz" in err

@@ -78,6 +78,7 @@ class RobustnessReport:
     roc: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    fusers: dict[str, Any] = field(default_factory=dict)
 
     def get(self, method: str, distortion: str) -> dict[str, Any]:
         for r in self.rows:
@@ -203,6 +204,12 @@ def run_robustness(
         z_cl0 = invert(backbone, cal_cl, steps, recipe.refine, b)
         cl0 = _scores(z_cl0, keys, tr, gs, gm, gnr, fusers, recipe.methods)
         cal_thr = {m: threshold_at_fpr(cl0[m][0], recipe.fpr) for m in recipe.methods}
+        import dataclasses
+
+        for m, f in fusers.items():
+            if m in cal_thr:
+                fusers[m] = dataclasses.replace(f, threshold=cal_thr[m])
+        report.fusers = dict(fusers)
 
     conditions: list[tuple[str, float, bool]] = [("none", 0.0, True)]
     conditions += [(d, s, True) for d, s in recipe.distortions.items()]

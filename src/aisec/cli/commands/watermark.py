@@ -212,6 +212,9 @@ def robustness_cmd(recipe: str | None, out: str, seed: int, overrides: tuple[str
     atomic_write_json(d / "recipe.json", r.model_dump(mode="json"))
     atomic_write_json(d / "results.json", {"rows": rep.rows, "timings": rep.timings,
                                            "notes": rep.notes})
+    for name, fuser in rep.fusers.items():  # reusable with `aisec watermark detect --fuser`
+        suffix = "_gnr" if name == "gaussmarker" and "gnr_bit_acc" in fuser.features else ""
+        fuser.save(d / f"fuser_{r.backbone}{suffix}.safetensors")
 
     def text(_: object) -> None:
         click.echo(f"{'method':18} {'distortion':15} {'strength':>8} {'auc':>6} {'tpr@1%':>6} "
