@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import gmpy2
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -58,7 +59,7 @@ from aisec.crypto import h2s
 from aisec.crypto.paillier import PaillierPublicKey, PaillierSecretKey, generate_keypair
 from aisec.crypto.parallel import HEWorkers
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError, PeerError
-from aisec.io import atomic_write_bytes, load_safetensors, save_safetensors, write_private
+from aisec.io import load_safetensors, save_safetensors, write_private
 from aisec.privacy.caesar_data import PartyData
 from aisec.registry import Registry
 from aisec.transport import BigInts, Channel
@@ -363,6 +364,13 @@ class _Party:
             )
         h2s.check_room(self.peer_pk, self.s_w + self.fx + self.params.magnitude_bits + 24)
 
+    def exchange_shapes(self) -> None:
+        self.ch.send("shape", {"d": self.d})
+        d = self.ch.recv("shape").get("d")
+        if not isinstance(d, int) or d < 1:
+            raise PeerError(self.ch.peer, "shape", f"bad feature count {d!r}")
+        self.peer_d = d
+
     def agree_resume(self) -> int:
         mine = self.ckpt.epochs()
         self.ch.send("resume", {"epochs": mine, "peer_key": self.peer_pk.fingerprint})
@@ -495,8 +503,6 @@ class _Party:
         cts, _ = self._recv_cts("cubic_powers", self.peer_pk, 3 * n)
         pk, nsq = self.peer_pk, self.peer_pk.nsq
         c1, c2, c3 = cts[:n], cts[n : 2 * n], cts[2 * n :]
-        import gmpy2
-
         k1, k3 = _fixed(self.q1, 3 * f), _fixed(self.q3, f)
         k0 = _fixed(self.q0, 4 * f)
         out = []
@@ -520,7 +526,7 @@ class _Party:
         """Each party learns its own weights: mask, peer decrypts, return, unmask."""
         vb = self.s_w + self.params.magnitude_bits
         mine = self._h2s_send("reveal", self.w_enc, vb, 0)
-        self.ch.send("reveal_back", {"v": BigInts(self._h2s_recv("reveal", self._peer_d))})
+        self.ch.send("reveal_back", {"v": BigInts(self._h2s_recv("reveal", self.peer_d))})
         back = self.ch.recv("reveal_back").get("v")
         if not isinstance(back, list) or len(back) != self.d:
             raise PeerError(self.ch.peer, "reveal_back", "wrong number of values")
@@ -574,8 +580,7 @@ def train_party(
             party = _Party(role, channel, data, params, ckpt, pool)
             party.handshake()
             party.exchange_keys()
-            channel.send("shape", {"d": party.d})
-            party._peer_d = int(channel.recv("shape")["d"])
+            party.exchange_shapes()
             start = party.agree_resume()
             report.resumed_from_epoch = start
             for epoch in range(start, params.epochs):
@@ -648,13 +653,3 @@ def predict_party(
     if not isinstance(za, np.ndarray) or za.shape != z.shape:
         raise PeerError(channel.peer, "predict", "partial scores have the wrong shape")
     return 1.0 / (1.0 + np.exp(-(za + z)))
-
-
-def atomic_model_pair(out_dir: str | Path, a: CaesarModel, b: CaesarModel) -> None:
-    """Write both parties' models (single-process runs)."""
-    a.save(Path(out_dir) / "model-A.safetensors")
-    b.save(Path(out_dir) / "model-B.safetensors")
-    atomic_write_bytes(
-        Path(out_dir) / "model.json",
-        json.dumps({"A": "model-A.safetensors", "B": "model-B.safetensors"}).encode(),
-    )
