@@ -85,3 +85,12 @@ def test_tree_ring_survives_circular_rotation_of_noise(crypto, seed: int) -> Non
     clean = torch.randn((16, *SHAPE), generator=g)
     rot = torch.rot90(z, 1, dims=(-2, -1))  # the ring pattern is rotation invariant
     assert tr.detect(key, rot).score.min() > tr.detect(key, clean).score.max()
+
+
+def test_balanced_keys_have_small_sign_imbalance(crypto) -> None:
+    gs = get_method("gaussian_shading")
+    for _ in range(5):
+        m = gs.encrypted_map(gs.keygen(SHAPE, crypto)).astype(int)
+        assert abs((2 * m - 1).sum()) <= 16  # sqrt(1024) / 2
+    ref = get_method("gaussian_shading", balanced=False)
+    assert ref.keygen(SHAPE, crypto).params["balanced"] is False
