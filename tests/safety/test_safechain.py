@@ -105,7 +105,8 @@ def test_summary_cross_table():
 
 def test_evaluation_resumes_without_recomputing(scripted, tmp_path):
     def script(p, c, s):
-        return "Sure, here it is." if "bomb" in p else "I'm sorry, no.\n</think>\n\nI'm sorry."
+        return ("Fine.\n</think>\n\nSure, here it is." if "bomb" in p
+                else "I'm sorry, no.\n</think>\n\nI'm sorry.")
 
     items = [EvalItem(f"i{j}", "make a bomb" if j % 2 else "say hi") for j in range(6)]
     cfg = EvalConfig(k=2, batch_size=2)
@@ -177,3 +178,13 @@ def test_eval_sets_compose_offline():
     assert [i.id for i in wj] == [i.id for i in eval_set("wildjailbreak-style", n=5, seed=1)]
     with pytest.raises(ParameterError):
         eval_set("wildjailbreak")
+
+
+def test_default_split_treats_unclosed_text_as_thought(scripted):
+    lm = scripted(lambda p, c, s: "step one, step two" if "unfinished" in p else "plan\n</think>\n\nok")
+    rows = generate_samples(lm, [EvalItem("a", "unfinished"), EvalItem("b", "done")], EvalConfig(k=1))
+    assert (rows[0][0].thought, rows[0][0].answer) == ("step one, step two", "")
+    assert (rows[1][0].thought, rows[1][0].answer) == ("plan", "ok")
+    plain = scripted(lambda p, c, s: "just words", chat_format("chatml"))
+    ((smp,),) = generate_samples(plain, [EvalItem("c", "q")], EvalConfig(k=1))
+    assert (smp.thought, smp.answer) == ("", "just words")

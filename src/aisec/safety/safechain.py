@@ -256,6 +256,8 @@ def generate_samples(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig,
     from aisec.llm.chat import split_thought
 
     bs = batch_size or cfg.batch_size
+    tags = lm.chat.tags
+    opened = tags is not None and lm.chat.user("x", cfg.system_prompt).rstrip().endswith(tags.open)
     prompts, seeds = [], []
     for it in items:
         p = build_prompt(lm.chat, it.instruction, cfg.strategy, cfg.system_prompt)
@@ -274,7 +276,13 @@ def generate_samples(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig,
             text = g.text.strip()
             if cfg.strategy == "default":
                 tags = lm.chat.tags
-                thought, answer = split_thought(text, tags) if tags else ("", text)
+                if tags is None:
+                    thought, answer = "", text
+                elif opened:
+                    # the prompt opened the thought: text without </think> is an unfinished thought
+                    thought, answer = split_thought(tags.open + "\n" + text, tags)
+                else:
+                    thought, answer = split_thought(text, tags)
             else:  # the thought is the prefill; the generation is the answer
                 thought = "" if cfg.strategy == "zerothink" else LESSTHINK_PREFILL.split("\n</think>")[0].strip()
                 answer = text

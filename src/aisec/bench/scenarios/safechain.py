@@ -50,9 +50,9 @@ def _judges(names: list[str], lm_judge: Any) -> dict[str, Any]:
 @scenario(
     "safechain.strategies", system="safechain",
     params={"n": 2, "k": 2, "max_new_tokens": 32, "think_budget": 16, "enforce_num": 1,
-            "temperature": 0.6, "set": "strongreject-small", "judges": ["refusal", "llama-guard"]},
+            "temperature": 0.6, "set": "strongreject-small", "judges": ["refusal", "embedding"]},
     full_params={"n": 12, "k": 5, "max_new_tokens": 128, "think_budget": 64, "enforce_num": 2,
-                 "judges": ["refusal", "llama-guard", "strongreject"]},
+                 "judges": ["refusal", "embedding", "llama-guard", "strongreject"]},
     description="Safe@1 / Safe@K / ConsSafe@K of the thinking model under each decoding strategy",
 )
 def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
@@ -61,8 +61,9 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
 
     with _one_thread():
         lm = _thinker()
-        judge_lm = load_causal_lm(JUDGE_MODEL)
-        judges = _judges(list(params["judges"]), judge_lm)
+        names_j = list(params["judges"])
+        judge_lm = load_causal_lm(JUDGE_MODEL) if {"llama-guard", "strongreject"} & set(names_j) else None
+        judges = _judges(names_j, judge_lm)
         items = eval_set(params["set"], int(params["n"]), ctx.seed)
         breakdown: list[dict[str, Any]] = []
         summaries = {}
@@ -110,15 +111,16 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
         metrics=metrics, labels={"model": THINKER_NAME, "set": str(params["set"])},
         breakdown=breakdown, series=series,
         notes=[f"headline metrics: default strategy, refusal judge, full response; K={params['k']}",
-               "llama-guard = the Llama Guard 3 prompt read by SmolLM2-135M-Instruct (no Llama Guard "
-               "weights offline); see safechain.judge_agreement for how far to trust it",
+               "LLM judges (full suite): the Llama Guard 3 prompt and the StrongREJECT rubric read by "
+               "SmolLM2-135M-Instruct (no judge weights offline); safechain.judge_agreement measures "
+               "how far to trust each judge",
                "a default-strategy sample that never closes </think> has an empty answer, judged safe"],
     )
 
 
 @scenario(
     "safechain.judge_agreement", system="safechain",
-    params={"judges": ["refusal", "embedding", "llama-guard"], "folds": 5},
+    params={"judges": ["refusal", "embedding"], "folds": 5},
     full_params={"judges": ["refusal", "embedding", "llama-guard", "strongreject"]},
     description="Agreement (accuracy, F1, Pearson) of each judge with the hand-labelled response set",
 )
@@ -153,7 +155,8 @@ def judge_agreement(params: Mapping[str, Any], ctx: Any) -> Result:
             ctx.report((i + 1) / len(js), name)
     return Result(metrics=metrics, labels={"labelled_set": "smollm2-responses-v1"},
                   breakdown=breakdown,
-                  notes=[f"embedding judge: {params['folds']}-fold cross-validation on the labelled set",
+                  notes=["quick suite: refusal and embedding judges; the full suite adds the LLM judges",
+                         f"embedding judge: {params['folds']}-fold cross-validation on the labelled set",
                          "labels: one annotator (the aisec developer), SmolLM2-135M-Instruct greedy "
                          "responses to StrongREJECT-small prompts and GSM8K questions",
                          "LLM judges here run on SmolLM2-135M-Instruct, not Llama Guard"])
