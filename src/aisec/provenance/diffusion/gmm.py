@@ -135,9 +135,10 @@ class GMMDiffusion:
     def generate(self, z_t: torch.Tensor, num_steps: int = 20) -> np.ndarray:
         from aisec.provenance.diffusion.schedule import ddim_sample
 
-        return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps))
+        return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps, clip=1.0))
 
     def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
         from aisec.provenance.diffusion.schedule import ddim_invert
 
-        return ddim_invert(self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine)
+        return ddim_invert(self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine,
+                           clip=1.0)

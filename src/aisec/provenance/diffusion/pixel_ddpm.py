@@ -5,7 +5,10 @@ factor 2) into 4x16x16 tensors. Pixel-unshuffle is a lossless, fixed "VAE": it g
 4-channel layout of Stable Diffusion's latent that Tree-Ring (ring in one channel's FFT) and
 Gaussian Shading (per-channel bit tiling) assume, while costing nothing. The noise predictor is a
 diffusers ``UNet2DModel`` trained with the DDPM epsilon loss (linear betas, T = 1000) and an EMA of
-the weights; sampling and inversion are DDIM (:mod:`aisec.provenance.diffusion.schedule`).
+the weights; sampling and inversion are DDIM (:mod:`aisec.provenance.diffusion.schedule`) with
+the predicted x_0 clamped to [-1, 1] at every step (diffusers' ``clip_sample``, the default of its
+pixel-space schedulers): on this small model it raises the sign agreement of 10-step inversion of
+8-bit samples with their initial noise from 0.65 to 0.80 (measured after 800 training steps).
 
 The shipped weights (``provenance/weights/ddpm_fmnist.safetensors``, fp16) are rebuilt with
 ``aisec watermark train-ddpm``.
@@ -193,13 +196,14 @@ class PixelDDPM:
         """DDIM-sample images from initial noise z_T (B, 4, 16, 16) -> (B, 1, 32, 32) in [0, 1]."""
         from aisec.provenance.diffusion.schedule import ddim_sample
 
-        return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps))
+        return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps, clip=1.0))
 
     def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
         """DDIM-invert images (B, 1, 32, 32) in [0, 1] back to z_T (B, 4, 16, 16)."""
         from aisec.provenance.diffusion.schedule import ddim_invert
 
-        return ddim_invert(self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine)
+        return ddim_invert(self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine,
+                           clip=1.0)
 
 
 def train_ddpm(

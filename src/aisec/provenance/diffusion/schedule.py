@@ -56,14 +56,29 @@ def ddim_timesteps(num_steps: int, num_train_steps: int) -> list[int]:
     return [round(num_train_steps - 1 - i * step) for i in range(num_steps)]
 
 
-def _step(x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float) -> torch.Tensor:
-    """Move x from noise level a_from (alpha-bar) to a_to along the DDIM (eta=0) trajectory."""
-    x0 = (x - (1.0 - a_from) ** 0.5 * eps) / a_from**0.5
+def _step(
+    x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float, clip: float | None = None,
+    recompute_eps: bool = True,
+) -> torch.Tensor:
+    """Move x from noise level a_from (alpha-bar) to a_to along the DDIM (eta=0) trajectory.
+
+    ``clip`` clamps the predicted x_0 to [-clip, clip] (diffusers' ``clip_sample`` for pixel-space
+    models); when sampling, eps is then recomputed from the clamped x_0, as diffusers does.
+    """
+    x0 = (x - (1.0 - a_from) ** 0.5 * eps) / a_from**0.5 if a_from < 1.0 else x
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+        if recompute_eps and a_from < 1.0:
+            eps = (x - a_from**0.5 * x0) / (1.0 - a_from) ** 0.5
     return a_to**0.5 * x0 + (1.0 - a_to) ** 0.5 * eps
 
 
 def ddim_sample(
-    eps_fn: EpsFn, z_t: torch.Tensor, alphas_cumprod: torch.Tensor, num_steps: int
+    eps_fn: EpsFn,
+    z_t: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    num_steps: int,
+    clip: float | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM sampling (eta = 0) from z_T to x_0.
 
@@ -72,6 +87,7 @@ def ddim_sample(
         z_t: initial noise, (B, C, H, W) float32, standard normal.
         alphas_cumprod: (T,) float64 alpha-bar of the training schedule.
         num_steps: number of DDIM steps.
+        clip: clamp predicted x_0 to [-clip, clip] at every step (None = off).
 
     Returns:
         x_0 estimate, (B, C, H, W) float32 (model space, e.g. [-1, 1] pixels or VAE latents).
@@ -81,7 +97,7 @@ def ddim_sample(
     x = z_t
     for i, t in enumerate(ts):
         a_prev = a[ts[i + 1]] if i + 1 < len(ts) else 1.0
-        x = _step(x, eps_fn(x, t), a[t], a_prev)
+        x = _step(x, eps_fn(x, t), a[t], a_prev, clip)
     return x
 
 
@@ -91,6 +107,7 @@ def ddim_invert(
     alphas_cumprod: torch.Tensor,
     num_steps: int,
     refine: int = 0,
+    clip: float | None = None,
 ) -> torch.Tensor:
     """DDIM inversion: map x_0 back to the initial noise z_T of the same DDIM schedule.
 
@@ -101,6 +118,7 @@ def ddim_invert(
         num_steps: number of DDIM steps (should match generation; the detector does not know it
             for real images and uses its own default).
         refine: fixed-point iterations per step (0 = the classic approximate inversion).
+        clip: clamp the x_0 implied at each step to [-clip, clip] (match the sampler's setting).
 
     Returns:
         z_T estimate, (B, C, H, W) float32.
@@ -116,9 +134,9 @@ def ddim_invert(
         a_to = a[t_to]
         # First guess: eps evaluated at the current point with the target's timestep.
         eps = eps_fn(x, t_to)
-        x_next = _step(x, eps, a_from, a_to)
+        x_next = _step(x, eps, a_from, a_to, clip, recompute_eps=False)
         for _ in range(refine):
             eps = eps_fn(x_next, t_to)
-            x_next = _step(x, eps, a_from, a_to)
+            x_next = _step(x, eps, a_from, a_to, clip, recompute_eps=False)
         x = x_next
     return x
