@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
 from gmpy2 import mpz
 
@@ -174,8 +175,13 @@ class HEWorkers:
         """``[[X w]]`` (rows split across workers)."""
         if self.backend == "inline":
             return sparse_he.matvec(pk, x, cts)
-        cts, kb = list(cts), pk.to_bytes()
-        calls = [(kb, x[a:b], cts) for a, b in self._parts(x.shape[0])]
+        kb = pk.to_bytes()
+        calls = []
+        for a, b in self._parts(x.shape[0]):
+            # ship only the ciphertexts this chunk of rows touches, not all d of them
+            chunk = sp.csr_matrix(x[a:b])
+            cols = np.unique(chunk.indices)
+            calls.append((kb, sp.csr_matrix(chunk[:, cols]), [cts[j] for j in cols.tolist()]))
         out: list[mpz] = []
         for r in self._submit_all(_job_matvec, calls):
             out.extend(r)

@@ -431,8 +431,9 @@ def bytes_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         labels={"key_bits": str(params["key_bits"])},
         breakdown=rows,
         notes=[
-            "per-batch traffic is 4 ciphertexts per row (linear sigmoid): it grows with the batch "
-            "size, not with d or the non-zeros; the d weights cross the link once, at the end"
+            "per-batch traffic (linear sigmoid) is one ciphertext per row each way for the error "
+            "shares plus the packed z shares (1/k ciphertext per row each way): it grows with the "
+            "batch size, not with d or the non-zeros; the d weights cross the link once, at the end"
         ],
     )
 
