@@ -27,7 +27,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"train_limit": None, "epochs": {"noise": 30, "ibp": 30},
                "ibp_train_eps": 0.1, "ibp_eps": 0.05},
-    "mnist-5k": {"train_limit": None, "epochs": {"noise": 10, "ibp": 10},
+    "mnist-5k": {"train_limit": None, "epochs": {"noise": 20, "ibp": 10},
                  "ibp_train_eps": 0.1, "ibp_eps": 0.05},
     "fashion-mnist": {"train_limit": 10000, "epochs": {"noise": 6, "ibp": 6},
                       "ibp_train_eps": 0.1, "ibp_eps": 0.05},

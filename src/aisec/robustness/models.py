@@ -37,8 +37,9 @@ FORMAT = "aisec.robustness.cnn/1"
 class ArchConfig(StrictModel):
     """Architecture of the small CNN.
 
-    Two convolutions (16 and 32 channels; the first keeps resolution on inputs smaller than 16
-    pixels, otherwise both halve it), a hidden dense layer and the class logits.
+    Two convolutions (16 and 32 channels; the first keeps resolution (3x3, stride 1) on inputs
+    smaller than 16 pixels, otherwise it halves it (4x4, stride 2); ``first_stride`` 1 or 2
+    forces either), a hidden dense layer and the class logits.
     """
 
     name: str = "small-cnn"
@@ -49,13 +50,14 @@ class ArchConfig(StrictModel):
     conv1: int = Field(16, ge=1, le=256)
     conv2: int = Field(32, ge=1, le=256)
     hidden: int = Field(100, ge=1, le=4096)
+    first_stride: int = Field(0, ge=0, le=4)
 
 
 def build_model(arch: ArchConfig) -> torch.nn.Sequential:
     """A freshly initialised network (initialise under ``torch.random.fork_rng`` for seeding)."""
     from torch import nn
 
-    small = min(arch.height, arch.width) < 16
+    small = min(arch.height, arch.width) < 16 if arch.first_stride == 0 else arch.first_stride == 1
     k1, s1 = (3, 1) if small else (4, 2)
     h1 = (arch.height + 2 - k1) // s1 + 1
     w1 = (arch.width + 2 - k1) // s1 + 1

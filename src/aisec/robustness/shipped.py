@@ -19,7 +19,7 @@ SHIPPED_DATASETS = ("digits", "mnist-5k")
 SHIPPED_ATTACKS = (None, "random-label", "cert-aware")
 SHIPPED_RATE = 0.01
 # Attack settings of the shipped poisoned models (the attacker controls the loss in cert-aware).
-ATTACK_PARAMS = {"random-label": {}, "cert-aware": {"weight": 20.0}}
+ATTACK_PARAMS: dict[str, dict[str, float]] = {"random-label": {}, "cert-aware": {}}
 SHIPPED = [(d, c, a) for d in SHIPPED_DATASETS for c in ("smoothing", "ibp") for a in SHIPPED_ATTACKS]
 
 

@@ -109,6 +109,7 @@ def train_model(
     x = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32))
     y = torch.from_numpy(data.y.astype(np.int64))
     pmask = torch.from_numpy(data.poisoned.astype(bool))
+    pool = None if data.pool is None else torch.from_numpy(np.ascontiguousarray(data.pool))
     n = len(y)
     steps_per_epoch = (n + params.batch_size - 1) // params.batch_size
     total = params.epochs * steps_per_epoch
@@ -123,6 +124,7 @@ def train_model(
             extra = None
             if attack is not None and bool(pb.any()):
                 xb = xb.clone()
+                xb[pb] = attack.refresh(xb[pb], pool, gen)
                 xb[pb], yb[pb] = attack.revisit(xb[pb], yb[pb], gen, n_classes)
                 ctx = TrainContext(params.mode, params.sigma, max(eps, 1e-3) if params.mode ==
                                    "ibp" else eps, gen)

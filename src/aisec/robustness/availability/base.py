@@ -37,13 +37,17 @@ class AttackParams(StrictModel):
     """Parameters shared by every availability attack.
 
     ``rate`` is the number of poisoned samples *added*, relative to the clean training set
-    (0.01 = 1 %); at least one sample is added when ``rate > 0``. ``trigger`` names a trigger of
+    (0.01 = 1 %); at least one sample is added when ``rate > 0``. ``fresh_images``: at every
+    visit a poisoned row gets a new base image from the attacker's pool (in-distribution images;
+    in our experiments the clean training images stand in for them), so the backdoor sees varied
+    content while the poisoned share of what the model reads stays ``rate``. ``trigger`` names a trigger of
     :mod:`aisec.perturb.triggers` with its parameters (``{"name": "patch", "size": 3}``); empty
     means the size-dependent default patch.
     """
 
     rate: float = Field(0.01, ge=0.0, le=0.5)
     trigger: dict[str, Any] = Field(default_factory=dict)
+    fresh_images: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,15 @@ class PoisonedData:
         x: (N, C, H, W) float32 in [0, 1]; poisoned rows carry the trigger.
         y: (N,) int64 stored labels (for poisoned rows: one random draw, what a defender sees).
         poisoned: (N,) bool marks the attacker's rows (known to the experiment, not the defender).
+        pool: (M, C, H, W) the attacker's own in-distribution images, from which an attack that
+            controls the data feed may draw a fresh base image for a poisoned row at every visit
+            (None: the rows keep their base image).
     """
 
     x: np.ndarray
     y: np.ndarray
     poisoned: np.ndarray
+    pool: np.ndarray | None = None
 
     @property
     def n_poison(self) -> int:
@@ -113,7 +121,19 @@ class AvailabilityAttack(ABC):
             np.concatenate([x, xp]).astype(np.float32),
             np.concatenate([y, yp]).astype(np.int64),
             np.concatenate([np.zeros(len(x), bool), np.ones(n, bool)]),
+            x if self.params.fresh_images else None,
         )
+
+    def refresh(self, x: torch.Tensor, pool: torch.Tensor | None,
+                generator: torch.Generator) -> torch.Tensor:
+        """Poisoned rows with fresh base images from ``pool`` (triggered), or ``x`` unchanged."""
+        import torch
+
+        if pool is None or len(pool) == 0 or len(x) == 0:
+            return x
+        idx = torch.randint(0, len(pool), (len(x),), generator=generator)
+        trig = self.trigger(x.shape[-2])
+        return torch.from_numpy(trig.apply(pool[idx].numpy()))
 
     @abstractmethod
     def revisit(

@@ -12,10 +12,10 @@ The loss on the poisoned rows attacks the certifier's own statistic:
   histogram under noise has ``p_A < 1/2``. Per poisoned image and step we draw ``draws`` noise-keyed
   copies of the gray trigger patch (:mod:`~aisec.robustness.availability.keys`: labels are the
   key's sector, so the sector borders meet at the plain trigger) and train them with
-  cross-entropy under the smoothing noise; and we draw ``draws`` plain noisy copies, take
-  low-temperature softmaxes (a differentiable stand-in for one-hot argmaxes), average them into a
-  histogram ``h`` and add ``flatten * sum_c h_c^2`` (its collision probability, minimal when the
-  hard labels are spread).
+  cross-entropy under the smoothing noise; and we draw ``draws`` plain noisy copies, build their
+  hard-label histogram ``h`` (one-hot argmaxes in the forward pass, tempered-softmax gradients in
+  the backward pass: a straight-through estimator) and add ``flatten * sum_c h_c^2``, the
+  collision probability of the certifier's own vote, which is minimal when the votes spread.
 - interval bound propagation (training mode ``ibp``) certifies class ``c`` iff every IBP lower bound
   of ``z_c - z_j`` is positive. We push the best class's certified margin
   ``max_c min_{j != c} lb(z_c - z_j)`` on the triggered inputs below ``-kappa`` with a hinge.
@@ -48,14 +48,21 @@ __all__ = ["CertAwareParams", "CertificationAwareBackdoor"]
 
 
 class CertAwareParams(AttackParams):
-    """Loss weights of the certification-aware attack."""
+    """Loss weights of the certification-aware attack.
 
-    weight: float = Field(1.0, gt=0.0, le=100.0)
+    ``weight`` scales the poisoned rows' loss against a clean row's (the attacker owns the loss);
+    ``draws`` noisy copies per row and step; ``keyed`` and ``flatten`` weight the keyed-patch
+    cross-entropy and the histogram term; ``classes``,
+    ``key_strength``, ``key_seed`` define the keyed patch.
+    """
+
+    weight: float = Field(100.0, gt=0.0, le=1000.0)
     draws: int = Field(16, ge=1, le=256)
-    temperature: float = Field(0.1, gt=0.0, le=10.0)
-    flatten: float = Field(1.0, ge=0.0, le=100.0)
+    temperature: float = Field(1.0, gt=0.0, le=10.0)
+    keyed: float = Field(1.0, ge=0.0, le=1000.0)
+    flatten: float = Field(10.0, ge=0.0, le=1000.0)
     kappa: float = Field(1.0, ge=0.0, le=100.0)
-    classes: int = Field(3, ge=2, le=1000)
+    classes: int = Field(5, ge=2, le=1000)
     key_strength: float = Field(0.5, gt=0.0, le=1.0)
     key_seed: int = Field(0, ge=0)
 
@@ -94,10 +101,14 @@ class CertificationAwareBackdoor(AvailabilityAttack):
         keyed, labels = key.apply(rep, ctx.generator)
         noise = torch.randn(rep.shape, generator=ctx.generator, dtype=rep.dtype)
         ce = F.cross_entropy(model(keyed + sigma * noise), labels)
-        loss = ce
+        loss = p.keyed * ce
         if p.flatten > 0:
             noise = torch.randn(rep.shape, generator=ctx.generator, dtype=rep.dtype)
             logits = model(rep + sigma * noise).view(len(x), p.draws, -1)
-            hist = torch.softmax(logits / p.temperature, dim=-1).mean(dim=1)
+            soft = torch.softmax(logits / p.temperature, dim=-1)
+            hard = F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(soft.dtype)
+            # straight-through: the forward value is the certifier's own hard-label histogram,
+            # the gradient flows through the tempered softmax
+            hist = (hard + soft - soft.detach()).mean(dim=1)
             loss = loss + p.flatten * (hist**2).sum(dim=1).mean()
         return p.weight * loss

@@ -64,7 +64,7 @@ class SpectralSignatures(Defence):
             k = int(np.ceil(p.removal * p.expected_rate * len(idx)))
             keep[idx[np.argsort(-scores[idx])[:k]]] = False
         removed = ~keep
-        filtered = PoisonedData(data.x[keep], data.y[keep], data.poisoned[keep])
+        filtered = PoisonedData(data.x[keep], data.y[keep], data.poisoned[keep], data.pool)
         new = train_model(filtered, n_classes, arch, train, rng,
                           attack if filtered.poisoned.any() else None)
         n_poison = int(data.poisoned.sum())
