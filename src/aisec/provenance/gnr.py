@@ -11,6 +11,9 @@ trained on purely synthetic data, with no diffusion model and no image ("model-i
   images are correlated, not i.i.d. (the reference uses i.i.d. bits only);
 * affine: rotation in [-degrees, degrees], scale in [s_min, s_max], nearest neighbour,
   out-of-frame cells filled with random bits; flip = each bit flipped with probability in [0, fp].
+  For the embedded pixel-unshuffled backbone (``unshuffle=2``) the affine acts on the re-shuffled
+  image plane: rotating an image mixes the four unshuffle channels, which a per-channel rotation
+  of the 4x16x16 map (the reference, right for SD's roughly equivariant VAE latent) does not model.
 
 Architecture: milesial-style U-Net (DoubleConv = (conv3x3-BN-ReLU) x 2; max-pool downs;
 transposed-conv ups), width ``nf`` (reference nf = 128, ~31 M parameters; nf = 16 trains on a CPU
@@ -52,6 +55,9 @@ class GNRConfig(StrictModel):
     s_min: float = Field(1.0, gt=0)  # [1.0]
     s_max: float = Field(1.2, gt=0)  # [1.2]
     fp: float = Field(0.35, ge=0, le=0.5)  # [0.35]
+    # >0: the latent is a pixel-unshuffled image (factor r); geometric augmentation then acts on
+    # the re-shuffled image plane, which is how a rotation of the image moves latent cells.
+    unshuffle: int = Field(0, ge=0)
     neg_p: float = Field(0.5, ge=0, le=1)  # [0.5]
     max_minutes: float = Field(30.0, gt=0)
     threads: int = Field(2, ge=1)
@@ -155,7 +161,14 @@ def synthetic_batch(
     shape = (b, *m.shape)
     neg = (torch.rand(b, generator=generator) < cfg.neg_p).view(-1, 1, 1, 1)
     src = torch.where(neg, _random_maps(shape, generator), m.expand(shape))
-    x = random_affine(src, generator, cfg.degrees, cfg.s_min, cfg.s_max)
+    if cfg.unshuffle > 1:
+        import torch.nn.functional as F
+
+        img = F.pixel_shuffle(src, cfg.unshuffle)
+        img = random_affine(img, generator, cfg.degrees, cfg.s_min, cfg.s_max)
+        x = F.pixel_unshuffle(img, cfg.unshuffle)
+    else:
+        x = random_affine(src, generator, cfg.degrees, cfg.s_min, cfg.s_max)
     p = torch.rand(b, generator=generator).view(-1, 1, 1, 1) * cfg.fp
     flips = (torch.rand(shape, generator=generator) < p).float()
     x = (x + flips) % 2

@@ -236,7 +236,7 @@ def run_robustness(
         det_time += time.time() - ts
         det_count += n * (1 + len(base_methods))
         for meth in recipe.methods:
-            (sp, bp), (sn, bn) = scores[meth]["pos"], scores[meth]["neg"]
+            (sp, bp, fp), (sn, bn, fn) = scores[meth]["pos"], scores[meth]["neg"]
             tpr, real_fpr, _ = empirical_tpr_at_fpr(sp, sn, recipe.fpr)
             row: dict[str, Any] = {
                 "method": meth, "distortion": dname, "strength": strength, "main": main,
@@ -248,6 +248,13 @@ def run_robustness(
             if bp is not None:
                 row["bit_acc"] = float(np.mean(bp))
                 row["bit_acc_clean"] = float(np.mean(bn))
+            # Each branch of the fused detector alone, on the same images (fusion check).
+            for feat in ("gs_bit_acc", "gnr_bit_acc", "tr_score"):
+                if meth.startswith("gaussmarker") and fp and feat in fp:
+                    if feat == "gnr_bit_acc" and meth != "gaussmarker":
+                        continue
+                    row[f"tpr_{feat}"] = empirical_tpr_at_fpr(fp[feat], fn[feat], recipe.fpr)[0]
+                    row[f"auc_{feat}"] = auc(fp[feat], fn[feat])
             report.rows.append(row)
             if main:
                 fpr_c, tpr_c, _ = roc_curve(sp, sn)
@@ -263,20 +270,20 @@ def run_robustness(
 def _scores(
     z: Any, keys: dict[str, WatermarkKey], tr: Any, gs: Any, gm: Any, gnr: Any,
     fusers: dict[str, Any], methods: tuple[str, ...],
-) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    """(score, bit accuracy or None) per method for recovered noise z."""
-    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+) -> dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]]:
+    """(score, bit accuracy or None, branch statistics) per method for recovered noise z."""
+    out: dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]] = {}
     if "tree_ring" in methods:
-        out["tree_ring"] = (tr.detect(keys["tree_ring"], z).score, None)
+        out["tree_ring"] = (tr.detect(keys["tree_ring"], z).score, None, {})
     if "gaussian_shading" in methods:
         d = gs.detect(keys["gaussian_shading"], z)
-        out["gaussian_shading"] = (d.score, d.bit_acc)
+        out["gaussian_shading"] = (d.score, d.bit_acc, {})
     if "gaussmarker_nognr" in methods:
         gm.with_detector(gnr=None, fuser=fusers.get("gaussmarker_nognr"))
         d = gm.detect(keys["gaussmarker"], z)
-        out["gaussmarker_nognr"] = (d.score, d.bit_acc)
+        out["gaussmarker_nognr"] = (d.score, d.bit_acc, d.features or {})
     if "gaussmarker" in methods:
         gm.with_detector(gnr=gnr, fuser=fusers.get("gaussmarker"))
         d = gm.detect(keys["gaussmarker"], z)
-        out["gaussmarker"] = (d.score, d.bit_acc)
+        out["gaussmarker"] = (d.score, d.bit_acc, d.features or {})
     return out
