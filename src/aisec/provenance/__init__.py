@@ -1,2 +1,10 @@
 """Provenance: generation-time image watermarks (GaussMarker, Tree-Ring, Gaussian Shading),
-video watermark benchmarks and model fingerprints. Import the submodules you need."""
+video watermark benchmarks and model fingerprints.
+
+Importing the package registers the image watermarks (registry ``image watermark``) and the
+diffusion backbones (``diffusion backbone``); torch loads only when one is used.
+"""
+
+from aisec.provenance import gaussian_shading, gaussmarker, pipeline, tree_ring
+
+__all__ = ["gaussian_shading", "gaussmarker", "pipeline", "tree_ring"]
