@@ -68,7 +68,7 @@ def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         "batches",
     )
     metrics = {k: m[k] for k in keep}
-    metrics["auc_within_0.005"] = bool(m["auc_gap"] <= 0.005)
+    metrics["auc_gap_at_most_0_005"] = bool(m["auc_gap"] <= 0.005)
     return Result(
         metrics=metrics,
         labels={
