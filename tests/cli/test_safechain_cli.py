@@ -23,7 +23,7 @@ def test_eval_all_strategies_and_resume(tmp_path, capsys):
     for strategy in ("default", "zerothink", "lessthink", "morethink"):
         out_dir = tmp_path / strategy
         argv = ["safechain", "eval", *TINY, "--strategy", strategy, "--judge", "refusal",
-                "--set", "strongreject-small", "--n", "2", "--k", "2", "--max-new-tokens", "12",
+                "--prompt-set", "strongreject-small", "--n", "2", "--k", "2", "--max-new-tokens", "12",
                 "--think-budget", "6", "--enforce-num", "2", "--out", str(out_dir),
                 "--format", "json"]
         code, out, err = _run(capsys, argv)

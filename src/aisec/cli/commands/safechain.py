@@ -103,7 +103,7 @@ def _gen_options(f: Any) -> Any:
               show_default=True, help="Repeatable.")
 @click.option("--judge-model", default="smollm2-135m-instruct", show_default=True,
               help="Model behind the LLM judges (name, path, hub id or URL#MODEL).")
-@click.option("--set", "eval_set_name", default="strongreject-small", show_default=True,
+@click.option("--prompt-set", "--set", "eval_set_name", default="strongreject-small", show_default=True,
               help="strongreject-small | strongreject | harmbench | advbench | wildjailbreak-style | file:PATH")
 @click.option("--prompts", "prompt_file", default=None, help="JSONL prompt file (same as --set file:PATH).")
 @click.option("--n", "n", type=int, default=None, help="Seeded random subset of the set.")
