@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,7 +139,10 @@ def _two_threads(fn_a: Any, fn_b: Any) -> tuple[Any, Any]:
 
 
 def run_local(
-    recipe: CaesarRecipe, out_dir: str | Path | None = None, compare_plaintext: bool = True
+    recipe: CaesarRecipe,
+    out_dir: str | Path | None = None,
+    compare_plaintext: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Train both parties in this process and evaluate; returns the metrics (also written to
     ``out_dir/metrics.json`` with both models and the checkpoints when ``out_dir`` is given)."""
@@ -150,7 +154,7 @@ def run_local(
     t0 = time.perf_counter()
     (ma, ra), (mb, rb) = _two_threads(
         lambda: train_party("A", ca, a_tr, p, ck("A")),
-        lambda: train_party("B", cb, b_tr, p, ck("B")),
+        lambda: train_party("B", cb, b_tr, p, ck("B"), progress),
     )
     seconds = time.perf_counter() - t0
     scores = ma.scores(a_te.X) + mb.scores(b_te.X)
@@ -222,6 +226,7 @@ def run_party(
     listen: str | None = None,
     peer: str | None = None,
     link: Link | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[CaesarModel, TrainReport]:
     """One party over TCP with mutual TLS; exactly one of ``listen`` / ``peer`` (HOST:PORT)."""
     from aisec.privacy.caesar_data import load_party
@@ -230,7 +235,7 @@ def run_party(
     ch = _open(role, certs_dir, listen, peer, link, params.timeout_s, PROTOCOL)
     out = Path(out_dir)
     try:
-        model, report = train_party(role, ch, data, params, out / "checkpoints")
+        model, report = train_party(role, ch, data, params, out / "checkpoints", progress)
     finally:
         ch.close()
     model.save(out / f"model-{role}.safetensors")

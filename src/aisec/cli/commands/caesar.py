@@ -32,6 +32,16 @@ def _recipe(recipe: str | None, overrides: tuple[str, ...]) -> Any:
     return load_recipe_named(recipe, overrides)
 
 
+def _progress(role: str) -> Any:
+    """Print one line to stderr every 50 batches and at the start of each epoch."""
+
+    def show(epoch: int, batch: int, _msg: str) -> None:
+        if batch % 50 == 0:
+            click.echo(f"[{role}] epoch {epoch + 1} batch {batch + 1}", err=True)
+
+    return show
+
+
 def _text_metrics(m: dict[str, Any]) -> None:
     for k, v in m.items():
         if isinstance(v, list):
@@ -74,7 +84,7 @@ def run_cmd(
     r = _recipe(recipe, tuple(extra))
     if out_dir:
         save_resolved(out_dir, r)
-    emit(run_local(r, out_dir), fmt, _text_metrics)
+    emit(run_local(r, out_dir, progress=_progress("B")), fmt, _text_metrics)
 
 
 @command.command("split")
@@ -139,7 +149,15 @@ def party_cmd(
     r = _recipe(recipe, overrides)
     link = LinkSpec(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms).link()
     model, report = run_party(
-        role, data_path, certs_dir, r.protocol, out_dir, listen=listen, peer=peer, link=link
+        role,
+        data_path,
+        certs_dir,
+        r.protocol,
+        out_dir,
+        listen=listen,
+        peer=peer,
+        link=link,
+        progress=_progress(role),
     )
     out = {
         "role": role,
