@@ -22,8 +22,10 @@ end. One minibatch, for both parties symmetrically (P = this party, Q = the peer
 5. End: P masks its encrypted weights, Q decrypts the masked values and returns them, P unmasks:
    each party learns its own weights and nothing else.
 
-Per batch of n rows: 4n ciphertexts (linear sigmoids) or 8n (cubic) cross the link, whatever
-d and the number of non-zeros; the d weights cross once at the end (twice: masked and back).
+Every HE-to-SS is packed (k masked values per ciphertext, k = key bits / (value bits + 42), e.g.
+14 at 2048 bits), so per batch of n rows about 2n + 2n/k ciphertexts cross the link with a
+linear sigmoid and 5n + 3n/k with the cubic, whatever d and the number of non-zeros; the d
+weights cross once at the end (masked, packed, and back in clear to their owner).
 
 Reference: Chen, Zhou, Wang et al., "When Homomorphic Encryption Marries Secret Sharing: Secure
 Large-Scale Sparse Logistic Regression and Applications in Risk Control", KDD 2021
