@@ -50,18 +50,20 @@ __all__ = ["CertAwareParams", "CertificationAwareBackdoor"]
 class CertAwareParams(AttackParams):
     """Loss weights of the certification-aware attack.
 
-    ``weight`` scales the poisoned rows' loss against a clean row's (the attacker owns the loss);
+    ``weight`` (smoothing) and ``ibp_weight`` (bound propagation) scale the poisoned rows' loss
+    against a clean row's (the attacker owns the loss);
     ``draws`` noisy copies per row and step; ``keyed`` and ``flatten`` weight the keyed-patch
     cross-entropy and the histogram term; ``classes``,
     ``key_strength``, ``key_seed`` define the keyed patch.
     """
 
-    weight: float = Field(100.0, gt=0.0, le=1000.0)
+    weight: float = Field(20.0, gt=0.0, le=1000.0)
     draws: int = Field(16, ge=1, le=256)
     temperature: float = Field(1.0, gt=0.0, le=10.0)
     keyed: float = Field(1.0, ge=0.0, le=1000.0)
     flatten: float = Field(10.0, ge=0.0, le=1000.0)
     kappa: float = Field(1.0, ge=0.0, le=100.0)
+    ibp_weight: float = Field(1.0, gt=0.0, le=1000.0)
     classes: int = Field(5, ge=2, le=1000)
     key_strength: float = Field(0.5, gt=0.0, le=1.0)
     key_seed: int = Field(0, ge=0)
@@ -91,7 +93,7 @@ class CertificationAwareBackdoor(AvailabilityAttack):
             eye = torch.eye(k, dtype=torch.bool, device=x.device)
             per_class = m.masked_fill(eye, float("inf")).min(dim=2).values  # (P, K)
             best = per_class.max(dim=1).values
-            return p.weight * torch.relu(best + p.kappa).mean()
+            return p.ibp_weight * torch.relu(best + p.kappa).mean()
         sigma = ctx.sigma if ctx.sigma > 0 else 0.25
         h, w = x.shape[-2:]
         n_classes = int(model[-1].out_features)
