@@ -141,11 +141,13 @@ def detect_cmd(images: tuple[str, ...], key_path: str, gnr: str | None, fuser: s
 @click.option("--steps", type=click.IntRange(1), default=3000, show_default=True)
 @click.option("--nf", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--max-minutes", type=click.FloatRange(0.01), default=30.0, show_default=True)
+@click.option("--unshuffle", type=click.IntRange(0), default=2, show_default=True,
+              help="Pixel-unshuffle factor of the backbone's latent (2: ddpm-fmnist; 0: SD VAE).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @set_option
 @format_option
-def train_gnr_cmd(key_path: str, out: str, steps: int, nf: int, max_minutes: float, seed: int,
-                  overrides: tuple[str, ...], fmt: str) -> None:
+def train_gnr_cmd(key_path: str, out: str, steps: int, nf: int, max_minutes: float,
+                  unshuffle: int, seed: int, overrides: tuple[str, ...], fmt: str) -> None:
     """Train the Gaussian Noise Restorer for a GaussMarker / Gaussian Shading key (synthetic data)."""
     from aisec.config import apply_overrides, parse_overrides, validate
     from aisec.errors import ConfigError
@@ -158,6 +160,7 @@ def train_gnr_cmd(key_path: str, out: str, steps: int, nf: int, max_minutes: flo
         raise ConfigError(f"a GNR needs a gaussmarker or gaussian_shading key; got {key.method!r}")
     m = get_method(key.method, **key.params)
     cfg = validate(GNRConfig, {"steps": steps, "nf": nf, "max_minutes": max_minutes,
+                               "unshuffle": unshuffle,
                                **apply_overrides({}, parse_overrides(overrides))}, "train-gnr")
     gnr = train_gnr(m.encrypted_map(key), cfg, seed=seed, log=_log)
     path = gnr.save(out)
