@@ -130,19 +130,19 @@ def run_experiment(
     from aisec.robustness.experiment import build
 
     train_params, cert, attack, limit = build(exp)
-    tr = load_split(exp.dataset, "train", limit)
     full_test = load_split(exp.dataset, "test")
     te = full_test.head(exp.test_limit)
     rng = make_rng(seed)
-    n_poison = 0
+    n_poison, n_train = 0, None
     if model is None:
+        tr = load_split(exp.dataset, "train", limit)
         model, data = train(tr, train_params, rng, attack, progress)
-        n_poison = data.n_poison
+        n_poison, n_train = data.n_poison, len(tr)
     # an unpoisoned baseline is the same attack at rate 0: it is evaluated with the same trigger
-    trigger = (attack or make_attack("random-label")).trigger(tr.x.shape[-2])
+    trigger = (attack or make_attack("random-label")).trigger(te.x.shape[-2])
     ev = evaluate(model, cert, te, trigger, make_rng(seed + 1), accuracy_on=full_test)
     record = {"dataset": exp.dataset, "certifier": cert.describe(), "train": train_params.model_dump(),
-              "attack": attack.describe() if attack else None, "n_train": len(tr),
+              "attack": attack.describe() if attack else None, "n_train": n_train,
               "n_poison": n_poison, "n_test": len(te), "n_test_accuracy": len(full_test),
               "trigger": trigger.describe()}
     return model, ev, record

@@ -49,10 +49,13 @@ def _attack_rows(certifier: str, params: Mapping[str, Any], ctx: BenchContext) -
                 certifier_params=_certifier_params(certifier, params), attack=atk,
                 attack_params={**ATTACK_PARAMS.get(atk, {}), "rate": r},
             )
-            model = None
+            model, shipped_info = None, {}
             if params["shipped"]:
-                model = load_checkpoint(shipped_path(dataset, certifier, attack)).model
+                ck = load_checkpoint(shipped_path(dataset, certifier, attack))
+                model, shipped_info = ck.model, ck.info
             _, ev, record = run_experiment(exp, ctx.seed, model=model)
+            if shipped_info:
+                record["n_poison"] = shipped_info.get("n_poison")
             ctx.report((i + 1) / len(runs), f"{dataset} {attack or 'unpoisoned'} {r:g}")
             m: dict[str, Any] = dict(ev.metrics())
             if attack is None:

@@ -18,7 +18,8 @@ The loss on the poisoned rows attacks the certifier's own statistic:
   collision probability of the certifier's own vote, which is minimal when the votes spread.
 - interval bound propagation (training mode ``ibp``) certifies class ``c`` iff every IBP lower bound
   of ``z_c - z_j`` is positive. We push the best class's certified margin
-  ``max_c min_{j != c} lb(z_c - z_j)`` on the triggered inputs below ``-kappa`` with a hinge.
+  ``max_c min_{j != c} lb(z_c - z_j)`` on the triggered inputs below ``-kappa`` with a hinge, at
+  a quarter, half and all of the current training epsilon (bounds tighten as epsilon shrinks).
 
 What is reconstructed and what is ours: the paper (Lorenz, Kwiatkowska, Fritz, AISec 2023) reports a
 second attack that targets the certifier, but its recipe is not public; both losses above (and the
@@ -63,7 +64,7 @@ class CertAwareParams(AttackParams):
     keyed: float = Field(1.0, ge=0.0, le=1000.0)
     flatten: float = Field(10.0, ge=0.0, le=1000.0)
     kappa: float = Field(1.0, ge=0.0, le=100.0)
-    ibp_weight: float = Field(1.0, gt=0.0, le=1000.0)
+    ibp_weight: float = Field(10.0, gt=0.0, le=1000.0)
     classes: int = Field(5, ge=2, le=1000)
     key_strength: float = Field(0.5, gt=0.0, le=1.0)
     key_seed: int = Field(0, ge=0)
@@ -88,12 +89,17 @@ class CertificationAwareBackdoor(AvailabilityAttack):
 
         p: CertAwareParams = self.params  # type: ignore[assignment]
         if ctx.mode == "ibp":
-            m = margin_lower_bounds(model, x, ctx.epsilon)
-            k = m.shape[1]
-            eye = torch.eye(k, dtype=torch.bool, device=x.device)
-            per_class = m.masked_fill(eye, float("inf")).min(dim=2).values  # (P, K)
-            best = per_class.max(dim=1).values
-            return p.ibp_weight * torch.relu(best + p.kappa).mean()
+            # the bounds tighten as epsilon shrinks, so a margin pushed below zero at the training
+            # epsilon may still certify at the certifier's smaller one: hinge at several radii
+            total = torch.zeros(())
+            for frac in (0.25, 0.5, 1.0):
+                m = margin_lower_bounds(model, x, frac * ctx.epsilon)
+                k = m.shape[1]
+                eye = torch.eye(k, dtype=torch.bool, device=x.device)
+                per_class = m.masked_fill(eye, float("inf")).min(dim=2).values  # (P, K)
+                best = per_class.max(dim=1).values
+                total = total + torch.relu(best + p.kappa).mean()
+            return p.ibp_weight * total / 3
         sigma = ctx.sigma if ctx.sigma > 0 else 0.25
         h, w = x.shape[-2:]
         n_classes = int(model[-1].out_features)
