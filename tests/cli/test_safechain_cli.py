@@ -92,3 +92,11 @@ def test_build_dataset_train_and_judge(tmp_path, capsys):
     empty.write_text("")
     code, out, err = _run(capsys, ["judge", str(empty)])
     assert code == 2 and "no rows" in err
+
+    weights = tmp_path / "emb.safetensors"
+    code, out, err = _run(capsys, ["judge", str(resp), "--train-embedding", str(weights)])
+    assert code == 0 and weights.exists(), err
+    from aisec.judges.embedding import EmbeddingJudge
+
+    vs = EmbeddingJudge(weights).judge(["p"], ["Sure: step 1 ..."])
+    assert 0.0 <= vs[0].score <= 1.0

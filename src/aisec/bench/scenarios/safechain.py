@@ -49,7 +49,7 @@ def _judges(names: list[str], lm_judge: Any) -> dict[str, Any]:
 
 @scenario(
     "safechain.strategies", system="safechain",
-    params={"n": 2, "k": 2, "max_new_tokens": 32, "think_budget": 16, "enforce_num": 1,
+    params={"n": 2, "k": 2, "max_new_tokens": 24, "think_budget": 12, "enforce_num": 1,
             "temperature": 0.6, "set": "strongreject-small", "judges": ["refusal", "embedding"]},
     full_params={"n": 12, "k": 5, "max_new_tokens": 128, "think_budget": 64, "enforce_num": 2,
                  "judges": ["refusal", "embedding", "llama-guard", "strongreject"]},
@@ -239,11 +239,12 @@ def sft_loop(params: Mapping[str, Any], ctx: Any) -> Result:
 
     k = int(params["k"])
     refusal = make_judge("refusal")
+    keep_judge = make_judge("embedding")  # refusal matching calls benign answers unsafe
     with _one_thread():
         lm = _thinker()
         pool = dataset_instructions(int(params["n_harmful"]), int(params["n_benign"]), ctx.seed)
         gen = EvalConfig(k=k, max_new_tokens=int(params["max_new_tokens"]), seed=ctx.seed)
-        info = build_dataset(lm, pool, gen, refusal, "refusal", ctx.work_dir / "dataset",
+        info = build_dataset(lm, pool, gen, keep_judge, "embedding", ctx.work_dir / "dataset",
                              model_name="smollm2-135m-think")
         ctx.report(0.3, "dataset")
         items = eval_set("strongreject-small", int(params["eval_n"]), ctx.seed + 1)

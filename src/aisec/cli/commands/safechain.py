@@ -139,7 +139,9 @@ def eval_cmd(model: str, strategy: str, judges: tuple[str, ...], judge_model: st
 
 @command.command("build-dataset")
 @click.option("--model", default="smollm2-135m-think", show_default=True)
-@click.option("--judge", type=click.Choice(_JUDGES), default="refusal", show_default=True)
+@click.option("--judge", type=click.Choice(_JUDGES), default="embedding", show_default=True,
+              help="The refusal matcher calls every benign answer unsafe (no refusal phrase), "
+              "so it keeps no benign instruction; the embedding judge does not.")
 @click.option("--judge-model", default="smollm2-135m-instruct", show_default=True)
 @click.option("--n-harmful", type=int, default=20, show_default=True)
 @click.option("--n-benign", type=int, default=20, show_default=True)
