@@ -42,3 +42,11 @@ def test_sandbox_limits():
     assert not r.passed and "network disabled" in r.reason
     r = run_sandboxed("x = bytearray(2 * 1024 ** 3)\n", memory_mb=256)
     assert not r.passed and "MemoryError" in r.reason
+
+
+def test_embedded_humaneval_canonical_solutions_pass_the_sandbox():
+    from aisec.assets import load_dataset
+
+    for p in load_dataset("humaneval")[:3]:
+        assert humaneval_passes(p, p["canonical_solution"]).passed
+        assert not humaneval_passes(p, "    return None\n").passed
