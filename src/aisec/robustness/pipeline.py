@@ -21,7 +21,10 @@ from aisec.robustness.training import TrainParams, train_model
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["arch_for", "clean_data", "train", "Evaluation", "evaluate"]
+    from aisec.robustness.experiment import Experiment
+
+__all__ = ["arch_for", "clean_data", "train", "Evaluation", "evaluate", "summary",
+           "torch_threads", "run_experiment", "run_defence"]
 
 
 def arch_for(split: ImageSplit) -> ArchConfig:
@@ -119,7 +122,7 @@ def torch_threads(n: int | None):
 
 
 def run_experiment(
-    exp, seed: int, model: torch.nn.Module | None = None, progress=None,
+    exp: Experiment, seed: int, model: torch.nn.Module | None = None, progress=None,
 ) -> tuple[torch.nn.Module, Evaluation, dict[str, Any]]:
     """Train (unless ``model`` is given) and evaluate one :class:`~.experiment.Experiment`.
 
@@ -148,7 +151,7 @@ def run_experiment(
     return model, ev, record
 
 
-def run_defence(exp, defence: str, seed: int, log=None) -> dict[str, Any]:
+def run_defence(exp: Experiment, defence: str, seed: int, log=None) -> dict[str, Any]:
     """Poison and train as ``exp`` says, then apply ``defence``; evaluate both networks."""
     from aisec.robustness.certifiers.base import make_certifier
     from aisec.robustness.data import load_split
