@@ -3,7 +3,8 @@
 For each image: DDIM-invert with the backbone, score with the key's method, and decide with a
 fixed threshold at the requested FPR: the binomial bit-accuracy threshold (Gaussian Shading, and
 GaussMarker without a fuser), the simulated N(0, I) threshold (Tree-Ring), or the fuser's
-calibrated logit threshold (GaussMarker with a fuser).
+calibrated logit threshold (GaussMarker with a fuser). A fuser is fitted for one key (the ring
+score's scale depends on the key), so the shipped one is used only with the benchmark key.
 """
 
 from __future__ import annotations
@@ -62,8 +63,16 @@ def detect_files(
 
             if g.fingerprint != key_fingerprint(method.encrypted_map(key)):
                 raise ConfigError(f"GNR {gnr} was trained for another key")
+        from aisec.provenance.gnr import key_fingerprint
+
+        kfp = key_fingerprint(method.encrypted_map(key))
         fpath = Path(fuser) if fuser else shipped_fuser(backbone, g is not None)
         f = Fuser.load(fpath) if fpath else None
+        if f is not None and f.key_fingerprint != kfp:
+            if fuser:
+                raise ConfigError(f"fuser {fuser} was fitted for another key; refit it with "
+                                  "`aisec watermark robustness` for this key")
+            f = None  # the shipped fuser belongs to the benchmark key: use the bit accuracy
         method.with_detector(gnr=g, fuser=f)
     elif gnr or fuser:
         raise ConfigError(f"--gnr/--fuser apply to gaussmarker keys, not {key.method!r}")

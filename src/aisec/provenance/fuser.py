@@ -32,6 +32,8 @@ class Fuser:
         mean, scale: (F,) standardisation.
         weights, biases: layer parameters; hidden layers use ReLU, the last a logistic output.
         kind: "mlp" or "logistic".
+        key_fingerprint: the key whose statistics it was fitted on (the ring score's scale depends
+            on the key's ring values, so a fuser is valid for that key only).
         threshold: deployed decision threshold on the logit (0 = probability 0.5; set to the
             1 % FPR point of calibration clean images by the robustness run).
     """
@@ -43,6 +45,7 @@ class Fuser:
     biases: tuple[np.ndarray, ...]
     kind: str = "mlp"
     threshold: float = 0.0
+    key_fingerprint: str = ""
 
     def logit(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         """Fused log-odds (B,) from named (B,) statistics."""
@@ -69,7 +72,8 @@ class Fuser:
             tensors[f"w{i}"] = np.ascontiguousarray(w)
             tensors[f"b{i}"] = np.ascontiguousarray(b)
         meta = {"features": json.dumps(list(self.features)), "kind": self.kind,
-                "layers": str(len(self.weights)), "threshold": repr(float(self.threshold))}
+                "layers": str(len(self.weights)), "threshold": repr(float(self.threshold)),
+                "key_fingerprint": self.key_fingerprint}
         return save_safetensors(path, tensors, meta)
 
     @classmethod
@@ -88,6 +92,7 @@ class Fuser:
                 tuple(json.loads(meta["features"])), t["mean"], t["scale"],
                 tuple(t[f"w{i}"] for i in range(n)), tuple(t[f"b{i}"] for i in range(n)),
                 meta.get("kind", "mlp"), float(meta.get("threshold", "0.0")),
+                meta.get("key_fingerprint", ""),
             )
         except (KeyError, ValueError) as exc:
             raise InputFileError(p, f"not an aisec fuser file ({type(exc).__name__})") from None

@@ -206,9 +206,12 @@ def run_robustness(
         cal_thr = {m: threshold_at_fpr(cl0[m][0], recipe.fpr) for m in recipe.methods}
         import dataclasses
 
+        from aisec.provenance.gnr import key_fingerprint
+
+        kfp = key_fingerprint(gm.encrypted_map(keys["gaussmarker"]))
         for m, f in fusers.items():
             if m in cal_thr:
-                fusers[m] = dataclasses.replace(f, threshold=cal_thr[m])
+                fusers[m] = dataclasses.replace(f, threshold=cal_thr[m], key_fingerprint=kfp)
         report.fusers = dict(fusers)
 
     conditions: list[tuple[str, float, bool]] = [("none", 0.0, True)]
