@@ -20,12 +20,55 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("wm")
-    assert main(["watermark", "keygen", "--method", "gaussmarker", "--out", str(d / "gm.key"), *BB]) == 0
-    assert main(["watermark", "keygen", "--method", "tree_ring", "--out", str(d / "tr.key"), *BB]) == 0
-    assert main(["watermark", "generate", "--method", "gaussmarker", "--key", str(d / "gm.key"),
-                 "--n", "3", "--steps", "20", "--seed", "1", "--out", str(d / "wm"), *BB]) == 0
-    assert main(["watermark", "generate", "--method", "none", "--n", "3", "--steps", "20",
-                 "--seed", "2", "--out", str(d / "clean"), *BB]) == 0
+    assert (
+        main(["watermark", "keygen", "--method", "gaussmarker", "--out", str(d / "gm.key"), *BB])
+        == 0
+    )
+    assert (
+        main(["watermark", "keygen", "--method", "tree_ring", "--out", str(d / "tr.key"), *BB]) == 0
+    )
+    assert (
+        main(
+            [
+                "watermark",
+                "generate",
+                "--method",
+                "gaussmarker",
+                "--key",
+                str(d / "gm.key"),
+                "--n",
+                "3",
+                "--steps",
+                "20",
+                "--seed",
+                "1",
+                "--out",
+                str(d / "wm"),
+                *BB,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "watermark",
+                "generate",
+                "--method",
+                "none",
+                "--n",
+                "3",
+                "--steps",
+                "20",
+                "--seed",
+                "2",
+                "--out",
+                str(d / "clean"),
+                *BB,
+            ]
+        )
+        == 0
+    )
     return d
 
 
@@ -47,8 +90,21 @@ def test_detect_png_and_jpeg(made: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert len(wm) == 3 and len(clean) == 3
     Image.open(wm[0]).save(made / "wm0.jpg", quality=95)
     capsys.readouterr()
-    rc = main(["watermark", "detect", *map(str, wm + clean), str(made / "wm0.jpg"),
-               "--key", str(made / "gm.key"), "--steps", "20", "--format", "json", *BB])
+    rc = main(
+        [
+            "watermark",
+            "detect",
+            *map(str, wm + clean),
+            str(made / "wm0.jpg"),
+            "--key",
+            str(made / "gm.key"),
+            "--steps",
+            "20",
+            "--format",
+            "json",
+            *BB,
+        ]
+    )
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["watermarked"] for r in rows[:6]] == [True] * 3 + [False] * 3
@@ -63,8 +119,9 @@ def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]
     return rc, err
 
 
-def test_bad_inputs_give_one_line_errors(made: Path, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_give_one_line_errors(
+    made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from PIL import Image
 
     good = sorted((made / "wm").glob("*.png"))[0]
@@ -86,27 +143,87 @@ def test_bad_inputs_give_one_line_errors(made: Path, tmp_path: Path,
     for imgs, key, needle in cases:
         rc, err = _err(capsys, ["watermark", "detect", *imgs, "--key", key, *BB])
         assert rc == 2 and needle in err and len(err.splitlines()) == 1, (needle, err)
-    rc, err = _err(capsys, ["watermark", "generate", "--method", "gaussian_shading", "--key",
-                            str(made / "tr.key"), "--n", "1", "--out", str(tmp_path / "o"), *BB])
+    rc, err = _err(
+        capsys,
+        [
+            "watermark",
+            "generate",
+            "--method",
+            "gaussian_shading",
+            "--key",
+            str(made / "tr.key"),
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+            *BB,
+        ],
+    )
     assert rc == 2 and "is for method 'tree_ring', not 'gaussian_shading'" in err
-    rc, err = _err(capsys, ["watermark", "train-gnr", "--key", str(made / "tr.key"),
-                            "--out", str(tmp_path / "g.safetensors")])
+    rc, err = _err(
+        capsys,
+        [
+            "watermark",
+            "train-gnr",
+            "--key",
+            str(made / "tr.key"),
+            "--out",
+            str(tmp_path / "g.safetensors"),
+        ],
+    )
     assert rc == 2 and "gaussmarker or gaussian_shading" in err
 
 
-def test_train_commands_tiny(made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["watermark", "train-gnr", "--key", str(made / "gm.key"), "--out",
-               str(tmp_path / "g.safetensors"), "--steps", "2", "--nf", "4",
-               "--set", "batch_size=4", "--set", "depth=1", "--format", "json"])
+def test_train_commands_tiny(
+    made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "watermark",
+            "train-gnr",
+            "--key",
+            str(made / "gm.key"),
+            "--out",
+            str(tmp_path / "g.safetensors"),
+            "--steps",
+            "2",
+            "--nf",
+            "4",
+            "--set",
+            "batch_size=4",
+            "--set",
+            "depth=1",
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0 and (tmp_path / "g.safetensors").is_file()
-    rc = main(["watermark", "train-ddpm", "--out", str(tmp_path / "d.safetensors"), "--dataset",
-               "digits", "--set", "model.block_out_channels=[8,8]", "--set", "model.image_size=8",
-               "--set", "train.steps=2", "--set", "train.batch_size=4", "--format", "json"])
+    rc = main(
+        [
+            "watermark",
+            "train-ddpm",
+            "--out",
+            str(tmp_path / "d.safetensors"),
+            "--dataset",
+            "digits",
+            "--set",
+            "model.block_out_channels=[8,8]",
+            "--set",
+            "model.image_size=8",
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.batch_size=4",
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0
     from aisec.provenance.diffusion.pixel_ddpm import PixelDDPM
 
     m = PixelDDPM.load(tmp_path / "d.safetensors")
     assert m.latent_shape == (4, 4, 4)
-    rc, err = _err(capsys, ["watermark", "train-ddpm", "--out", str(tmp_path / "e"),
-                            "--set", "train.stepz=2"])
+    rc, err = _err(
+        capsys, ["watermark", "train-ddpm", "--out", str(tmp_path / "e"), "--set", "train.stepz=2"]
+    )
     assert rc == 2 and "stepz" in err

@@ -31,6 +31,8 @@ def test_diversity_orders_sets() -> None:
     same = np.repeat(base, 6, axis=0) + rng.normal(0, 0.01, (6, 16, 16))
     diverse = rng.random((6, 16, 16))
     assert pairwise_diversity(same)["rms"] < pairwise_diversity(diverse)["rms"]
-    assert pairwise_diversity(same)["one_minus_ssim"] < pairwise_diversity(diverse)["one_minus_ssim"]
+    assert (
+        pairwise_diversity(same)["one_minus_ssim"] < pairwise_diversity(diverse)["one_minus_ssim"]
+    )
     with pytest.raises(DataError):
         pairwise_diversity(base)

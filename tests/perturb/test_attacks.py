@@ -53,7 +53,9 @@ def test_compression_regen_drops_detail() -> None:
     far = make_attack("compression_regen", codec, 0.9).apply(x)
     assert np.abs(near - x).mean() < np.abs(far - x).mean()
     with pytest.raises(DataError, match="shape"):
-        make_attack("compression_regen", codec, 0.5).apply(rng.random((2, 1, 5, 5)).astype(np.float32))
+        make_attack("compression_regen", codec, 0.5).apply(
+            rng.random((2, 1, 5, 5)).astype(np.float32)
+        )
 
 
 def test_adversarial_lowers_score_within_budget() -> None:

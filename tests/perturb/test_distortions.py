@@ -15,8 +15,14 @@ NAMES = DISTORTIONS.names()
 
 def test_all_eight_registered() -> None:
     assert set(NAMES) == {
-        "rotation", "jpeg", "crop_scale", "random_drop", "blur", "salt_pepper",
-        "gaussian_noise", "brightness",
+        "rotation",
+        "jpeg",
+        "crop_scale",
+        "random_drop",
+        "blur",
+        "salt_pepper",
+        "gaussian_noise",
+        "brightness",
     }
 
 
@@ -93,7 +99,9 @@ def test_jpeg_loses_detail_and_blur_smooths() -> None:
     j = distort(x, "jpeg", 90, rng)
     assert 0.02 < float(np.abs(j - x).mean())
     b = distort(x, "blur", 1.0, rng)
-    assert float(np.abs(np.diff(b, axis=-1)).mean()) < 0.5 * float(np.abs(np.diff(x, axis=-1)).mean())
+    assert float(np.abs(np.diff(b, axis=-1)).mean()) < 0.5 * float(
+        np.abs(np.diff(x, axis=-1)).mean()
+    )
     rgb = distort(rng.random((2, 3, 16, 16)).astype(np.float32), "jpeg", 50, rng)
     assert rgb.shape == (2, 3, 16, 16)
 

@@ -8,7 +8,14 @@ import torch
 
 from aisec.errors import DataError, InputFileError
 from aisec.provenance.fuser import Fuser, fit_fuser
-from aisec.provenance.gnr import GNR, GNRConfig, key_fingerprint, random_affine, synthetic_batch, train_gnr
+from aisec.provenance.gnr import (
+    GNR,
+    GNRConfig,
+    key_fingerprint,
+    random_affine,
+    synthetic_batch,
+    train_gnr,
+)
 
 
 def test_random_affine_identity_and_fill() -> None:

@@ -20,15 +20,26 @@ def _tiny_pipeline() -> SimpleNamespace:
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
-        norm_num_groups=4, attention_head_dim=2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        norm_num_groups=4,
+        attention_head_dim=2,
     ).eval()
     vae = AutoencoderKL(
-        block_out_channels=(8, 8, 8, 8), in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        norm_num_groups=4, sample_size=64,
+        block_out_channels=(8, 8, 8, 8),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=4,
+        sample_size=64,
     ).eval()
 
     class Tok:
@@ -43,13 +54,16 @@ def _tiny_pipeline() -> SimpleNamespace:
             return (torch.sin(ids[..., None].float() + torch.arange(16.0)),)
 
     sched = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
-    return SimpleNamespace(unet=unet, vae=vae, tokenizer=Tok(), text_encoder=Text(), scheduler=sched)
+    return SimpleNamespace(
+        unet=unet, vae=vae, tokenizer=Tok(), text_encoder=Text(), scheduler=sched
+    )
 
 
 def test_sd_backbone_generate_and_invert(crypto) -> None:
     torch.set_num_threads(1)
-    bb = StableDiffusionBackbone("tiny", device="cpu", prompt="a cat", guidance=3.0, size=64,
-                                 pipeline=_tiny_pipeline())
+    bb = StableDiffusionBackbone(
+        "tiny", device="cpu", prompt="a cat", guidance=3.0, size=64, pipeline=_tiny_pipeline()
+    )
     assert bb.latent_shape == (4, 8, 8)
     tr = get_method("tree_ring", radius=2)
     key = tr.keygen(bb.latent_shape, crypto)

@@ -50,14 +50,22 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> np.ndarray:
     pa = a.reshape(n, -1, *a.shape[-2:])
     pb = b.reshape(n, -1, *b.shape[-2:])
     win = min(7, *a.shape[-2:]) // 2 * 2 + 1 if min(a.shape[-2:]) >= 3 else 3
-    return np.array([
-        np.mean([structural_similarity(x, y, data_range=data_range, win_size=min(win, 7))
-                 for x, y in zip(ia, ib, strict=True)])
-        for ia, ib in zip(pa, pb, strict=True)
-    ])
+    return np.array(
+        [
+            np.mean(
+                [
+                    structural_similarity(x, y, data_range=data_range, win_size=min(win, 7))
+                    for x, y in zip(ia, ib, strict=True)
+                ]
+            )
+            for ia, ib in zip(pa, pb, strict=True)
+        ]
+    )
 
 
-def pairwise_diversity(images: np.ndarray, max_pairs: int = 2000, seed: int = 0) -> dict[str, float]:
+def pairwise_diversity(
+    images: np.ndarray, max_pairs: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """Mean pairwise (1 - SSIM) and RMS distance over (random) pairs of a set (N, ..., H, W)."""
     x = np.asarray(images, dtype=np.float64)
     n = x.shape[0]

@@ -64,9 +64,7 @@ def binomial_threshold(k: int, fpr: float = 1e-6, n_users: int = 1) -> float:
     return 1.0
 
 
-def tpr_fpr_at_threshold(
-    pos: np.ndarray, neg: np.ndarray, threshold: float
-) -> tuple[float, float]:
+def tpr_fpr_at_threshold(pos: np.ndarray, neg: np.ndarray, threshold: float) -> tuple[float, float]:
     """(TPR, FPR) of the fixed rule "score > threshold" (a deployed threshold)."""
     pos = np.asarray(pos, dtype=np.float64)
     neg = np.asarray(neg, dtype=np.float64)

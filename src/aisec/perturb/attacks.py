@@ -36,8 +36,14 @@ from aisec.registry import Registry
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ATTACKS", "DiffusionRegen", "CompressionRegen", "Adversarial", "LinearAutoencoder",
-           "make_attack"]
+__all__ = [
+    "ATTACKS",
+    "DiffusionRegen",
+    "CompressionRegen",
+    "Adversarial",
+    "LinearAutoencoder",
+    "make_attack",
+]
 
 ATTACKS: Registry[type[Any]] = Registry("watermark attack")
 
@@ -64,8 +70,9 @@ class DiffusionRegen:
     def __init__(self, model: Any, **kwargs: Any) -> None:
         self.params = validate(self.Params, kwargs, where="attack 'diffusion_regen'")
         if self.params.strength > 1:
-            raise ConfigError(f"attack 'diffusion_regen': `strength` must be <= 1; got "
-                              f"{self.params.strength}")
+            raise ConfigError(
+                f"attack 'diffusion_regen': `strength` must be <= 1; got {self.params.strength}"
+            )
         for attr in ("encode", "decode", "eps", "alphas_cumprod"):
             if not hasattr(model, attr):
                 raise ConfigError(f"attack 'diffusion_regen': the model lacks `{attr}`")
@@ -114,8 +121,10 @@ class LinearAutoencoder:
     def roundtrip(self, images: np.ndarray, keep: int) -> np.ndarray:
         """Project images (B, *shape) on the top ``keep`` components and reconstruct."""
         if tuple(images.shape[1:]) != self.shape:
-            raise DataError(f"the codec was fitted on images of shape {self.shape}; got "
-                            f"{tuple(images.shape[1:])}")
+            raise DataError(
+                f"the codec was fitted on images of shape {self.shape}; got "
+                f"{tuple(images.shape[1:])}"
+            )
         x = images.reshape(len(images), -1).astype(np.float64) - self.mean
         c = self.components[:keep]
         return ((x @ c.T) @ c + self.mean).reshape(images.shape)
@@ -131,8 +140,9 @@ class CompressionRegen:
     def __init__(self, codec: LinearAutoencoder, **kwargs: Any) -> None:
         self.params = validate(self.Params, kwargs, where="attack 'compression_regen'")
         if self.params.strength >= 1:
-            raise ConfigError(f"attack 'compression_regen': `strength` must be < 1; got "
-                              f"{self.params.strength}")
+            raise ConfigError(
+                f"attack 'compression_regen': `strength` must be < 1; got {self.params.strength}"
+            )
         self.codec = codec
 
     def apply(self, images: Any, generator: Any = None) -> np.ndarray:
@@ -157,8 +167,9 @@ class Adversarial:
     def __init__(self, score_fn: Callable[[torch.Tensor], torch.Tensor], **kwargs: Any) -> None:
         self.params = validate(self.Params, kwargs, where="attack 'adversarial'")
         if self.params.strength > 1:
-            raise ConfigError(f"attack 'adversarial': `strength` must be <= 1; got "
-                              f"{self.params.strength}")
+            raise ConfigError(
+                f"attack 'adversarial': `strength` must be <= 1; got {self.params.strength}"
+            )
         self.score_fn = score_fn
 
     def apply(self, images: Any, generator: torch.Generator) -> np.ndarray:

@@ -121,7 +121,9 @@ class Rotation(Distortion):
         from scipy.ndimage import rotate
 
         p, shape = _planes(x)
-        out = rotate(p, self.strength, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+        out = rotate(
+            p, self.strength, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0
+        )
         return out.reshape(shape)
 
 
@@ -156,8 +158,12 @@ def _resize(planes: np.ndarray, h: int, w: int) -> np.ndarray:
     from PIL import Image
 
     return np.stack(
-        [np.asarray(Image.fromarray(p.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR))
-         for p in planes]
+        [
+            np.asarray(
+                Image.fromarray(p.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)
+            )
+            for p in planes
+        ]
     )
 
 
@@ -186,8 +192,8 @@ class CropScale(Distortion):
         h, w = x.shape[-2:]
         out = np.empty_like(imgs)
         for i, im in enumerate(imgs):
-            t, l, sh, sw = _square(h, w, 1.0 - self.strength, rng)
-            out[i] = _resize(im[:, t : t + sh, l : l + sw], h, w)
+            top, left, sh, sw = _square(h, w, 1.0 - self.strength, rng)
+            out[i] = _resize(im[:, top : top + sh, left : left + sw], h, w)
         return out
 
 
@@ -200,8 +206,8 @@ class RandomDrop(Distortion):
         imgs = _per_image(x).copy()
         h, w = x.shape[-2:]
         for im in imgs:
-            t, l, sh, sw = _square(h, w, self.strength, rng)
-            im[:, t : t + sh, l : l + sw] = 0.0
+            top, left, sh, sw = _square(h, w, self.strength, rng)
+            im[:, top : top + sh, left : left + sw] = 0.0
         return imgs
 
 
@@ -213,7 +219,9 @@ class Blur(Distortion):
         from scipy.ndimage import gaussian_filter
 
         p, shape = _planes(x)
-        return gaussian_filter(p, sigma=(0, self.strength, self.strength), mode="nearest").reshape(shape)
+        return gaussian_filter(p, sigma=(0, self.strength, self.strength), mode="nearest").reshape(
+            shape
+        )
 
 
 @DISTORTIONS.register("salt_pepper", summary="set a `strength` fraction of pixels to 0 or 1")

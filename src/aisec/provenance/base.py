@@ -88,7 +88,9 @@ class LatentWatermark(ABC):
                 params = self.Params(**overrides)
             except Exception as exc:  # pydantic ValidationError -> one line naming the method
                 first = str(exc).splitlines()
-                raise ConfigError(f"{self.name}: invalid parameters ({'; '.join(first[:3])})") from None
+                raise ConfigError(
+                    f"{self.name}: invalid parameters ({'; '.join(first[:3])})"
+                ) from None
         self.params = params
 
     def check_key(self, key: WatermarkKey, latent_shape: tuple[int, ...] | None = None) -> None:

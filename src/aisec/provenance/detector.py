@@ -49,8 +49,11 @@ def detect_files(
 
     key = load_key(key_path)
     method = get_method(key.method, **key.params)
-    kwargs = {} if model is None else ({"weights": model} if backbone == "ddpm-fmnist"
-                                       else {"model": model})
+    kwargs = (
+        {}
+        if model is None
+        else ({"weights": model} if backbone == "ddpm-fmnist" else {"model": model})
+    )
     bb = load_backbone(backbone, **kwargs)
     method.check_key(key, bb.latent_shape)
     shape = getattr(bb, "image_shape", None)
@@ -70,8 +73,10 @@ def detect_files(
         f = Fuser.load(fpath) if fpath else None
         if f is not None and f.key_fingerprint != kfp:
             if fuser:
-                raise ConfigError(f"fuser {fuser} was fitted for another key; refit it with "
-                                  "`aisec watermark robustness` for this key")
+                raise ConfigError(
+                    f"fuser {fuser} was fitted for another key; refit it with "
+                    "`aisec watermark robustness` for this key"
+                )
             f = None  # the shipped fuser belongs to the benchmark key: use the bit accuracy
         method.with_detector(gnr=g, fuser=f)
     elif gnr or fuser:
@@ -85,9 +90,12 @@ def detect_files(
         threshold = binomial_threshold(method.n_bits(key.latent_shape), fpr)
     rows = []
     for i, p in enumerate(paths):
-        row: dict[str, Any] = {"image": str(p), "score": float(det.score[i]),
-                               "threshold": float(threshold),
-                               "watermarked": bool(det.score[i] > threshold)}
+        row: dict[str, Any] = {
+            "image": str(p),
+            "score": float(det.score[i]),
+            "threshold": float(threshold),
+            "watermarked": bool(det.score[i] > threshold),
+        }
         if det.bits is not None and det.bit_acc is not None:
             row["bits"] = np.packbits(det.bits[i]).tobytes().hex()
             row["bit_acc"] = float(det.bit_acc[i])

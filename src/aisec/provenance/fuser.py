@@ -71,9 +71,13 @@ class Fuser:
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             tensors[f"w{i}"] = np.ascontiguousarray(w)
             tensors[f"b{i}"] = np.ascontiguousarray(b)
-        meta = {"features": json.dumps(list(self.features)), "kind": self.kind,
-                "layers": str(len(self.weights)), "threshold": repr(float(self.threshold)),
-                "key_fingerprint": self.key_fingerprint}
+        meta = {
+            "features": json.dumps(list(self.features)),
+            "kind": self.kind,
+            "layers": str(len(self.weights)),
+            "threshold": repr(float(self.threshold)),
+            "key_fingerprint": self.key_fingerprint,
+        }
         return save_safetensors(path, tensors, meta)
 
     @classmethod
@@ -89,9 +93,13 @@ class Fuser:
                 meta = f.metadata() or {}
             n = int(meta["layers"])
             return cls(
-                tuple(json.loads(meta["features"])), t["mean"], t["scale"],
-                tuple(t[f"w{i}"] for i in range(n)), tuple(t[f"b{i}"] for i in range(n)),
-                meta.get("kind", "mlp"), float(meta.get("threshold", "0.0")),
+                tuple(json.loads(meta["features"])),
+                t["mean"],
+                t["scale"],
+                tuple(t[f"w{i}"] for i in range(n)),
+                tuple(t[f"b{i}"] for i in range(n)),
+                meta.get("kind", "mlp"),
+                float(meta.get("threshold", "0.0")),
                 meta.get("key_fingerprint", ""),
             )
         except (KeyError, ValueError) as exc:

@@ -62,7 +62,8 @@ def message_shape(latent_shape: tuple[int, int, int], p: GaussianShadingParams) 
     c, h, w = latent_shape
     if c % p.channel_copy or h % p.hw_copy or w % p.hw_copy:
         raise ParameterError(
-            "hw_copy/channel_copy", f"must divide the latent shape {tuple(latent_shape)}",
+            "hw_copy/channel_copy",
+            f"must divide the latent shape {tuple(latent_shape)}",
             (p.channel_copy, p.hw_copy),
         )
     return (c // p.channel_copy, h // p.hw_copy, w // p.hw_copy)

@@ -113,8 +113,9 @@ class GaussMarker(LatentWatermark):
         bits, acc = raw.bits, raw.bit_acc
         if self.gnr is not None:
             if nonces is not None:
-                raise ConfigError("the GNR is trained for the key's fixed nonce; per-image "
-                                  "nonces cannot use it")
+                raise ConfigError(
+                    "the GNR is trained for the key's fixed nonce; per-image nonces cannot use it"
+                )
             signs = (z.detach().cpu().numpy() > 0).astype(np.uint8)
             bits, acc = self.gs.decode_signs(ks, self.gnr.restore(signs))
             feats["gnr_bit_acc"] = acc
@@ -122,4 +123,6 @@ class GaussMarker(LatentWatermark):
             score = self.fuser.logit(feats)
         else:
             score = acc
-        return Detection(score=np.asarray(score, np.float64), bits=bits, bit_acc=acc, features=feats)
+        return Detection(
+            score=np.asarray(score, np.float64), bits=bits, bit_acc=acc, features=feats
+        )

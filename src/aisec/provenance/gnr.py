@@ -69,8 +69,12 @@ def _unet(in_ch: int, out_ch: int, nf: int, depth: int) -> Any:
 
     def double(i: int, o: int) -> nn.Module:
         return nn.Sequential(
-            nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
-            nn.Conv2d(o, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
+            nn.Conv2d(i, o, 3, padding=1, bias=False),
+            nn.BatchNorm2d(o),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(o, o, 3, padding=1, bias=False),
+            nn.BatchNorm2d(o),
+            nn.ReLU(inplace=True),
         )
 
     class UNet(nn.Module):
@@ -80,7 +84,8 @@ def _unet(in_ch: int, out_ch: int, nf: int, depth: int) -> Any:
             self.inc = double(in_ch, chans[0])
             self.downs = nn.ModuleList(double(chans[i], chans[i + 1]) for i in range(depth))
             self.ups = nn.ModuleList(
-                nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth))
+                nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2)
+                for i in reversed(range(depth))
             )
             self.upconvs = nn.ModuleList(
                 double(2 * chans[i], chans[i]) for i in reversed(range(depth))
@@ -202,8 +207,11 @@ class GNR:
     def save(self, path: str | Path) -> Path:
         from aisec.io import save_safetensors
 
-        meta = {"config": self.cfg.model_dump_json(), "fingerprint": self.fingerprint,
-                "channels": str(self.net.inc[0].in_channels)}
+        meta = {
+            "config": self.cfg.model_dump_json(),
+            "fingerprint": self.fingerprint,
+            "channels": str(self.net.inc[0].in_channels),
+        }
         return save_safetensors(path, self.net.state_dict(), meta)
 
     @classmethod
@@ -221,7 +229,9 @@ class GNR:
             net = build_gnr(int(meta["channels"]), cfg)
             net.load_state_dict(tensors)
         except (KeyError, ValueError, RuntimeError) as exc:
-            raise InputFileError(p, f"not an aisec GNR weight file ({type(exc).__name__})") from None
+            raise InputFileError(
+                p, f"not an aisec GNR weight file ({type(exc).__name__})"
+            ) from None
         return cls(net, cfg, meta["fingerprint"])
 
 

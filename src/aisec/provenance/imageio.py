@@ -36,8 +36,9 @@ def read_images(paths: list[str | Path], shape: tuple[int, int] | None = None) -
     for p, im in zip(paths, imgs, strict=True):
         if shape is not None and tuple(im.shape[1:]) != tuple(shape):
             raise InputFileError(
-                p, f"image is {im.shape[2]}x{im.shape[1]} pixels; the model needs "
-                f"{shape[1]}x{shape[0]}"
+                p,
+                f"image is {im.shape[2]}x{im.shape[1]} pixels; the model needs "
+                f"{shape[1]}x{shape[0]}",
             )
     chans = {im.shape[0] for im in imgs}
     if len(chans) > 1:  # mixed grayscale/colour: promote to RGB

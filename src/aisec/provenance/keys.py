@@ -25,7 +25,11 @@ KEY_FORMAT = "aisec-watermark-key"
 
 def _enc(a: np.ndarray) -> dict[str, Any]:
     a = np.ascontiguousarray(a)
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode()}
+    return {
+        "dtype": a.dtype.str,
+        "shape": list(a.shape),
+        "data": base64.b64encode(a.tobytes()).decode(),
+    }
 
 
 def _dec(d: dict[str, Any]) -> np.ndarray:
@@ -56,7 +60,9 @@ def load_key(path: str | Path, method: str | None = None) -> WatermarkKey:
     try:
         doc = json.loads(p.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputFileError(p, "not a watermark key (not JSON; truncated or wrong file?)") from None
+        raise InputFileError(
+            p, "not a watermark key (not JSON; truncated or wrong file?)"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != KEY_FORMAT:
         raise InputFileError(p, f"not a watermark key (format is not {KEY_FORMAT!r})")
     try:

@@ -63,7 +63,9 @@ def _ddpm(weights: str | None = None) -> Backbone:
     return PixelDDPM.load(weights)
 
 
-@BACKBONES.register("gmm-digits", summary="exact-score Gaussian-mixture diffusion on digits (tests)")
+@BACKBONES.register(
+    "gmm-digits", summary="exact-score Gaussian-mixture diffusion on digits (tests)"
+)
 def _gmm() -> Backbone:
     from aisec.provenance.diffusion.gmm import GMMDiffusion
 
@@ -80,7 +82,9 @@ def _gmm() -> Backbone:
     return GMMDiffusion(np.asarray(x), np.asarray(y))
 
 
-@BACKBONES.register("stable-diffusion", summary="diffusers Stable Diffusion by hub id or path (GPU)")
+@BACKBONES.register(
+    "stable-diffusion", summary="diffusers Stable Diffusion by hub id or path (GPU)"
+)
 def _sd(model: str = "stabilityai/stable-diffusion-2-1-base", device: str = "cuda") -> Backbone:
     from aisec.provenance.diffusion.stable_diffusion import StableDiffusionBackbone
 
@@ -140,8 +144,10 @@ def invert(
     """DDIM-invert images (B, C, H, W) in [0, 1] to initial noise, in batches."""
     import torch
 
-    parts = [backbone.invert(images[i : i + batch], num_steps, refine)
-             for i in range(0, len(images), batch)]
+    parts = [
+        backbone.invert(images[i : i + batch], num_steps, refine)
+        for i in range(0, len(images), batch)
+    ]
     return torch.cat(parts)
 
 

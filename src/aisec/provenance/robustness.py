@@ -103,8 +103,9 @@ def _gnr_for(key_map: np.ndarray, spec: str | None, log: Callable[[str], None]) 
         path = Path(spec)
     gnr = GNR.load(path)
     if gnr.fingerprint != fp:
-        raise ConfigError(f"GNR {path} was trained for another key (fingerprint "
-                          f"{gnr.fingerprint}, key {fp})")
+        raise ConfigError(
+            f"GNR {path} was trained for another key (fingerprint {gnr.fingerprint}, key {fp})"
+        )
     return gnr
 
 
@@ -119,8 +120,8 @@ def run_robustness(
     import torch
 
     from aisec.metrics import auc, roc_curve
-    from aisec.metrics.watermark import empirical_tpr_at_fpr, tpr_fpr_at_threshold
     from aisec.metrics.detection import threshold_at_fpr
+    from aisec.metrics.watermark import empirical_tpr_at_fpr, tpr_fpr_at_threshold
     from aisec.perturb.distortions import DISTORTIONS, make_distortion
     from aisec.provenance.base import get_method
     from aisec.provenance.fuser import fit_fuser
@@ -160,8 +161,12 @@ def run_robustness(
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     n, steps, b = recipe.n, recipe.steps, recipe.batch
-    sets_needed = {"tree_ring": "tree_ring", "gaussian_shading": "gaussian_shading",
-                   "gaussmarker_nognr": "gaussmarker", "gaussmarker": "gaussmarker"}
+    sets_needed = {
+        "tree_ring": "tree_ring",
+        "gaussian_shading": "gaussian_shading",
+        "gaussmarker_nognr": "gaussmarker",
+        "gaussmarker": "gaussmarker",
+    }
     base_methods = sorted({sets_needed[m] for m in recipe.methods})
     objs = {"tree_ring": tr, "gaussian_shading": gs, "gaussmarker": gm}
 
@@ -180,9 +185,12 @@ def run_robustness(
     cal_thr: dict[str, float] = {}
     if True:  # calibration also gives every method its deployed threshold
         progress(0.1, "calibrating the fuser")
-        cal_wm = generate(backbone, gm, keys["gaussmarker"], recipe.n_fit, gen, steps, batch=b).images
+        cal_wm = generate(
+            backbone, gm, keys["gaussmarker"], recipe.n_fit, gen, steps, batch=b
+        ).images
         cal_cl = generate(backbone, None, None, recipe.n_fit, gen, steps, batch=b).images
         names = list(recipe.distortions)
+
         # A quarter undistorted, the rest one random distortion each (as the evaluation suite).
         def mix(x: np.ndarray) -> np.ndarray:
             out = x.copy()
@@ -195,10 +203,14 @@ def run_robustness(
         z_wm = invert(backbone, mix(cal_wm), steps, recipe.refine, b)
         z_cl = invert(backbone, mix(cal_cl), steps, recipe.refine, b)
         f_wm, f_cl = gm_features(z_wm), gm_features(z_cl)
-        fusers["gaussmarker_nognr"] = fit_fuser(f_wm, f_cl, ("gs_bit_acc", "tr_score"),
-                                                kind=recipe.fuser, seed=seed)
-        feats = ("gs_bit_acc", "gnr_bit_acc", "tr_score") if gnr is not None else (
-            "gs_bit_acc", "tr_score")
+        fusers["gaussmarker_nognr"] = fit_fuser(
+            f_wm, f_cl, ("gs_bit_acc", "tr_score"), kind=recipe.fuser, seed=seed
+        )
+        feats = (
+            ("gs_bit_acc", "gnr_bit_acc", "tr_score")
+            if gnr is not None
+            else ("gs_bit_acc", "tr_score")
+        )
         fusers["gaussmarker"] = fit_fuser(f_wm, f_cl, feats, kind=recipe.fuser, seed=seed)
         # Deployed thresholds: 1 % FPR on the undistorted calibration clean images.
         z_cl0 = invert(backbone, cal_cl, steps, recipe.refine, b)
@@ -217,8 +229,11 @@ def run_robustness(
     conditions: list[tuple[str, float, bool]] = [("none", 0.0, True)]
     conditions += [(d, s, True) for d, s in recipe.distortions.items()]
     for d, strengths in recipe.sweep.items():
-        conditions += [(d, float(s), False) for s in strengths
-                       if not (d in recipe.distortions and float(s) == recipe.distortions[d])]
+        conditions += [
+            (d, float(s), False)
+            for s in strengths
+            if not (d in recipe.distortions and float(s) == recipe.distortions[d])
+        ]
     det_time, det_count = 0.0, 0
     for ci, (dname, strength, main) in enumerate(conditions):
         progress(0.15 + 0.85 * ci / len(conditions), f"{dname} {strength:g}")
@@ -226,8 +241,13 @@ def run_robustness(
         dist = make_distortion(dname, strength) if dname != "none" else None
         scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray | None]]] = {}
         ts = time.time()
-        z_clean = invert(backbone, dist.apply(images["clean"], drng) if dist else images["clean"],
-                         steps, recipe.refine, b)
+        z_clean = invert(
+            backbone,
+            dist.apply(images["clean"], drng) if dist else images["clean"],
+            steps,
+            recipe.refine,
+            b,
+        )
         neg = _scores(z_clean, keys, tr, gs, gm, gnr, fusers, recipe.methods)
         for m in base_methods:
             x = dist.apply(images[m], drng) if dist else images[m]
@@ -242,9 +262,15 @@ def run_robustness(
             (sp, bp, fp), (sn, bn, fn) = scores[meth]["pos"], scores[meth]["neg"]
             tpr, real_fpr, _ = empirical_tpr_at_fpr(sp, sn, recipe.fpr)
             row: dict[str, Any] = {
-                "method": meth, "distortion": dname, "strength": strength, "main": main,
-                "auc": auc(sp, sn), "tpr_at_1fpr": tpr, "realized_fpr": real_fpr,
-                "n_pos": len(sp), "n_neg": len(sn),
+                "method": meth,
+                "distortion": dname,
+                "strength": strength,
+                "main": main,
+                "auc": auc(sp, sn),
+                "tpr_at_1fpr": tpr,
+                "realized_fpr": real_fpr,
+                "n_pos": len(sp),
+                "n_neg": len(sn),
             }
             if meth in cal_thr:
                 row["tpr_fixed"], row["fpr_fixed"] = tpr_fpr_at_threshold(sp, sn, cal_thr[meth])
@@ -262,8 +288,13 @@ def run_robustness(
             if main:
                 fpr_c, tpr_c, _ = roc_curve(sp, sn)
                 report.roc[f"{meth}/{dname}"] = (fpr_c.tolist(), tpr_c.tolist())
-        log(f"{dname} {strength:g}: " + ", ".join(
-            f"{r['method']} tpr {r['tpr_at_1fpr']:.2f}" for r in report.rows[-len(recipe.methods):]))
+        log(
+            f"{dname} {strength:g}: "
+            + ", ".join(
+                f"{r['method']} tpr {r['tpr_at_1fpr']:.2f}"
+                for r in report.rows[-len(recipe.methods) :]
+            )
+        )
     report.timings["detect_s_per_image"] = det_time / max(det_count, 1)
     report.timings["total_s"] = time.time() - t0
     progress(1.0, "done")
@@ -271,8 +302,14 @@ def run_robustness(
 
 
 def _scores(
-    z: Any, keys: dict[str, WatermarkKey], tr: Any, gs: Any, gm: Any, gnr: Any,
-    fusers: dict[str, Any], methods: tuple[str, ...],
+    z: Any,
+    keys: dict[str, WatermarkKey],
+    tr: Any,
+    gs: Any,
+    gm: Any,
+    gnr: Any,
+    fusers: dict[str, Any],
+    methods: tuple[str, ...],
 ) -> dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]]:
     """(score, bit accuracy or None, branch statistics) per method for recovered noise z."""
     out: dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]] = {}

@@ -17,8 +17,9 @@ from aisec.provenance.base import WatermarkKey
 __all__ = ["tree_ring_threshold"]
 
 
-def tree_ring_threshold(method: object, key: WatermarkKey, fpr: float = 0.01,
-                        n: int = 4000, seed: int = 0) -> float:
+def tree_ring_threshold(
+    method: object, key: WatermarkKey, fpr: float = 0.01, n: int = 4000, seed: int = 0
+) -> float:
     """Score threshold (score = -distance) with FPR ~ ``fpr`` on N(0, I) noise."""
     import torch
 

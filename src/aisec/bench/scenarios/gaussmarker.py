@@ -28,7 +28,10 @@ def robustness(params: Any, ctx: Any) -> Result:
     from aisec.provenance.robustness import METHODS, RobustnessRecipe, run_robustness
 
     recipe = RobustnessRecipe(
-        n=params["n"], n_fit=params["n_fit"], steps=params["steps"], fuser=params["fuser"],
+        n=params["n"],
+        n_fit=params["n_fit"],
+        steps=params["steps"],
+        fuser=params["fuser"],
         sweep={"rotation": list(params["sweep_rotation"])},
     )
     rep = run_robustness(recipe, seed=ctx.seed, progress=ctx.progress)
@@ -36,10 +39,21 @@ def robustness(params: Any, ctx: Any) -> Result:
     dists = [d for d in recipe.distortions]
     breakdown = []
     for r in rep.rows:
-        m = {k: v for k, v in r.items()
-             if k not in ("method", "distortion", "strength", "main", "n_pos", "n_neg")}
-        breakdown.append({"labels": {"method": r["method"], "distortion": r["distortion"],
-                                     "strength": f"{r['strength']:g}"}, "metrics": m})
+        m = {
+            k: v
+            for k, v in r.items()
+            if k not in ("method", "distortion", "strength", "main", "n_pos", "n_neg")
+        }
+        breakdown.append(
+            {
+                "labels": {
+                    "method": r["method"],
+                    "distortion": r["distortion"],
+                    "strength": f"{r['strength']:g}",
+                },
+                "metrics": m,
+            }
+        )
     metrics: dict[str, Any] = {}
     for meth in METHODS:
         rows = [r for r in main if r["method"] == meth and r["distortion"] in dists]
@@ -56,7 +70,9 @@ def robustness(params: Any, ctx: Any) -> Result:
         branches = [g[k] for k in ("tpr_gs_bit_acc", "tpr_gnr_bit_acc", "tpr_tr_score") if k in g]
         if branches and g["tpr_at_1fpr"] < max(branches):
             worse.append(d)
-        best = max(rep.get("tree_ring", d)["tpr_at_1fpr"], rep.get("gaussian_shading", d)["tpr_at_1fpr"])
+        best = max(
+            rep.get("tree_ring", d)["tpr_at_1fpr"], rep.get("gaussian_shading", d)["tpr_at_1fpr"]
+        )
         if g["tpr_at_1fpr"] < best:
             worse_sep.append(d)
     metrics["fused_worse_than_own_best_branch_on"] = len(worse)
@@ -66,34 +82,60 @@ def robustness(params: Any, ctx: Any) -> Result:
         rr = [r for r in rot if r["method"] == meth]
         if rr:
             metrics[f"{name}_bit_acc_rot_ge15"] = float(np.mean([r["bit_acc"] for r in rr]))
-            metrics[f"{name}_bit_acc_rot_ge15_unmarked"] = float(np.mean([r["bit_acc_clean"] for r in rr]))
+            metrics[f"{name}_bit_acc_rot_ge15_unmarked"] = float(
+                np.mean([r["bit_acc_clean"] for r in rr])
+            )
     metrics["detect_s_per_image"] = rep.timings["detect_s_per_image"]
     series: dict[str, list[Series]] = {}
     for d in ("none", "rotation", "jpeg", "crop_scale"):
         series[f"roc_{d}"] = [
-            Series(x=rep.roc[f"{m}/{d}"][0], y=rep.roc[f"{m}/{d}"][1], xlabel="FPR", ylabel="TPR",
-                   label=m, logx=True)
-            for m in METHODS if f"{m}/{d}" in rep.roc
+            Series(
+                x=rep.roc[f"{m}/{d}"][0],
+                y=rep.roc[f"{m}/{d}"][1],
+                xlabel="FPR",
+                ylabel="TPR",
+                label=m,
+                logx=True,
+            )
+            for m in METHODS
+            if f"{m}/{d}" in rep.roc
         ]
     for metric in ("tpr_at_1fpr", "bit_acc"):
         lines = []
         for m in METHODS:
-            pts = sorted((r["strength"], r[metric]) for r in rep.rows
-                         if r["method"] == m and r["distortion"] in ("rotation", "none")
-                         and metric in r)
+            pts = sorted(
+                (r["strength"], r[metric])
+                for r in rep.rows
+                if r["method"] == m and r["distortion"] in ("rotation", "none") and metric in r
+            )
             if pts:
-                lines.append(Series(x=[p[0] for p in pts], y=[p[1] for p in pts],
-                                    xlabel="rotation (degrees)", ylabel=metric, label=m))
+                lines.append(
+                    Series(
+                        x=[p[0] for p in pts],
+                        y=[p[1] for p in pts],
+                        xlabel="rotation (degrees)",
+                        ylabel=metric,
+                        label=m,
+                    )
+                )
         series[f"{metric}_vs_rotation"] = lines
-    notes = [PAPER_NOTE, *rep.notes,
-             f"n = {recipe.n} watermarked + {recipe.n} clean per method and distortion; empirical "
-             f"1% FPR threshold (realised FPR in the breakdown); fuser fitted on {recipe.n_fit}+"
-             f"{recipe.n_fit} separate images.",
-             "fused detector worse than its own better branch on: " + (", ".join(worse) or "none"),
-             "gaussmarker worse than the better of separate TR / GS on: "
-             + (", ".join(worse_sep) or "none")]
-    return Result(metrics=metrics, labels={"method": "gaussmarker", "backbone": recipe.backbone},
-                  breakdown=breakdown, series=series, notes=notes)
+    notes = [
+        PAPER_NOTE,
+        *rep.notes,
+        f"n = {recipe.n} watermarked + {recipe.n} clean per method and distortion; empirical "
+        f"1% FPR threshold (realised FPR in the breakdown); fuser fitted on {recipe.n_fit}+"
+        f"{recipe.n_fit} separate images.",
+        "fused detector worse than its own better branch on: " + (", ".join(worse) or "none"),
+        "gaussmarker worse than the better of separate TR / GS on: "
+        + (", ".join(worse_sep) or "none"),
+    ]
+    return Result(
+        metrics=metrics,
+        labels={"method": "gaussmarker", "backbone": recipe.backbone},
+        breakdown=breakdown,
+        series=series,
+        notes=notes,
+    )
 
 
 @scenario(
@@ -127,8 +169,10 @@ def nonce_diversity(params: Any, ctx: Any) -> Result:
     fixed = generate(bb, gm, key, n, g, steps).images
     nonces = [crypto.bytes(12) for _ in range(n)]
     per_image = generate(bb, gm, key, n, g, steps, nonces=nonces).images
-    out = {name: pairwise_diversity(x[:, 0]) for name, x in
-           (("clean", clean), ("fixed_nonce", fixed), ("per_image_nonce", per_image))}
+    out = {
+        name: pairwise_diversity(x[:, 0])
+        for name, x in (("clean", clean), ("fixed_nonce", fixed), ("per_image_nonce", per_image))
+    }
     metrics = {f"{k}.{m}": v for k, d in out.items() for m, v in d.items()}
     # Fidelity: each method's sample against the clean sample of the same seed (same |z| for GS,
     # same z before the ring for Tree-Ring).
@@ -139,20 +183,38 @@ def nonce_diversity(params: Any, ctx: Any) -> Result:
         ref = generate(bb, None, None, n, torch.Generator().manual_seed(ctx.seed + 7), steps).images
         wm = generate(bb, meth, k, n, torch.Generator().manual_seed(ctx.seed + 7), steps).images
         p, q = psnr(wm[:, 0], ref[:, 0]), ssim(wm[:, 0], ref[:, 0])
-        metrics[f"{name}.psnr_db"] = float(np.mean(p[np.isfinite(p)])) if np.isfinite(p).any() else float("inf")
+        metrics[f"{name}.psnr_db"] = (
+            float(np.mean(p[np.isfinite(p)])) if np.isfinite(p).any() else float("inf")
+        )
         metrics[f"{name}.ssim"] = float(np.mean(q))
-        quality.append({"labels": {"method": name}, "metrics": {"psnr_db": metrics[f"{name}.psnr_db"],
-                                                                 "ssim": metrics[f"{name}.ssim"]}})
+        quality.append(
+            {
+                "labels": {"method": name},
+                "metrics": {"psnr_db": metrics[f"{name}.psnr_db"], "ssim": metrics[f"{name}.ssim"]},
+            }
+        )
     metrics["fixed_over_clean_rms"] = out["fixed_nonce"]["rms"] / out["clean"]["rms"]
     metrics["per_image_over_clean_rms"] = out["per_image_nonce"]["rms"] / out["clean"]["rms"]
     return Result(
-        metrics=metrics, labels={"method": "gaussmarker"},
+        metrics=metrics,
+        labels={"method": "gaussmarker"},
         breakdown=[{"labels": {"set": k}, "metrics": d} for k, d in out.items()] + quality,
-        series={"diversity": [Series(x=[0, 1, 2], y=[out[k]["rms"] for k in out], kind="bar",
-                                     xlabel="clean / fixed nonce / per-image nonce",
-                                     ylabel="mean pairwise RMS", label="rms")]},
-        notes=["Mean pairwise distance within each set of n samples; the reference design "
-               "reuses one nonce, so every watermarked latent shares its sign pattern.",
-               "PSNR/SSIM: watermarked sample vs the clean sample of the same seed (Gaussian "
-               "Shading keeps |z| and changes signs, so low per-pair fidelity is by design)."],
+        series={
+            "diversity": [
+                Series(
+                    x=[0, 1, 2],
+                    y=[out[k]["rms"] for k in out],
+                    kind="bar",
+                    xlabel="clean / fixed nonce / per-image nonce",
+                    ylabel="mean pairwise RMS",
+                    label="rms",
+                )
+            ]
+        },
+        notes=[
+            "Mean pairwise distance within each set of n samples; the reference design "
+            "reuses one nonce, so every watermarked latent shares its sign pattern.",
+            "PSNR/SSIM: watermarked sample vs the clean sample of the same seed (Gaussian "
+            "Shading keeps |z| and changes signs, so low per-pair fidelity is by design).",
+        ],
     )

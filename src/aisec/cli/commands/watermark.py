@@ -23,11 +23,14 @@ def command() -> None:
 
 
 backbone_option = click.option(
-    "--backbone", default="ddpm-fmnist", show_default=True,
+    "--backbone",
+    default="ddpm-fmnist",
+    show_default=True,
     help="Diffusion backbone: ddpm-fmnist (embedded), gmm-digits, stable-diffusion.",
 )
 model_option = click.option(
-    "--model", default=None,
+    "--model",
+    default=None,
     help="Weights path (ddpm-fmnist) or hub id / local path (stable-diffusion).",
 )
 
@@ -37,18 +40,25 @@ def _backbone(name: str, model: str | None):  # noqa: ANN202
 
     if model is None:
         return load_backbone(name)
-    return load_backbone(name, **({"weights": model} if name == "ddpm-fmnist" else {"model": model}))
+    return load_backbone(
+        name, **({"weights": model} if name == "ddpm-fmnist" else {"model": model})
+    )
 
 
 @command.command("keygen")
-@click.option("--method", type=click.Choice(METHOD_CHOICES), default="gaussmarker", show_default=True)
-@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Key file (0600).")
+@click.option(
+    "--method", type=click.Choice(METHOD_CHOICES), default="gaussmarker", show_default=True
+)
+@click.option(
+    "--out", "out", type=click.Path(dir_okay=False), required=True, help="Key file (0600)."
+)
 @backbone_option
 @model_option
 @set_option
 @format_option
-def keygen(method: str, out: str, backbone: str, model: str | None, overrides: tuple[str, ...],
-           fmt: str) -> None:
+def keygen(
+    method: str, out: str, backbone: str, model: str | None, overrides: tuple[str, ...], fmt: str
+) -> None:
     """Create a secret watermark key from the OS random source."""
     from aisec.config import apply_overrides, parse_overrides
     from aisec.provenance.base import get_method
@@ -67,8 +77,13 @@ def keygen(method: str, out: str, backbone: str, model: str | None, overrides: t
 
 
 @command.command("generate")
-@click.option("--method", type=click.Choice(METHOD_CHOICES + ["none"]), default="gaussmarker",
-              show_default=True, help="'none' generates clean images.")
+@click.option(
+    "--method",
+    type=click.Choice(METHOD_CHOICES + ["none"]),
+    default="gaussmarker",
+    show_default=True,
+    help="'none' generates clean images.",
+)
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--n", type=click.IntRange(1, 100000), default=8, show_default=True)
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True)
@@ -77,8 +92,17 @@ def keygen(method: str, out: str, backbone: str, model: str | None, overrides: t
 @backbone_option
 @model_option
 @format_option
-def generate_cmd(method: str, key_path: str | None, n: int, out: str, steps: int, seed: int | None,
-                 backbone: str, model: str | None, fmt: str) -> None:
+def generate_cmd(
+    method: str,
+    key_path: str | None,
+    n: int,
+    out: str,
+    steps: int,
+    seed: int | None,
+    backbone: str,
+    model: str | None,
+    fmt: str,
+) -> None:
     """Generate N (watermarked) images as PNG files."""
     import secrets
     from pathlib import Path
@@ -102,35 +126,65 @@ def generate_cmd(method: str, key_path: str | None, n: int, out: str, steps: int
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     files = [str(write_png(d / f"{method}_{i:05d}.png", im)) for i, im in enumerate(res.images)]
-    emit({"files": files, "method": method, "steps": steps}, fmt,
-         lambda r: click.echo(f"wrote {len(r['files'])} images to {out}"))
+    emit(
+        {"files": files, "method": method, "steps": steps},
+        fmt,
+        lambda r: click.echo(f"wrote {len(r['files'])} images to {out}"),
+    )
 
 
 @command.command("detect")
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), required=True)
-@click.option("--gnr", type=click.Path(dir_okay=False), default=None,
-              help="GNR weights for this key (gaussmarker); default: none.")
-@click.option("--fuser", type=click.Path(dir_okay=False), default=None,
-              help="Fuser for gaussmarker (default: the one shipped for the embedded backbone).")
+@click.option(
+    "--gnr",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="GNR weights for this key (gaussmarker); default: none.",
+)
+@click.option(
+    "--fuser",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Fuser for gaussmarker (default: the one shipped for the embedded backbone).",
+)
 @click.option("--fpr", type=click.FloatRange(1e-12, 0.5), default=0.01, show_default=True)
 @click.option("--steps", type=click.IntRange(1, 1000), default=10, show_default=True)
 @backbone_option
 @model_option
 @format_option
-def detect_cmd(images: tuple[str, ...], key_path: str, gnr: str | None, fuser: str | None,
-               fpr: float, steps: int, backbone: str, model: str | None, fmt: str) -> None:
+def detect_cmd(
+    images: tuple[str, ...],
+    key_path: str,
+    gnr: str | None,
+    fuser: str | None,
+    fpr: float,
+    steps: int,
+    backbone: str,
+    model: str | None,
+    fmt: str,
+) -> None:
     """Detect the watermark in PNG/JPEG IMAGES: score, bits, decision per image."""
     from aisec.provenance.detector import detect_files
 
-    rows = detect_files(list(images), key_path, backbone=backbone, model=model, gnr=gnr,
-                        fuser=fuser, fpr=fpr, steps=steps)
+    rows = detect_files(
+        list(images),
+        key_path,
+        backbone=backbone,
+        model=model,
+        gnr=gnr,
+        fuser=fuser,
+        fpr=fpr,
+        steps=steps,
+    )
 
     def text(rs: list[dict]) -> None:
         for r in rs:
             bits = f" bits {r['bits']} bit_acc {r['bit_acc']:.3f}" if "bits" in r else ""
-            click.echo(f"{r['image']}: {'WATERMARKED' if r['watermarked'] else 'not watermarked'}"
-                       f" score {r['score']:.4f} (threshold {r['threshold']:.4f}){bits}")
+            click.echo(
+                f"{r['image']}: {'WATERMARKED' if r['watermarked'] else 'not watermarked'}"
+                f" score {r['score']:.4f} (threshold {r['threshold']:.4f}){bits}"
+            )
 
     emit(rows, fmt, text)
 
@@ -141,13 +195,27 @@ def detect_cmd(images: tuple[str, ...], key_path: str, gnr: str | None, fuser: s
 @click.option("--steps", type=click.IntRange(1), default=3000, show_default=True)
 @click.option("--nf", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--max-minutes", type=click.FloatRange(0.01), default=30.0, show_default=True)
-@click.option("--unshuffle", type=click.IntRange(0), default=2, show_default=True,
-              help="Pixel-unshuffle factor of the backbone's latent (2: ddpm-fmnist; 0: SD VAE).")
+@click.option(
+    "--unshuffle",
+    type=click.IntRange(0),
+    default=2,
+    show_default=True,
+    help="Pixel-unshuffle factor of the backbone's latent (2: ddpm-fmnist; 0: SD VAE).",
+)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @set_option
 @format_option
-def train_gnr_cmd(key_path: str, out: str, steps: int, nf: int, max_minutes: float,
-                  unshuffle: int, seed: int, overrides: tuple[str, ...], fmt: str) -> None:
+def train_gnr_cmd(
+    key_path: str,
+    out: str,
+    steps: int,
+    nf: int,
+    max_minutes: float,
+    unshuffle: int,
+    seed: int,
+    overrides: tuple[str, ...],
+    fmt: str,
+) -> None:
     """Train the Gaussian Noise Restorer for a GaussMarker / Gaussian Shading key (synthetic data)."""
     from aisec.config import apply_overrides, parse_overrides, validate
     from aisec.errors import ConfigError
@@ -159,13 +227,24 @@ def train_gnr_cmd(key_path: str, out: str, steps: int, nf: int, max_minutes: flo
     if key.method not in ("gaussmarker", "gaussian_shading"):
         raise ConfigError(f"a GNR needs a gaussmarker or gaussian_shading key; got {key.method!r}")
     m = get_method(key.method, **key.params)
-    cfg = validate(GNRConfig, {"steps": steps, "nf": nf, "max_minutes": max_minutes,
-                               "unshuffle": unshuffle,
-                               **apply_overrides({}, parse_overrides(overrides))}, "train-gnr")
+    cfg = validate(
+        GNRConfig,
+        {
+            "steps": steps,
+            "nf": nf,
+            "max_minutes": max_minutes,
+            "unshuffle": unshuffle,
+            **apply_overrides({}, parse_overrides(overrides)),
+        },
+        "train-gnr",
+    )
     gnr = train_gnr(m.encrypted_map(key), cfg, seed=seed, log=_log)
     path = gnr.save(out)
-    emit({"gnr": str(path), "fingerprint": gnr.fingerprint}, fmt,
-         lambda d: click.echo(f"wrote GNR to {d['gnr']} (key fingerprint {d['fingerprint']})"))
+    emit(
+        {"gnr": str(path), "fingerprint": gnr.fingerprint},
+        fmt,
+        lambda d: click.echo(f"wrote GNR to {d['gnr']} (key fingerprint {d['fingerprint']})"),
+    )
 
 
 @command.command("train-ddpm")
@@ -187,7 +266,9 @@ def train_ddpm_cmd(out: str, dataset: str, seed: int, overrides: tuple[str, ...]
     if unknown:
         from aisec.errors import ConfigError
 
-        raise ConfigError(f"train-ddpm: unknown --set sections {sorted(unknown)}; use model./train.")
+        raise ConfigError(
+            f"train-ddpm: unknown --set sections {sorted(unknown)}; use model./train."
+        )
     x = load_dataset(dataset).x
     path = train_ddpm(x, out, cfg, tr, seed=seed, log=_log)
     emit({"weights": str(path)}, fmt, lambda d: click.echo(f"wrote DDPM weights to {d['weights']}"))
@@ -199,8 +280,9 @@ def train_ddpm_cmd(out: str, dataset: str, seed: int, overrides: tuple[str, ...]
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @set_option
 @format_option
-def robustness_cmd(recipe: str | None, out: str, seed: int, overrides: tuple[str, ...],
-                   fmt: str) -> None:
+def robustness_cmd(
+    recipe: str | None, out: str, seed: int, overrides: tuple[str, ...], fmt: str
+) -> None:
     """Robustness of the four detectors under distortions (YAML RECIPE, defaults if omitted)."""
     from pathlib import Path
 
@@ -213,19 +295,24 @@ def robustness_cmd(recipe: str | None, out: str, seed: int, overrides: tuple[str
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_json(d / "recipe.json", r.model_dump(mode="json"))
-    atomic_write_json(d / "results.json", {"rows": rep.rows, "timings": rep.timings,
-                                           "notes": rep.notes})
+    atomic_write_json(
+        d / "results.json", {"rows": rep.rows, "timings": rep.timings, "notes": rep.notes}
+    )
     for name, fuser in rep.fusers.items():  # reusable with `aisec watermark detect --fuser`
         suffix = "_gnr" if name == "gaussmarker" and "gnr_bit_acc" in fuser.features else ""
         fuser.save(d / f"fuser_{r.backbone}{suffix}.safetensors")
 
     def text(_: object) -> None:
-        click.echo(f"{'method':18} {'distortion':15} {'strength':>8} {'auc':>6} {'tpr@1%':>6} "
-                   f"{'bit_acc':>7}")
+        click.echo(
+            f"{'method':18} {'distortion':15} {'strength':>8} {'auc':>6} {'tpr@1%':>6} "
+            f"{'bit_acc':>7}"
+        )
         for row in rep.rows:
             ba = f"{row['bit_acc']:.3f}" if "bit_acc" in row else "-"
-            click.echo(f"{row['method']:18} {row['distortion']:15} {row['strength']:8g} "
-                       f"{row['auc']:6.3f} {row['tpr_at_1fpr']:6.3f} {ba:>7}")
+            click.echo(
+                f"{row['method']:18} {row['distortion']:15} {row['strength']:8g} "
+                f"{row['auc']:6.3f} {row['tpr_at_1fpr']:6.3f} {ba:>7}"
+            )
         click.echo(f"results in {d / 'results.json'}")
 
     emit({"rows": rep.rows, "timings": rep.timings}, fmt, text)

@@ -93,8 +93,9 @@ class GMMDiffusion:
         b = xt.shape[0]
         x = xt.reshape(b, -1).to(torch.float64)
         logps, posts = [], []
-        for mu, u, lam, iso, lw in zip(self.means, self.bases, self.eigs, self.iso, self.logw,
-                                       strict=True):
+        for mu, u, lam, iso, lw in zip(
+            self.means, self.bases, self.eigs, self.iso, self.logw, strict=True
+        ):
             d = x - a**0.5 * mu
             v_iso = a * iso + (1 - a)  # variance of x_t orthogonal to u
             v_dir = v_iso + a * lam  # along u
@@ -128,8 +129,9 @@ class GMMDiffusion:
         x = np.asarray(images, dtype=np.float32)
         x = to_gray(x)
         if x.ndim != 3 or x.shape[1:] != (self.size, self.size):
-            raise ParameterError("images", f"must be {self.size}x{self.size} pixels for {self.name}",
-                                 x.shape)
+            raise ParameterError(
+                "images", f"must be {self.size}x{self.size} pixels for {self.name}", x.shape
+            )
         return F.pixel_unshuffle(torch.from_numpy(x * 2 - 1)[:, None], 2)
 
     def generate(self, z_t: torch.Tensor, num_steps: int = 20) -> np.ndarray:
@@ -140,5 +142,6 @@ class GMMDiffusion:
     def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
         from aisec.provenance.diffusion.schedule import ddim_invert
 
-        return ddim_invert(self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine,
-                           clip=1.0)
+        return ddim_invert(
+            self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine, clip=1.0
+        )

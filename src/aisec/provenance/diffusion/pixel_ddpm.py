@@ -133,7 +133,9 @@ class PixelDDPM:
 
         self.unet = unet.eval()
         self.cfg = cfg
-        self.alphas_cumprod = linear_alphas_cumprod(cfg.num_train_steps, cfg.beta_start, cfg.beta_end)
+        self.alphas_cumprod = linear_alphas_cumprod(
+            cfg.num_train_steps, cfg.beta_start, cfg.beta_end
+        )
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -202,8 +204,9 @@ class PixelDDPM:
         """DDIM-invert images (B, 1, 32, 32) in [0, 1] back to z_T (B, 4, 16, 16)."""
         from aisec.provenance.diffusion.schedule import ddim_invert
 
-        return ddim_invert(self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine,
-                           clip=1.0)
+        return ddim_invert(
+            self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine, clip=1.0
+        )
 
 
 def train_ddpm(
@@ -239,8 +242,12 @@ def train_ddpm(
     opt = torch.optim.AdamW(unet.parameters(), lr=train.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
-        lambda s: min(1.0, (s + 1) / train.warmup)
-        * 0.5 * (1 + np.cos(np.pi * min(s, train.steps) / train.steps)) + 0.02,
+        lambda s: (
+            min(1.0, (s + 1) / train.warmup)
+            * 0.5
+            * (1 + np.cos(np.pi * min(s, train.steps) / train.steps))
+            + 0.02
+        ),
     )
     abar = linear_alphas_cumprod(cfg.num_train_steps, cfg.beta_start, cfg.beta_end).float()
     start = time.time()

@@ -42,7 +42,9 @@ def scaled_linear_alphas_cumprod(
     """Stable Diffusion's "scaled_linear" schedule (betas linear in sqrt space), float64 (T,)."""
     import torch
 
-    betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_train_steps, dtype=torch.float64) ** 2
+    betas = (
+        torch.linspace(beta_start**0.5, beta_end**0.5, num_train_steps, dtype=torch.float64) ** 2
+    )
     return torch.cumprod(1.0 - betas, dim=0)
 
 
@@ -57,7 +59,11 @@ def ddim_timesteps(num_steps: int, num_train_steps: int) -> list[int]:
 
 
 def _step(
-    x: torch.Tensor, eps: torch.Tensor, a_from: float, a_to: float, clip: float | None = None,
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    a_from: float,
+    a_to: float,
+    clip: float | None = None,
     recompute_eps: bool = True,
 ) -> torch.Tensor:
     """Move x from noise level a_from (alpha-bar) to a_to along the DDIM (eta=0) trajectory.

@@ -37,8 +37,15 @@ class StableDiffusionBackbone:
 
     channels = 3
 
-    def __init__(self, model: str, device: str = "cuda", prompt: str = "", guidance: float = 7.5,
-                 size: int = 512, pipeline: Any = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str = "cuda",
+        prompt: str = "",
+        guidance: float = 7.5,
+        size: int = 512,
+        pipeline: Any = None,
+    ) -> None:
         import torch
 
         if size % 8:
@@ -76,9 +83,13 @@ class StableDiffusionBackbone:
         import torch
 
         if prompt not in self._emb:
-            tok = self.pipe.tokenizer([prompt], padding="max_length", truncation=True,
-                                      max_length=self.pipe.tokenizer.model_max_length,
-                                      return_tensors="pt")
+            tok = self.pipe.tokenizer(
+                [prompt],
+                padding="max_length",
+                truncation=True,
+                max_length=self.pipe.tokenizer.model_max_length,
+                return_tensors="pt",
+            )
             with torch.no_grad():
                 self._emb[prompt] = self.pipe.text_encoder(tok.input_ids.to(self.device))[0]
         return self._emb[prompt]
@@ -93,11 +104,14 @@ class StableDiffusionBackbone:
             tt = torch.full((x.shape[0],), t, device=self.device)
             with torch.no_grad():
                 if guidance == 1.0:
-                    e = self.pipe.unet(xd, tt, encoder_hidden_states=cond.expand(len(x), -1, -1)).sample
+                    e = self.pipe.unet(
+                        xd, tt, encoder_hidden_states=cond.expand(len(x), -1, -1)
+                    ).sample
                 else:
                     emb = torch.cat([uncond.expand(len(x), -1, -1), cond.expand(len(x), -1, -1)])
-                    eu, ec = self.pipe.unet(torch.cat([xd, xd]), torch.cat([tt, tt]),
-                                            encoder_hidden_states=emb).sample.chunk(2)
+                    eu, ec = self.pipe.unet(
+                        torch.cat([xd, xd]), torch.cat([tt, tt]), encoder_hidden_states=emb
+                    ).sample.chunk(2)
                     e = eu + guidance * (ec - eu)
             return e.to(x.dtype).cpu()
 
@@ -109,8 +123,12 @@ class StableDiffusionBackbone:
 
         from aisec.provenance.diffusion.schedule import ddim_sample
 
-        lat = ddim_sample(self._eps_fn(self.prompt, self.guidance), z_t.to(torch.float32),
-                          self.alphas_cumprod, num_steps)
+        lat = ddim_sample(
+            self._eps_fn(self.prompt, self.guidance),
+            z_t.to(torch.float32),
+            self.alphas_cumprod,
+            num_steps,
+        )
         vae = self.pipe.vae
         with torch.no_grad():
             x = vae.decode(lat.to(self.device, self.dtype) / vae.config.scaling_factor).sample
@@ -131,5 +149,6 @@ class StableDiffusionBackbone:
         with torch.no_grad():
             t = torch.from_numpy(x * 2 - 1).to(self.device, self.dtype)
             lat = vae.encode(t).latent_dist.mode() * vae.config.scaling_factor
-        return ddim_invert(self._eps_fn("", 1.0), lat.float().cpu(), self.alphas_cumprod,
-                           num_steps, refine)
+        return ddim_invert(
+            self._eps_fn("", 1.0), lat.float().cpu(), self.alphas_cumprod, num_steps, refine
+        )
