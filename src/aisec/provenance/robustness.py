@@ -56,6 +56,11 @@ class RobustnessRecipe(StrictModel):
     methods: tuple[str, ...] = METHODS
     distortions: dict[str, float] = Field(default_factory=lambda: dict(EVAL_STRENGTHS))
     sweep: dict[str, list[float]] = Field(default_factory=dict)
+    # Advanced attacks (aisec.perturb.attacks): diffusion regeneration with the same public
+    # backbone, and compression through a PCA autoencoder fitted on Fashion-MNIST test images.
+    attacks: dict[str, float] = Field(
+        default_factory=lambda: {"diffusion_regen": 0.2, "compression_regen": 0.9}
+    )
     n: int = Field(100, ge=2)
     n_fit: int = Field(48, ge=4)
     steps: int = Field(10, ge=1)
@@ -136,6 +141,10 @@ def run_robustness(
         raise ConfigError(f"unknown methods {unknown}; valid: {list(METHODS)}")
     for d in list(recipe.distortions) + list(recipe.sweep):
         DISTORTIONS.entry(d)  # one-line error listing valid names
+    for a in recipe.attacks:
+        if a not in ("diffusion_regen", "compression_regen"):
+            raise ConfigError(f"attack {a!r} is not supported by the robustness run "
+                              "(diffusion_regen, compression_regen)")
     report = RobustnessReport()
     t0 = time.time()
     backbone = load_backbone(recipe.backbone, **recipe.backbone_args)
@@ -228,6 +237,7 @@ def run_robustness(
 
     conditions: list[tuple[str, float, bool]] = [("none", 0.0, True)]
     conditions += [(d, s, True) for d, s in recipe.distortions.items()]
+    conditions += [(a, s, True) for a, s in recipe.attacks.items()]
     for d, strengths in recipe.sweep.items():
         conditions += [
             (d, float(s), False)
@@ -238,7 +248,10 @@ def run_robustness(
     for ci, (dname, strength, main) in enumerate(conditions):
         progress(0.15 + 0.85 * ci / len(conditions), f"{dname} {strength:g}")
         drng = np.random.default_rng([seed, ci])
-        dist = make_distortion(dname, strength) if dname != "none" else None
+        if dname in recipe.attacks:
+            dist = _attack(dname, strength, backbone, seed, ci)
+        else:
+            dist = make_distortion(dname, strength) if dname != "none" else None
         scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray | None]]] = {}
         ts = time.time()
         z_clean = invert(
@@ -299,6 +312,39 @@ def run_robustness(
     report.timings["total_s"] = time.time() - t0
     progress(1.0, "done")
     return report
+
+
+class _AttackAdapter:
+    """Gives an attack of :mod:`aisec.perturb.attacks` the ``apply(images, rng)`` of a distortion."""
+
+    def __init__(self, attack: Any, seed: int) -> None:
+        self.attack = attack
+        self.seed = seed
+
+    def apply(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        import torch
+
+        g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        return self.attack.apply(images, g)
+
+
+def _attack(name: str, strength: float, backbone: Any, seed: int, ci: int) -> _AttackAdapter:
+    from aisec.perturb.attacks import LinearAutoencoder, make_attack
+
+    if name == "diffusion_regen":
+        return _AttackAdapter(make_attack(name, backbone, strength), seed)
+    if name == "compression_regen":
+        from aisec.assets import load_dataset
+
+        side = backbone.image_shape[0] if hasattr(backbone, "image_shape") else 32
+        x = load_dataset("fashion-mnist", split="test").x[:2000].astype(np.float32) / 255.0
+        pad = (side - x.shape[1]) // 2
+        canvas = np.zeros((len(x), 1, side, side), np.float32)
+        canvas[:, 0, pad : pad + x.shape[1], pad : pad + x.shape[2]] = x
+        codec = LinearAutoencoder.fit(canvas, max_components=256)
+        return _AttackAdapter(make_attack(name, codec, strength), seed)
+    raise ConfigError(f"attack {name!r} is not supported by the robustness run "
+                      "(diffusion_regen, compression_regen)")
 
 
 def _scores(
