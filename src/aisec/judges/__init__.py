@@ -25,6 +25,9 @@ def _register_all() -> None:
         importlib.import_module(f"aisec.judges.{m}")
 
 
+_register_all()  # the judge modules are light (no torch at import); fill the registry
+
+
 def make_judge(name: str, **options: Any) -> Judge:
     """A judge by registry name with its options (e.g. ``model=`` for LLM judges)."""
     _register_all()
