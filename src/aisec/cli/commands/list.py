@@ -9,7 +9,8 @@ from aisec.cli.common import emit, format_option
 # Modules whose import fills the registries; systems add theirs as they land.
 _REGISTRY_MODULES = (
     "aisec.assets", "aisec.bench.runner", "aisec.perturb", "aisec.crypto", "aisec.transport",
-    "aisec.llm", "aisec.judges", "aisec.privacy", "aisec.provenance", "aisec.safety",
+    "aisec.llm", "aisec.judges", "aisec.privacy", "aisec.privacy.caesar", "aisec.provenance",
+    "aisec.safety",
     "aisec.robustness",
 )
 
