@@ -52,6 +52,9 @@ def test_resolve_model_kinds(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
     assert resolve_model(str(tmp_path / "m")).kind == "local"
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    assert resolve_model(str(tmp_path / "adapter")).kind == "local"
     with pytest.raises(AssetError, match="not a model"):
         resolve_model(str(tmp_path))
     with pytest.raises(AssetError, match="neither an embedded model"):

@@ -151,8 +151,11 @@ def resolve_model(name_or_path: str) -> ModelRef:
         return ModelRef(name_or_path, "embedded", materialise(name_or_path))
     p = Path(name_or_path).expanduser()
     if p.exists():
-        if p.is_dir() and not (p / "config.json").exists() and not any(p.glob("*.gguf")):
-            raise AssetError(f"{p} is a directory but not a model (no config.json or .gguf file)")
+        markers = ("config.json", "adapter_config.json")  # a full checkpoint or a PEFT adapter
+        if p.is_dir() and not any((p / m).exists() for m in markers) and not any(p.glob("*.gguf")):
+            raise AssetError(
+                f"{p} is a directory but not a model (no config.json, adapter_config.json or .gguf)"
+            )
         return ModelRef(p.name, "local", str(p))
     if _HUB_ID.match(name_or_path) and not name_or_path.startswith((".", "/")):
         return ModelRef(name_or_path, "hub", name_or_path)
