@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from aisec.bench import Result, Series
-from aisec.bench import runner
+from aisec.bench import Result, Series, runner
 from aisec.bench.scenario import SCENARIOS, Scenario
 from aisec.errors import ParameterError, UnknownNameError
 from aisec.metrics import rate

@@ -7,7 +7,6 @@ import sys
 import time
 
 import click
-import pytest
 
 from aisec.cli.main import cli, main
 
