@@ -100,3 +100,13 @@ def test_bench_run_json_and_report(tmp_path):
     assert doc["rows"][0]["status"] == "ok" and doc["rows"][0]["params"] == {"models": False}
     assert (tmp_path / "report.html").exists() and (tmp_path / "report.md").exists()
     assert time.perf_counter() - t0 < 300
+
+
+def test_json_mode_keeps_native_writes_off_stdout():
+    code = ("import os; from aisec.cli.main import _json_stdout\n"
+            "with _json_stdout(True):\n"
+            "    os.write(1, b'native library noise\\n'); print('{\"a\": 1}')\n"
+            "print('after')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == '{"a": 1}\nafter\n'
+    assert "native library noise" in out.stderr

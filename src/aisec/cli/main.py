@@ -5,10 +5,12 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -46,10 +48,44 @@ def cli() -> None:
     """
 
 
+def _wants_json(argv: list[str]) -> bool:
+    return "--format=json" in argv or any(
+        a == "--format" and b == "json" for a, b in zip(argv, argv[1:], strict=False)
+    )
+
+
+@contextlib.contextmanager
+def _json_stdout(active: bool) -> Iterator[None]:
+    """With ``--format json``, stdout must hold exactly one JSON document. Native libraries
+    (e.g. HEU's thread-pool logger) write to file descriptor 1 behind Python's back, so fd 1 is
+    pointed at stderr while the command runs and Python's ``sys.stdout`` keeps the real stdout."""
+    try:
+        real = sys.stdout is sys.__stdout__ and sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):
+        real = False
+    if not (active and real):
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    stream = open(saved, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stdout = stream
+    try:
+        yield
+    finally:
+        stream.flush()
+        sys.stdout = sys.__stdout__
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes and one-line messages."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="aisec", standalone_mode=False)
+        with _json_stdout(_wants_json(args)):
+            cli.main(args=args, prog_name="aisec", standalone_mode=False)
         return 0
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
