@@ -9,6 +9,7 @@ an old client or another protocol fails at once with a one-line error naming the
 from __future__ import annotations
 
 import queue
+import select
 import socket
 import ssl
 import threading
@@ -19,6 +20,8 @@ from aisec.errors import PeerError
 from aisec.transport import frames
 from aisec.transport.certs import party_files
 from aisec.transport.channel import Channel, Link
+
+_CHUNK = 1 << 16  # bytes per non-blocking SSL write
 
 __all__ = ["TCPChannel", "listen", "connect", "parse_hostport"]
 
@@ -37,6 +40,10 @@ def _context(server: bool, certs_dir: str | Path, party: str) -> ssl.SSLContext:
     ca, cert, key = party_files(certs_dir, party)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if server:
+        # No TLS 1.3 session tickets: they arrive after the handshake, so the client's first read
+        # would have to process them while the writer thread writes on the same SSL object.
+        ctx.num_tickets = 0
     ctx.load_cert_chain(str(cert), str(key))
     ctx.load_verify_locations(str(ca))
     ctx.verify_mode = ssl.CERT_REQUIRED
@@ -66,14 +73,43 @@ class TCPChannel(Channel):
     ) -> None:
         super().__init__(party, peer, link, timeout_s)
         self.sock = sock
-        # A writer thread sends frames in order, so two parties that both send large messages
-        # before reading never block each other on full socket buffers.
+        # OpenSSL forbids using one SSL object from two threads at once, and a full-duplex
+        # channel needs a writer thread (two parties that both send large messages before
+        # reading must not block each other on full socket buffers). So the socket is
+        # non-blocking, every SSL call holds ``_io_lock``, and waiting happens outside the lock.
+        self.sock.setblocking(False)
+        self._io_lock = threading.Lock()
         self._outq: queue.Queue = queue.Queue()
         self._send_error: PeerError | None = None
         self._writer = threading.Thread(
             target=self._write_loop, name=f"aisec-tx-{party}", daemon=True
         )
         self._writer.start()
+
+    def _wait(self, readable: bool, until: float) -> bool:
+        """Wait (lock released) until the socket may be ready; False once ``until`` passed."""
+        left = until - time.monotonic()
+        if left <= 0:
+            return False
+        r, w = ([self.sock], []) if readable else ([], [self.sock])
+        select.select(r, w, [], min(left, 0.05))
+        return True
+
+    def _send_all(self, frame: bytes, step: str) -> None:
+        view, off = memoryview(frame), 0
+        until = time.monotonic() + max(self.timeout_s, 1.0)
+        while off < len(view):
+            want_read = False
+            with self._io_lock:
+                try:
+                    off += self.sock.send(view[off : off + _CHUNK])
+                    continue
+                except ssl.SSLWantReadError:
+                    want_read = True
+                except (ssl.SSLWantWriteError, BlockingIOError):
+                    pass
+            if not self._wait(want_read, until):
+                raise PeerError(self.peer, step, f"could not send within {self.timeout_s:g} s")
 
     def _write_loop(self) -> None:
         while True:
@@ -86,7 +122,10 @@ class TCPChannel(Channel):
                 if delay > 0:
                     time.sleep(delay)
                 try:
-                    self.sock.sendall(frame)
+                    self._send_all(frame, step)
+                except PeerError as exc:
+                    self._send_error = exc
+                    return
                 except (OSError, ssl.SSLError) as exc:
                     self._send_error = PeerError(
                         self.peer, step, f"connection lost while sending ({exc.__class__.__name__})"
@@ -108,34 +147,40 @@ class TCPChannel(Channel):
         ):
             time.sleep(0.01)
 
-    def _read(self, n: int, step: str) -> bytes:
+    def _read(self, n: int, step: str, timeout_s: float) -> bytes:
         buf = bytearray()
+        until = time.monotonic() + timeout_s
         while len(buf) < n:
-            try:
-                chunk = self.sock.recv(min(n - len(buf), 1 << 20))
-            except TimeoutError:
-                raise PeerError(
-                    self.peer, step, f"no message within {self.sock.gettimeout():g} s"
-                ) from None
-            except ssl.SSLError as exc:
-                raise PeerError(self.peer, step, f"TLS error: {exc.reason or exc}") from None
-            except OSError as exc:
-                raise PeerError(
-                    self.peer, step, f"connection lost ({exc.__class__.__name__})"
-                ) from None
+            want_write = False
+            with self._io_lock:
+                try:
+                    chunk = self.sock.recv(min(n - len(buf), 1 << 20))
+                except ssl.SSLWantWriteError:
+                    chunk, want_write = None, True
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    chunk = None
+                except ssl.SSLError as exc:
+                    raise PeerError(self.peer, step, f"TLS error: {exc.reason or exc}") from None
+                except OSError as exc:
+                    raise PeerError(
+                        self.peer, step, f"connection lost ({exc.__class__.__name__})"
+                    ) from None
+            if chunk is None:
+                if not self._wait(not want_write, until):
+                    raise PeerError(self.peer, step, f"no message within {timeout_s:g} s")
+                continue
             if not chunk:
                 raise PeerError(self.peer, step, "connection closed by peer")
             buf += chunk
         return bytes(buf)
 
     def _recv_frame(self, timeout_s: float, step: str) -> bytes:
-        self.sock.settimeout(timeout_s)
-        prefix = self._read(frames.PREFIX.size, step)
+        prefix = self._read(frames.PREFIX.size, step, timeout_s)
         try:
             hlen, plen = frames.parse_prefix(prefix)
         except frames.FrameError as exc:
             raise PeerError(self.peer, step, f"bad frame: {exc}") from None
-        return prefix + self._read(hlen + plen, step)
+        return prefix + self._read(hlen + plen, step, timeout_s)
 
     def close(self) -> None:
         if not self.closed:
