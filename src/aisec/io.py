@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "iter_jsonl",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -102,6 +103,25 @@ def load_safetensors(path: str | os.PathLike[str], framework: str = "pt") -> dic
         return load_file(str(p))
     except Exception as exc:  # safetensors raises its own error types on corrupt headers
         raise InputFileError(p, f"not a valid safetensors file ({type(exc).__name__})") from None
+
+
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed value) for each non-blank line of a JSONL file.
+
+    A missing file or a line that is not JSON raises a one-line :class:`InputFileError`.
+    """
+    from aisec.errors import InputFileError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "no such file")
+    for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield ln, json.loads(line)
+        except ValueError:
+            raise InputFileError(p, f"line {ln} is not JSON") from None
 
 
 def open_append_line(path: str | os.PathLike[str]) -> IO[str]:

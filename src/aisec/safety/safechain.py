@@ -49,7 +49,7 @@ from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError
-from aisec.io import atomic_write_json
+from aisec.io import atomic_write_json, iter_jsonl
 from aisec.metrics.safety import safety_at_k
 from aisec.registry import Registry
 
@@ -344,16 +344,8 @@ def eval_set(name: str, n: int | None = None, seed: int = 0, max_template_chars:
 def load_prompt_file(path: str | os.PathLike[str]) -> list[EvalItem]:
     """Prompts from a JSONL file (``prompt`` or ``instruction``; optional ``id``, ``source``)."""
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(p, "no such file")
     items = []
-    for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise InputFileError(p, f"line {ln} is not JSON") from None
+    for ln, row in iter_jsonl(p):
         text = row.get("prompt", row.get("instruction")) if isinstance(row, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise InputFileError(p, f"line {ln} has no non-empty 'prompt' or 'instruction'")

@@ -212,6 +212,21 @@ def _handshake(ch: TCPChannel, protocol: str) -> TCPChannel:
     return ch
 
 
+def _secure(
+    ctx: ssl.SSLContext, raw: socket.socket, server: bool, party: str, peer: str, protocol: str,
+    link: Link | None, timeout_s: float,
+) -> TCPChannel:
+    """TLS handshake on a connected socket, then the aisec ``hello`` exchange."""
+    try:
+        sock = ctx.wrap_socket(raw, server_side=server)
+    except (ssl.SSLError, OSError) as exc:
+        raw.close()
+        raise PeerError(
+            peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"
+        ) from None
+    return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)
+
+
 def listen(
     party: str,
     peer: str,
@@ -235,14 +250,7 @@ def listen(
                 peer, "connect", f"nobody connected to {host}:{port} within {accept_timeout_s:g} s"
             ) from None
     raw.settimeout(timeout_s)
-    try:
-        sock = ctx.wrap_socket(raw, server_side=True)
-    except (ssl.SSLError, OSError) as exc:
-        raw.close()
-        raise PeerError(
-            peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"
-        ) from None
-    return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)
+    return _secure(ctx, raw, True, party, peer, protocol, link, timeout_s)
 
 
 def connect(
@@ -270,11 +278,4 @@ def connect(
                     peer, "connect", f"cannot reach {host}:{port} ({exc.__class__.__name__})"
                 ) from None
             time.sleep(0.2)
-    try:
-        sock = ctx.wrap_socket(raw, server_side=False)
-    except (ssl.SSLError, OSError) as exc:
-        raw.close()
-        raise PeerError(
-            peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"
-        ) from None
-    return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)
+    return _secure(ctx, raw, False, party, peer, protocol, link, timeout_s)

@@ -25,22 +25,14 @@ def _label(row: dict[str, Any]) -> bool | None:
 
 
 def _read(path: str) -> list[dict[str, Any]]:
-    import json
     from pathlib import Path
 
     from aisec.errors import InputFileError
+    from aisec.io import iter_jsonl
 
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(p, "no such file")
     rows = []
-    for ln, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise InputFileError(p, f"line {ln} is not JSON") from None
+    for ln, row in iter_jsonl(p):
         if not isinstance(row, dict) or not isinstance(row.get("response"), str):
             raise InputFileError(p, f"line {ln} has no string 'response'")
         if not isinstance(row.get("prompt", row.get("instruction")), str):
