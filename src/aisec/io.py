@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "read_jsonl_rows",
     "iter_jsonl",
     "atomic_path",
     "atomic_write_bytes",
@@ -122,6 +123,23 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
             yield ln, json.loads(line)
         except ValueError:
             raise InputFileError(p, f"line {ln} is not JSON") from None
+
+
+def read_jsonl_rows(path: str | os.PathLike[str]) -> list[Any]:
+    """Rows of an append-only JSONL log; a missing file is empty and a line that does not parse
+    (a torn last line left by a crash mid-write) is skipped."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    rows = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
 
 
 def open_append_line(path: str | os.PathLike[str]) -> IO[str]:

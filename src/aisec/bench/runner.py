@@ -110,18 +110,9 @@ def environment() -> dict[str, Any]:
 
 def read_rows(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All rows of a run, skipping a torn last line left by a crash."""
-    path = Path(run_dir) / ROWS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    from aisec.io import read_jsonl_rows
+
+    return read_jsonl_rows(Path(run_dir) / ROWS_FILE)
 
 
 def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError
-from aisec.io import atomic_write_json, iter_jsonl
+from aisec.io import atomic_write_json, iter_jsonl, read_jsonl_rows
 from aisec.metrics.safety import safety_at_k
 from aisec.registry import Registry
 
@@ -364,17 +364,7 @@ def load_prompt_file(path: str | os.PathLike[str]) -> list[EvalItem]:
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL file; a torn last line (a crash mid-write) is ignored."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
+    return read_jsonl_rows(path)
 
 
 def _append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
