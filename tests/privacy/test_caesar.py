@@ -197,3 +197,44 @@ def test_secureml_baseline_matches_plaintext_sgd(rng: np.random.Generator) -> No
     assert r.bytes_parties / r.batches > 2 * 50 * (30 + 1) * 8
     s = scores_with_intercept(x, r.weights)
     assert np.isfinite(s).all() and sp.issparse(a.X)
+
+
+heu = pytest.importorskip("heu", reason="sf-heu (the optional HEU backend) is not installed")
+
+
+@pytest.mark.parametrize("sigmoid,binary", [("minimax", True), ("cubic", False)])
+def test_heu_ou_scheme_matches_plaintext_sgd(
+    rng: np.random.Generator, sigmoid: str, binary: bool
+) -> None:
+    x, y, (a, b) = _data(rng, binary=binary)
+    p = CaesarParams(
+        key_bits=1024,
+        he_scheme="heu-ou",
+        sigmoid=sigmoid,
+        learning_rate=0.5,
+        batch_size=40,
+        epochs=2,
+    )
+    out = _run(a, b, p)
+    (ma, _), (mb, rb) = out["A"], out["B"]
+    w = fit_surrogate(x, y, sigmoid_coefficients(sigmoid), 0.5, p.l2, 40, 2)
+    assert np.max(np.abs(np.concatenate([ma.weights, mb.weights]) - w)) < 1e-3
+    assert rb.batches == 8
+
+
+def test_heu_ou_resume_and_scheme_mismatch(rng: np.random.Generator, tmp_path: Path) -> None:
+    x, y, (a, b) = _data(rng, binary=True)
+    p = CaesarParams(key_bits=1024, he_scheme="heu-ou", batch_size=40, epochs=1)
+    dirs = (tmp_path / "A", tmp_path / "B")
+    out = _run(a, b, p, dirs)
+    assert "A" in out and "B" in out
+    assert (dirs[0] / "key.bin").read_bytes().startswith(b"AISEC-OU-SEC")
+    out = _run(a, b, p.model_copy(update={"epochs": 2}), dirs)
+    (ma, ra), (mb, _) = out["A"], out["B"]
+    assert ra.resumed_from_epoch == 1 and ra.epochs_run == 1
+    w = fit_surrogate(x, y, sigmoid_coefficients("minimax"), p.learning_rate, p.l2, 40, 2)
+    assert np.max(np.abs(np.concatenate([ma.weights, mb.weights]) - w)) < 1e-3
+    # a Paillier recipe over the OU checkpoint directories is refused, naming both schemes
+    out = _run(a, b, p.model_copy(update={"he_scheme": "gmpy2-paillier", "epochs": 3}), dirs)
+    err = out.get("A_err") or out.get("B_err")
+    assert isinstance(err, ConfigError) and "heu-ou" in str(err)

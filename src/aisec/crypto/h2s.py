@@ -15,12 +15,9 @@ Threat model: semi-honest parties; ``Q`` learns ``M + R`` only, ``P`` learns not
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
-import gmpy2
-from gmpy2 import mpz
-
-from aisec.crypto.paillier import PaillierPublicKey, PaillierSecretKey
+from aisec.crypto.keys import HEPublicKey, HESecretKey
 from aisec.crypto.sharing import STAT_SIGMA
 from aisec.errors import ParameterError
 from aisec.rng import CryptoRandom, SecureRandom
@@ -36,7 +33,7 @@ def random_masks(rng: CryptoRandom, count: int, bits: int) -> list[int]:
     return [int.from_bytes(buf[i * nb : (i + 1) * nb], "big") >> drop for i in range(count)]
 
 
-def check_room(pk: PaillierPublicKey, value_bits: int, sigma: int = STAT_SIGMA) -> None:
+def check_room(pk: HEPublicKey, value_bits: int, sigma: int = STAT_SIGMA) -> None:
     """Raise unless values of ``value_bits`` bits plus a ``sigma``-bit wider mask fit in Z_n."""
     if value_bits + sigma + 2 >= pk.plaintext_bits:
         raise ParameterError(
@@ -47,13 +44,13 @@ def check_room(pk: PaillierPublicKey, value_bits: int, sigma: int = STAT_SIGMA) 
 
 
 def mask(
-    pk: PaillierPublicKey,
-    cts: Sequence[mpz],
+    pk: HEPublicKey,
+    cts: Any,
     value_bits: int,
     trunc_bits: int = 0,
     rng: CryptoRandom | None = None,
     sigma: int = STAT_SIGMA,
-) -> tuple[list[mpz], list[int]]:
+) -> tuple[Any, list[int]]:
     """The holder's half: masked, re-randomised ciphertexts to send and its own shares.
 
     Args:
@@ -69,38 +66,38 @@ def mask(
     check_room(pk, value_bits, sigma)
     rng = rng or SecureRandom()
     width = value_bits + sigma
-    masks = random_masks(rng, len(cts), width)
+    masks = random_masks(rng, pk.count(cts), width)
     fresh = pk.encrypt(masks, rng)
     to_send = pk.add(cts, fresh)
     return to_send, [-(r >> trunc_bits) for r in masks]
 
 
-def unmask(sk: PaillierSecretKey, cts: Sequence[mpz], trunc_bits: int = 0) -> list[int]:
+def unmask(sk: HESecretKey, cts: Any, trunc_bits: int = 0) -> list[int]:
     """The key owner's half: decrypt ``[[M + R]]`` and keep ``(M + R) >> trunc_bits``."""
     return [v >> trunc_bits for v in sk.decrypt(cts)]
 
 
-def pack_layout(pk: PaillierPublicKey, value_bits: int, sigma: int = STAT_SIGMA) -> tuple[int, int]:
+def pack_layout(pk: HEPublicKey, value_bits: int, sigma: int = STAT_SIGMA) -> tuple[int, int]:
     """``(slot_bits, slots_per_ciphertext)`` for packed HE-to-SS of ``value_bits`` values."""
     slot = value_bits + sigma + 2
     return slot, max(1, (pk.plaintext_bits - 1) // slot)
 
 
 def mask_packed(
-    pk: PaillierPublicKey,
-    cts: Sequence[mpz],
+    pk: HEPublicKey,
+    cts: Any,
     value_bits: int,
     trunc_bits: int = 0,
     rng: CryptoRandom | None = None,
     sigma: int = STAT_SIGMA,
-) -> tuple[list[mpz], list[int], dict[str, int]]:
+) -> tuple[Any, list[int], dict[str, int]]:
     """Packed HE-to-SS: several masked values per ciphertext, so the key owner decrypts
     ``1/k`` as many ciphertexts and ``1/k`` as many bytes cross the link.
 
     Each value gets an offset ``2**value_bits`` (so it is non-negative) and a mask ``R`` of
     ``value_bits + sigma`` bits; slot ``i`` holds ``M_i + 2**value_bits + R_i``, which never
     carries into slot ``i + 1``. The packing is Horner's rule on ciphertexts
-    (``slot_bits`` squarings per value) and one fresh encryption per packed ciphertext.
+    (``slot_bits`` squarings per value in Paillier, one multiplication by ``2**slot`` in OU) and one fresh encryption per packed ciphertext.
 
     Returns:
         ``(to_send, my_shares, layout)``; send ``layout`` (slot bits and count) with the
@@ -111,32 +108,29 @@ def mask_packed(
     check_room(pk, value_bits + 2, sigma)
     rng = rng or SecureRandom()
     slot, k = pack_layout(pk, value_bits, sigma)
-    nsq, shift = pk.nsq, mpz(1) << slot
     offset = 1 << value_bits
     width = value_bits + sigma
-    masks = random_masks(rng, len(cts), width)
-    packed, plains = [], []
-    for start in range(0, len(cts), k):
-        group = cts[start : start + k]
-        acc = mpz(1)
+    masks = random_masks(rng, pk.count(cts), width)
+    plains = []
+    for start in range(0, len(masks), k):
         plain = 0
-        for i in range(len(group) - 1, -1, -1):
-            acc = gmpy2.powmod(acc, shift, nsq) * group[i] % nsq
-            plain = (plain << slot) + offset + masks[start + i]
-        packed.append(acc)
+        for r in reversed(masks[start : start + k]):
+            plain = (plain << slot) + offset + r
         plains.append(plain)
+    packed = pk.pack(cts, slot, k)
     to_send = pk.add(packed, pk.encrypt(plains, rng))
     mine = [-(r >> trunc_bits) - (offset >> trunc_bits) for r in masks]
-    return to_send, mine, {"slot": slot, "count": len(cts)}
+    return to_send, mine, {"slot": slot, "count": pk.count(cts)}
 
 
 def unmask_packed(
-    sk: PaillierSecretKey, cts: Sequence[mpz], slot: int, count: int, trunc_bits: int = 0
+    sk: HESecretKey, cts: Any, slot: int, count: int, trunc_bits: int = 0
 ) -> list[int]:
     """The key owner's half of :func:`mask_packed`: decrypt and split the slots."""
     k = max(1, (sk.public.plaintext_bits - 1) // slot)
-    if len(cts) != -(-count // k):
-        raise ParameterError("packed ciphertexts", f"must number ceil({count}/{k})", len(cts))
+    got = sk.public.count(cts)
+    if got != -(-count // k):
+        raise ParameterError("packed ciphertexts", f"must number ceil({count}/{k})", got)
     low = (1 << slot) - 1
     out: list[int] = []
     for v in sk.decrypt(cts):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 
 import gmpy2
@@ -198,6 +198,33 @@ class PaillierPublicKey:
         for c in cts:
             acc = acc * c % nsq
         return acc
+
+    # -- vectors (the interface CAESAR shares with aisec.crypto.ou) ---------------------------
+    def count(self, cts: Sequence[mpz]) -> int:
+        return len(cts)
+
+    def take(self, cts: Sequence[mpz], idx: Iterable[int]) -> list[mpz]:
+        return [cts[int(i)] for i in idx]
+
+    def put(self, cts: list[mpz], idx: Iterable[int], values: Sequence[mpz]) -> None:
+        for i, v in zip(idx, values, strict=True):
+            cts[int(i)] = v
+
+    def slice(self, cts: Sequence[mpz], start: int, stop: int) -> list[mpz]:
+        return list(cts[start:stop])
+
+    def pack(self, cts: Sequence[mpz], slot: int, k: int) -> list[mpz]:
+        """Ciphertexts of ``sum_i cts[g k + i] 2**(slot i)`` per group ``g`` of ``k``
+        (Horner's rule: ``slot`` squarings per value)."""
+        nsq, shift = self.nsq, mpz(1) << slot
+        out = []
+        for start in range(0, len(cts), k):
+            group = cts[start : start + k]
+            acc = mpz(1)
+            for i in range(len(group) - 1, -1, -1):
+                acc = gmpy2.powmod(acc, shift, nsq) * group[i] % nsq
+            out.append(acc)
+        return out
 
     # -- serialisation ----------------------------------------------------------------------
     def ciphertexts_to_bytes(self, cts: Sequence[mpz]) -> bytes:

@@ -146,6 +146,12 @@ class HEWorkers:
         futures = [self._pool.submit(fn, *args) for args in calls]
         return [f.result() for f in futures]
 
+    def _inline(self, key: Any) -> bool:
+        # HEU keys (OU) run in this process: their arrays are C++ objects, not worker payloads
+        return self.backend == "inline" or not isinstance(
+            key, PaillierPublicKey | PaillierSecretKey
+        )
+
     def _parts(self, n: int) -> list[tuple[int, int]]:
         return _chunks(n, self.workers if n >= self.min_chunk * 2 else 1)
 
@@ -161,19 +167,19 @@ class HEWorkers:
     # -- operations ------------------------------------------------------------------------
     def encrypt(self, key: PaillierPublicKey | PaillierSecretKey, ms: Sequence[int]) -> list[mpz]:
         """Encrypt with a public key, or as the owner with the secret key (faster)."""
-        if self.backend == "inline":
+        if self._inline(key):
             return key.encrypt(ms)
         return self._map(_job_encrypt, key.to_bytes(), ms)
 
     def decrypt(self, sk: PaillierSecretKey, cts: Sequence[mpz], trunc_bits: int = 0) -> list[int]:
         """Decrypt to signed integers, each shifted right by ``trunc_bits``."""
-        if self.backend == "inline":
+        if self._inline(sk):
             return h2s.unmask(sk, cts, trunc_bits)
         return self._map(_job_decrypt, sk.to_bytes(), cts, trunc_bits)
 
     def matvec(self, pk: PaillierPublicKey, x: sp.csr_matrix, cts: Sequence[mpz]) -> list[mpz]:
         """``[[X w]]`` (rows split across workers)."""
-        if self.backend == "inline":
+        if self._inline(pk):
             return sparse_he.matvec(pk, x, cts)
         kb = pk.to_bytes()
         calls = []
@@ -195,7 +201,7 @@ class HEWorkers:
         self, pk: PaillierPublicKey, cts: Sequence[mpz], value_bits: int, trunc_bits: int = 0
     ) -> tuple[list[mpz], list[int]]:
         """HE-to-SS masking (see :func:`aisec.crypto.h2s.mask`), spread over workers."""
-        if self.backend == "inline":
+        if self._inline(pk):
             return h2s.mask(pk, cts, value_bits, trunc_bits)
         kb = pk.to_bytes()
         calls = [(kb, list(cts[a:b]), value_bits, trunc_bits) for a, b in self._parts(len(cts))]
@@ -211,8 +217,8 @@ class HEWorkers:
     ) -> tuple[list[mpz], list[int], dict[str, int]]:
         """Packed HE-to-SS masking (see :func:`aisec.crypto.h2s.mask_packed`) over workers."""
         slot, k = h2s.pack_layout(pk, value_bits)
-        groups = -(-len(cts) // k)
-        if self.backend == "inline" or groups < 2 * self.workers:
+        groups = -(-pk.count(cts) // k)
+        if self._inline(pk) or groups < 2 * self.workers:
             return h2s.mask_packed(pk, cts, value_bits, trunc_bits)
         kb = pk.to_bytes()
         calls = [
@@ -231,7 +237,7 @@ class HEWorkers:
     ) -> list[int]:
         """The key owner's half of packed HE-to-SS, over workers."""
         k = max(1, (sk.public.plaintext_bits - 1) // slot)
-        if self.backend == "inline" or len(cts) < 2 * self.workers:
+        if self._inline(sk) or len(cts) < 2 * self.workers:
             return h2s.unmask_packed(sk, cts, slot, count, trunc_bits)
         if len(cts) != -(-count // k):
             raise ParameterError("packed ciphertexts", f"must number ceil({count}/{k})", len(cts))

@@ -14,12 +14,14 @@ Sparse Logistic Regression", KDD 2021 (secure sparse matrix multiplication).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import gmpy2
 import numpy as np
 import scipy.sparse as sp
 from gmpy2 import mpz
 
+from aisec.crypto.keys import HEPublicKey
 from aisec.crypto.paillier import PaillierPublicKey
 from aisec.errors import ParameterError
 
@@ -73,15 +75,21 @@ def _rows(
     return out
 
 
-def matvec(pk: PaillierPublicKey, x: sp.csr_matrix, cts: Sequence[mpz]) -> list[mpz]:
-    """``[[X w]]`` for an integer CSR ``X`` (n, d) and ``d`` ciphertexts; returns ``n``."""
+def matvec(pk: HEPublicKey, x: sp.csr_matrix, cts: Any) -> Any:
+    """``[[X w]]`` for an integer CSR ``X`` (n, d) and ``d`` ciphertexts; returns ``n``.
+
+    Keys of other schemes (OU) bring their own kernel (``pk.matvec``)."""
+    if not isinstance(pk, PaillierPublicKey):
+        return pk.matvec(x, cts)
     if x.shape[1] != len(cts):
         raise ParameterError("ciphertexts", f"must number X.shape[1]={x.shape[1]}", len(cts))
     return _rows(pk, x.indptr, x.indices, x.data, cts)
 
 
-def rmatvec(pk: PaillierPublicKey, x: sp.csr_matrix, cts: Sequence[mpz]) -> list[mpz]:
+def rmatvec(pk: HEPublicKey, x: sp.csr_matrix, cts: Any) -> Any:
     """``[[X^T e]]`` for an integer CSR ``X`` (n, d) and ``n`` ciphertexts; returns ``d``."""
+    if not isinstance(pk, PaillierPublicKey):
+        return pk.rmatvec(x, cts)
     if x.shape[0] != len(cts):
         raise ParameterError("ciphertexts", f"must number X.shape[0]={x.shape[0]}", len(cts))
     xt = sp.csr_matrix(x.T)

@@ -51,14 +51,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import gmpy2
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.crypto import h2s
-from aisec.crypto.paillier import PaillierPublicKey, PaillierSecretKey, generate_keypair
+from aisec.crypto.keys import (
+    HEPublicKey,
+    HESecretKey,
+    generate_he_keypair,
+    key_scheme,
+    public_key_from_bytes,
+    secret_key_from_bytes,
+)
 from aisec.crypto.parallel import HEWorkers
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError, PeerError
 from aisec.io import load_safetensors, save_safetensors, write_private
@@ -107,7 +113,12 @@ def sigmoid_coefficients(name: str, fit_range: float = 8.0) -> tuple[float, floa
 class CaesarParams(StrictModel):
     """Protocol and training parameters; both parties must use the same values."""
 
-    key_bits: int = Field(2048, description="Paillier modulus bits (1024 for quick tests)")
+    key_bits: int = Field(2048, description="HE modulus bits (1024 for quick tests)")
+    he_scheme: Literal["gmpy2-paillier", "heu-ou"] = Field(
+        "gmpy2-paillier",
+        description="additively homomorphic scheme: gmpy2 Paillier, or SecretFlow HEU's "
+        "Okamoto-Uchiyama (optional sf-heu, as in SecretFlow HESS-LR)",
+    )
     frac_bits: int = Field(16, ge=8, le=24, description="fixed-point bits of z, y_hat, e")
     step_bits: int = Field(24, ge=8, le=32, description="fixed-point bits of the step size")
     feature_frac_bits: int = Field(16, ge=0, le=24, description="bits for non-integer features")
@@ -207,11 +218,6 @@ def _int_csr(x: sp.csr_matrix, frac_bits: int) -> sp.csr_matrix:
     return m
 
 
-def _int_matvec(x: sp.csr_matrix, v: list[int]) -> list[int]:
-    ip, idx, dat = x.indptr.tolist(), x.indices.tolist(), x.data.tolist()
-    return [sum(dat[k] * v[idx[k]] for k in range(ip[i], ip[i + 1])) for i in range(len(ip) - 1)]
-
-
 def _fixed(value: float, bits: int) -> int:
     return int(round(value * (1 << bits)))
 
@@ -235,19 +241,25 @@ class _Checkpoints:
     def __init__(self, root: str | Path | None) -> None:
         self.root = Path(root) if root is not None else None
 
-    def key(self, bits: int) -> PaillierSecretKey:
+    def key(self, scheme: str, bits: int) -> HESecretKey:
         if self.root is None:
-            return generate_keypair(bits)
+            return generate_he_keypair(scheme, bits)
         path = self.root / "key.bin"
         if path.is_file():
-            sk = PaillierSecretKey.from_bytes(path.read_bytes(), where=str(path))
+            buf = path.read_bytes()
+            if key_scheme(buf) != scheme:
+                raise ConfigError(
+                    f"{path}: key is {key_scheme(buf)}, recipe asks {scheme}; "
+                    "use a fresh checkpoint directory"
+                )
+            sk = secret_key_from_bytes(buf, where=str(path))
             if sk.public.bits != bits:
                 raise ConfigError(
                     f"{path}: key has {sk.public.bits} bits, recipe asks {bits}; "
                     "use a fresh checkpoint directory"
                 )
             return sk
-        sk = generate_keypair(bits)
+        sk = generate_he_keypair(scheme, bits)
         write_private(path, sk.to_bytes())
         return sk
 
@@ -354,10 +366,16 @@ class _Party:
             raise ConfigError(f"parameters differ between parties: {', '.join(diff)}")
 
     def exchange_keys(self) -> None:
-        self.sk = self.ckpt.key(self.params.key_bits)
+        self.sk = self.ckpt.key(self.params.he_scheme, self.params.key_bits)
         self.pk = self.sk.public
         self.ch.send("keys", {"pk": self.pk.to_bytes()})
-        self.peer_pk = PaillierPublicKey.from_bytes(self.ch.recv("keys")["pk"], where="peer key")
+        raw = self.ch.recv("keys").get("pk")
+        if not isinstance(raw, bytes) or key_scheme(raw) != self.params.he_scheme:
+            raise PeerError(self.ch.peer, "keys", f"not a {self.params.he_scheme} public key")
+        try:
+            self.peer_pk = public_key_from_bytes(raw, where="peer key")
+        except InputFileError as exc:
+            raise PeerError(self.ch.peer, "keys", str(exc)) from None
         if self.peer_pk.bits != self.params.key_bits:
             raise PeerError(
                 self.ch.peer,
@@ -396,7 +414,7 @@ class _Party:
                 )
             self.w_enc = self.peer_pk.ciphertexts_from_bytes(state["w_enc"])
             self.c, self.t = float(state["c"]), int(state["t"])
-            if len(self.w_enc) != self.d:
+            if self.peer_pk.count(self.w_enc) != self.d:
                 raise InputFileError(self.ckpt.root, "checkpoint does not match the data's columns")
         else:
             self.w_enc = self.peer_pk.encrypt_trivial([0] * self.d)
@@ -404,19 +422,19 @@ class _Party:
         return start
 
     # helpers ----------------------------------------------------------------------------------
-    def _send_cts(self, step: str, pk: PaillierPublicKey, cts: list, **meta: Any) -> None:
+    def _send_cts(self, step: str, pk: HEPublicKey, cts: Any, **meta: Any) -> None:
         self.ch.send(step, {"ct": pk.ciphertexts_to_bytes(cts), **meta})
 
-    def _recv_cts(
-        self, step: str, pk: PaillierPublicKey, count: int
-    ) -> tuple[list, dict[str, Any]]:
+    def _recv_cts(self, step: str, pk: HEPublicKey, count: int) -> tuple[Any, dict[str, Any]]:
         msg = self.ch.recv(step)
         try:
             cts = pk.ciphertexts_from_bytes(msg.pop("ct"))
         except (KeyError, ParameterError) as exc:
             raise PeerError(self.ch.peer, step, f"malformed ciphertexts ({exc})") from None
-        if len(cts) != count:
-            raise PeerError(self.ch.peer, step, f"sent {len(cts)} ciphertexts; expected {count}")
+        if pk.count(cts) != count:
+            raise PeerError(
+                self.ch.peer, step, f"sent {pk.count(cts)} ciphertexts; expected {count}"
+            )
         return cts, msg
 
     def _recv_trunc(self, msg: dict[str, Any], step: str) -> int:
@@ -482,16 +500,14 @@ class _Party:
         neg = [-k * v for v in e]
         self._send_cts("e", self.pk, self.pool.encrypt(self.sk, neg))
         e_peer, _ = self._recv_cts("e", self.peer_pk, n)
-        # 4. update the touched columns of the encrypted weights
+        # 4. update the touched columns of the encrypted weights: X^T [[e_peer + e_mine]]
         cols = np.unique(xb.indices)
         if cols.size:
+            pk = self.peer_pk
             xs = sp.csr_matrix(xb[:, cols])
-            g_enc = self.pool.rmatvec(self.peer_pk, xs, e_peer)
-            g_plain = _int_matvec(sp.csr_matrix(xs.T), neg)
-            upd = self.peer_pk.add_plain(g_enc, g_plain)
-            cur = [self.w_enc[j] for j in cols.tolist()]
-            for j, v in zip(cols.tolist(), self.peer_pk.add(cur, upd), strict=True):
-                self.w_enc[j] = v
+            upd = self.pool.rmatvec(pk, xs, pk.add_plain(e_peer, neg))
+            idx = cols.tolist()
+            pk.put(self.w_enc, idx, pk.add(pk.take(self.w_enc, idx), upd))
         self.c, self.t = c_next, self.t + 1
 
     def _cubic(self, z: list[int]) -> list[int]:
@@ -503,24 +519,17 @@ class _Party:
             self._send_cts("cubic_powers", self.pk, self.pool.encrypt(self.sk, powers))
             return self._h2s_recv("cubic_yhat", n)
         cts, _ = self._recv_cts("cubic_powers", self.peer_pk, 3 * n)
-        pk, nsq = self.peer_pk, self.peer_pk.nsq
-        c1, c2, c3 = cts[:n], cts[n : 2 * n], cts[2 * n :]
+        pk = self.peer_pk
+        c1, c2, c3 = (pk.slice(cts, i * n, (i + 1) * n) for i in range(3))
         k1, k3 = _fixed(self.q1, 3 * f), _fixed(self.q3, f)
         k0 = _fixed(self.q0, 4 * f)
-        out = []
-        for i, t in enumerate(z):
-            zc = c1[i] * (1 + (t % pk.n) * pk.n) % nsq  # [[s + t]]
-            z3 = (
-                c3[i]
-                * gmpy2.powmod(c2[i], 3 * t, nsq)
-                % nsq  # [[(s + t)^3]]
-                * gmpy2.powmod(c1[i], 3 * t * t, nsq)
-                % nsq
-                * (1 + (t**3 % pk.n) * pk.n)
-                % nsq
-            )
-            y = gmpy2.powmod(zc, k1, nsq) * gmpy2.powmod(z3, k3, nsq) % nsq
-            out.append(y * (1 + (k0 % pk.n) * pk.n) % nsq)  # [[y_hat 2^4f]]
+        zc = pk.add_plain(c1, z)  # [[s + t]]
+        z3 = pk.add(  # [[(s + t)^3]] = [[s^3]] + 3t [[s^2]] + 3t^2 [[s]] + t^3
+            pk.add(c3, pk.mul_plain(c2, [3 * t for t in z])),
+            pk.add_plain(pk.mul_plain(c1, [3 * t * t for t in z]), [t**3 for t in z]),
+        )
+        y = pk.add(pk.mul_plain(zc, [k1] * n), pk.mul_plain(z3, [k3] * n))
+        out = pk.add_plain(y, [k0] * n)  # [[y_hat 2^4f]]
         return self._h2s_send("cubic_yhat", out, 4 * f + 4 * p.magnitude_bits, 3 * f)
 
     # end --------------------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""The HEU Okamoto-Uchiyama keys behave like the gmpy2 Paillier keys under CAESAR's interface."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("heu", reason="sf-heu (the optional HEU backend) is not installed")
+
+from aisec.crypto import h2s  # noqa: E402
+from aisec.crypto.keys import (  # noqa: E402
+    generate_he_keypair,
+    public_key_from_bytes,
+    secret_key_from_bytes,
+)
+from aisec.errors import InputFileError, ParameterError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sk():
+    return generate_he_keypair("heu-ou", 1024)
+
+
+def test_vector_operations_and_sparse_products(sk, rng: np.random.Generator) -> None:
+    pk = sk.public
+    w = rng.integers(-(2**40), 2**40, size=30).tolist()
+    cw = pk.encrypt(w)
+    assert sk.decrypt(pk.add_plain(cw, [1] * 30)) == [v + 1 for v in w]
+    assert sk.decrypt(pk.mul_plain(cw, [-3] * 30)) == [-3 * v for v in w]
+    assert sk.decrypt(pk.take(cw, [4, 2])) == [w[4], w[2]]
+    pk.put(cw, [0], pk.take(cw, [1]))
+    w[0] = w[1]
+    x = sp.random(12, 30, density=0.2, format="csr", random_state=1)
+    for data in (np.ones_like(x.data), rng.integers(-5, 6, size=x.nnz)):
+        xi = sp.csr_matrix((data.astype(np.int64), x.indices, x.indptr), shape=x.shape)
+        assert sk.decrypt(pk.matvec(xi, cw)) == (xi @ np.array(w, dtype=np.int64)).tolist()
+        e = rng.integers(-1000, 1000, size=12).tolist()
+        got = sk.decrypt(pk.rmatvec(xi, pk.encrypt(e)))
+        assert got == (xi.T @ np.array(e, dtype=np.int64)).tolist()
+
+
+def test_packed_h2s_reconstructs(sk, rng: np.random.Generator) -> None:
+    pk = sk.public
+    m = rng.integers(-(2**50), 2**50, size=23).tolist()
+    sent, mine, layout = h2s.mask_packed(pk, pk.encrypt(m), 52, 0)
+    theirs = h2s.unmask_packed(sk, sent, layout["slot"], layout["count"], 0)
+    assert [a + b for a, b in zip(mine, theirs, strict=True)] == m
+    _, k = h2s.pack_layout(pk, 52)
+    assert k >= 2 and pk.count(sent) == -(-len(m) // k)
+
+
+def test_key_bytes_round_trip_and_reject_garbage(sk) -> None:
+    sk2 = secret_key_from_bytes(sk.to_bytes())
+    pk2 = public_key_from_bytes(sk.public.to_bytes())
+    assert pk2 == sk.public and pk2.fingerprint == sk.public.fingerprint
+    assert sk2.decrypt(pk2.encrypt([7, -7])) == [7, -7]
+    assert "OU" not in repr(sk2).split("id=")[1]  # the repr names no key material
+    with pytest.raises(InputFileError):
+        public_key_from_bytes(b"AISEC-OU-PUB-1\n\x08\x00garbage")
+    with pytest.raises(ParameterError):
+        sk.public.ciphertexts_from_bytes(b"\x00\x01not an array")
+    with pytest.raises(ParameterError):
+        sk.public.encrypt([1 << (sk.public.plaintext_bits + 1)])
