@@ -214,3 +214,14 @@ def test_run_in_one_process_and_bad_recipe(tmp_path: Path, capsys: pytest.Captur
     assert main(["caesar", "run", "a9a-quick", "--set", "protocol.sigmoid=tanh"]) == 2
     assert "tanh" in capsys.readouterr().err
     assert main(["caesar", "run", "a9a-quick", "--set", "protocol.lr=1"]) == 2
+
+
+def test_run_on_heu_ou(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("heu", reason="sf-heu (the optional HEU backend) is not installed")
+    args = ["caesar", "run", "a9a-quick", "--set", "data.rows=200", *TINY]
+    args[args.index("protocol.key_bits=512")] = "protocol.key_bits=1024"
+    rc = main([*args, "--he", "heu-ou", "--out", str(tmp_path), "--format", "json"])
+    assert rc == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["max_weight_error_vs_same_sgd"] < 1e-3 and m["auc"] > 0.5
+    assert (tmp_path / "resolved.yaml").read_text().count("he_scheme: heu-ou") == 1

@@ -177,6 +177,7 @@ def _caesar_batches(
     link: Any,
     workers: int,
     work_dir: Any = None,
+    he_scheme: str = "gmpy2-paillier",
 ) -> dict[str, float]:
     import threading
 
@@ -190,6 +191,7 @@ def _caesar_batches(
     ids = np.arange(n)
     p = CaesarParams(
         key_bits=key_bits,
+        he_scheme=he_scheme,
         sigmoid="minimax",
         batch_size=batch,
         epochs=1,
@@ -240,6 +242,7 @@ def _caesar_batches(
         "epoch_rows": 100000,
         "workers": 1,
         "two_processes": False,
+        "schemes": ["gmpy2-paillier", "heu-ou"],
         **_LINK,
     },
     full_params={
@@ -264,7 +267,7 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     rows: list[dict[str, Any]] = []
     notes = [
         f"link {link.describe()} on every edge (A-B, dealer-A, dealer-B); batch {m}; "
-        f"{params['key_bits']}-bit Paillier; minimax sigmoid in both systems",
+        f"{params['key_bits']}-bit keys (Paillier and OU); minimax sigmoid in both systems",
         "seconds are per training batch; one-time costs (key generation, tables, the final "
         "reveal of d weights) are not in the per-batch figures",
         f"epoch seconds are per-batch seconds x {params['epoch_rows']} rows / batch size",
@@ -276,23 +279,32 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         )
         + "; SecureML parties and dealer: threads (their cost is the shaped link)",
     ]
+    from aisec.crypto.ou import ou_available
+
+    schemes = [s for s in params["schemes"] if s != "heu-ou" or ou_available()]
+    if len(schemes) < len(params["schemes"]):
+        notes.append("heu-ou skipped: sf-heu is not installed")
     combos = [(d, rho) for d in params["dims"] for rho in params["densities"]]
     for i, (d, rho) in enumerate(combos):
         ctx.report(i / len(combos), f"d={d} density={rho}")
         n = m * k
         x, y = zipf_sparse(n, d, max(rho * d, 0.05), ctx.rng, n_informative=min(64, d))
         a, b = split_columns(x, y, 0.5)
-        c = _caesar_batches(
-            a.X,
-            b.X,
-            y,
-            params["key_bits"],
-            m,
-            k,
-            link,
-            params["workers"],
-            ctx.work_dir if params["two_processes"] else None,
-        )
+        per_scheme = {
+            scheme: _caesar_batches(
+                a.X,
+                b.X,
+                y,
+                params["key_bits"],
+                m,
+                k,
+                link,
+                params["workers"],
+                ctx.work_dir if params["two_processes"] else None,
+                scheme,
+            )
+            for scheme in schemes
+        }
         # SecureML: measured at full batch if m*d fits, else on fewer rows and scaled linearly
         m_sml = min(m, max(1, params["secureml_max_elements"] // (d + 1)))
         extrapolated = m_sml < m
@@ -312,66 +324,84 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         scale = m / m_sml
         sml_sec = float(np.mean(r.seconds_per_batch)) * scale
         sml_bytes = r.bytes_per_batch * scale
-        row = {
-            "labels": {
-                "d": str(d),
-                "density": str(rho),
-                "secureml": "extrapolated" if extrapolated else "measured",
-            },
-            "metrics": {
-                "nnz_per_batch": int(x.nnz * m / n),
-                "caesar_seconds": c["seconds_per_batch"],
-                "caesar_bytes": c["bytes_per_batch"],
-                "secureml_seconds": sml_sec,
-                "secureml_bytes": sml_bytes,
-                "secureml_rows_measured": m_sml,
-                "speedup_vs_secureml": sml_sec / c["seconds_per_batch"],
-                "bytes_ratio_vs_secureml": sml_bytes / c["bytes_per_batch"],
-                "caesar_epoch_seconds": c["seconds_per_batch"] * params["epoch_rows"] / m,
-                "secureml_epoch_seconds": sml_sec * params["epoch_rows"] / m,
-            },
-        }
-        rows.append(row)
+        for scheme, c in per_scheme.items():
+            rows.append(
+                {
+                    "labels": {
+                        "d": str(d),
+                        "density": str(rho),
+                        "scheme": scheme,
+                        "secureml": "extrapolated" if extrapolated else "measured",
+                    },
+                    "metrics": {
+                        "nnz_per_batch": int(x.nnz * m / n),
+                        "caesar_seconds": c["seconds_per_batch"],
+                        "caesar_bytes": c["bytes_per_batch"],
+                        "secureml_seconds": sml_sec,
+                        "secureml_bytes": sml_bytes,
+                        "secureml_rows_measured": m_sml,
+                        "speedup_vs_secureml": sml_sec / c["seconds_per_batch"],
+                        "bytes_ratio_vs_secureml": sml_bytes / c["bytes_per_batch"],
+                        "caesar_epoch_seconds": c["seconds_per_batch"] * params["epoch_rows"] / m,
+                        "secureml_epoch_seconds": sml_sec * params["epoch_rows"] / m,
+                    },
+                }
+            )
         if extrapolated:
             notes.append(
                 f"d={d}, density={rho}: SecureML measured on batches of {m_sml} rows and "
                 f"scaled x{scale:.1f} to {m} rows (extrapolated)"
             )
-    head = next(
-        (r for r in rows if r["labels"]["d"] == "10000" and r["labels"]["density"] == "0.01"),
-        rows[0],
-    )
+
+    def at(d: str, rho: str, scheme: str) -> dict[str, Any] | None:
+        lab = {"d": d, "density": rho, "scheme": scheme}
+        return next((r for r in rows if lab.items() <= r["labels"].items()), None)
+
+    # headline: d = 10^4, density 1 %, the fastest scheme there
+    heads = [r for sc in schemes if (r := at("10000", "0.01", sc))] or rows[:1]
+    head = min(heads, key=lambda r: r["metrics"]["caesar_seconds"])
     hm = head["metrics"]
-    series = {
-        "seconds per batch vs d": [
-            Series(
-                x=[float(r["labels"]["d"]) for r in rows if r["labels"]["density"] == str(rho)],
-                y=[
-                    r["metrics"][f"{s}_seconds"] for r in rows if r["labels"]["density"] == str(rho)
-                ],
-                xlabel="d",
-                ylabel="seconds per batch",
-                label=f"{s} density {rho}",
-                logx=True,
-                logy=True,
-            )
-            for rho in params["densities"]
-            for s in ("caesar", "secureml")
-        ],
-        "bytes per batch vs d": [
-            Series(
-                x=[float(r["labels"]["d"]) for r in rows if r["labels"]["density"] == str(rho)],
-                y=[r["metrics"][f"{s}_bytes"] for r in rows if r["labels"]["density"] == str(rho)],
-                xlabel="d",
-                ylabel="bytes per batch",
-                label=f"{s} density {rho}",
-                logx=True,
-                logy=True,
-            )
-            for rho in params["densities"]
-            for s in ("caesar", "secureml")
-        ],
+    by_scheme = {
+        f"speedup_vs_secureml_{sc.split('-')[-1]}": r["metrics"]["speedup_vs_secureml"]
+        for sc in schemes
+        if (r := at(head["labels"]["d"], head["labels"]["density"], sc))
     }
+    lines = [(sc, rho) for rho in params["densities"] for sc in schemes]
+
+    def pts(rho: float, sc: str, key: str) -> tuple[list[float], list[float]]:
+        sel = [
+            r for r in rows if r["labels"]["density"] == str(rho) and r["labels"]["scheme"] == sc
+        ]
+        return [float(r["labels"]["d"]) for r in sel], [r["metrics"][key] for r in sel]
+
+    series: dict[str, list[Series]] = {}
+    for title, key, ylabel in (
+        ("seconds per batch vs d", "seconds", "seconds per batch"),
+        ("bytes per batch vs d", "bytes", "bytes per batch"),
+    ):
+        series[title] = [
+            Series(
+                x=pts(rho, sc, f"caesar_{key}")[0],
+                y=pts(rho, sc, f"caesar_{key}")[1],
+                xlabel="d",
+                ylabel=ylabel,
+                label=f"caesar {sc} density {rho}",
+                logx=True,
+                logy=True,
+            )
+            for sc, rho in lines
+        ] + [
+            Series(
+                x=pts(rho, schemes[0], f"secureml_{key}")[0],
+                y=pts(rho, schemes[0], f"secureml_{key}")[1],
+                xlabel="d",
+                ylabel=ylabel,
+                label=f"secureml density {rho}",
+                logx=True,
+                logy=True,
+            )
+            for rho in params["densities"]
+        ]
     return Result(
         metrics={
             "speedup_vs_secureml": hm["speedup_vs_secureml"],
@@ -380,7 +410,11 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
             "secureml_seconds": hm["secureml_seconds"],
             "secureml_bytes": hm["secureml_bytes"],
             "speedup_at_least_10x": bool(hm["speedup_vs_secureml"] >= 10),
-            "headline": f"d={head['labels']['d']}, density={head['labels']['density']}",
+            **by_scheme,
+            "headline": (
+                f"d={head['labels']['d']}, density={head['labels']['density']}, "
+                f"{head['labels']['scheme']}"
+            ),
         },
         labels={"key_bits": str(params["key_bits"]), "link": link.describe()},
         breakdown=rows,

@@ -49,6 +49,16 @@ def _text_metrics(m: dict[str, Any]) -> None:
         click.echo(f"{k:>30}: {v:.6g}" if isinstance(v, float) else f"{k:>30}: {v}")
 
 
+HE_OPTION = click.option(
+    "--he",
+    "he_scheme",
+    type=click.Choice(["gmpy2-paillier", "heu-ou"]),
+    default=None,
+    help="Homomorphic scheme (both parties must agree): gmpy2 Paillier (default) or "
+    "SecretFlow HEU's Okamoto-Uchiyama (faster; needs sf-heu).",
+)
+
+
 @command.command("run")
 @click.argument("recipe", required=False)
 @set_option
@@ -62,6 +72,7 @@ def _text_metrics(m: dict[str, Any]) -> None:
 )
 @click.option("--workers", type=int, default=None, help="HE worker processes per party.")
 @click.option("--ray-address", default=None, help="Run HE work on this Ray cluster.")
+@HE_OPTION
 @format_option
 def run_cmd(
     recipe: str | None,
@@ -69,6 +80,7 @@ def run_cmd(
     out_dir: str | None,
     workers: int | None,
     ray_address: str | None,
+    he_scheme: str | None,
     fmt: str,
 ) -> None:
     """Train both parties in one process on RECIPE (a YAML file or an embedded name:
@@ -81,6 +93,8 @@ def run_cmd(
         extra.append(f"protocol.workers={workers}")
     if ray_address is not None:
         extra.append(f"protocol.ray_address={ray_address}")
+    if he_scheme is not None:
+        extra.append(f"protocol.he_scheme={he_scheme}")
     r = _recipe(recipe, tuple(extra))
     if out_dir:
         save_resolved(out_dir, r)
@@ -129,6 +143,7 @@ def split_cmd(recipe: str | None, overrides: tuple[str, ...], out_dir: str, fmt:
 )
 @click.option("--bandwidth-mbps", type=float, default=None, help="Shape the outgoing link.")
 @click.option("--latency-ms", type=float, default=0.0)
+@HE_OPTION
 @format_option
 def party_cmd(
     role: str,
@@ -141,12 +156,14 @@ def party_cmd(
     out_dir: str,
     bandwidth_mbps: float | None,
     latency_ms: float,
+    he_scheme: str | None,
     fmt: str,
 ) -> None:
     """Run one CAESAR party against a remote peer over TCP with mutual TLS."""
     from aisec.privacy.caesar_run import LinkSpec, run_party
 
-    r = _recipe(recipe, overrides)
+    extra = (f"protocol.he_scheme={he_scheme}",) if he_scheme else ()
+    r = _recipe(recipe, overrides + extra)
     link = LinkSpec(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms).link()
     model, report = run_party(
         role,
