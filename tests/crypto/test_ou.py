@@ -27,6 +27,11 @@ def test_vector_operations_and_sparse_products(sk, rng: np.random.Generator) -> 
     w = rng.integers(-(2**40), 2**40, size=30).tolist()
     cw = pk.encrypt(w)
     assert sk.decrypt(pk.add_plain(cw, [1] * 30)) == [v + 1 for v in w]
+    edge = [2**64 - 5, 2**63 + 7, -(2**63) - 1]  # uint64-range ints must stay exact
+    assert sk.decrypt(pk.encrypt(edge)) == edge
+    m = np.array([[2**64 - 1, 2], [3, 2**63]], dtype=np.uint64)
+    got = sk.decrypt(pk.matmul_plain(m, pk.encrypt([5, 2**62])))
+    assert got == [int(m[0, 0]) * 5 + 2 * 2**62, 3 * 5 + 2**63 * 2**62]
     assert sk.decrypt(pk.mul_plain(cw, [-3] * 30)) == [-3 * v for v in w]
     assert sk.decrypt(pk.take(cw, [4, 2])) == [w[4], w[2]]
     pk.put(cw, [0], pk.take(cw, [1]))

@@ -238,3 +238,15 @@ def test_heu_ou_resume_and_scheme_mismatch(rng: np.random.Generator, tmp_path: P
     out = _run(a, b, p.model_copy(update={"he_scheme": "gmpy2-paillier", "epochs": 3}), dirs)
     err = out.get("A_err") or out.get("B_err")
     assert isinstance(err, ConfigError) and "heu-ou" in str(err)
+
+
+@pytest.mark.parametrize("scheme", ["heu-ou", "gmpy2-paillier"])
+def test_secureml_with_he_triples_matches_plaintext_sgd(
+    rng: np.random.Generator, scheme: str
+) -> None:
+    x, y, (a, b) = _data(rng, n=24, d=6)
+    kw = dict(coefficients=(0.5, 0.125), learning_rate=0.5, l2=1e-4, batch_size=8, epochs=1)
+    r = train_secureml(a.X, b.X, y, triples="he", he_scheme=scheme, key_bits=1024, **kw)
+    w = fit_surrogate(x, y, (0.5, 0.125, 0.0), 0.5, 1e-4, 8, 1)
+    assert np.max(np.abs(r.weights - w)) < 2e-3
+    assert r.triples == "he" and r.bytes_dealer == 0 and len(r.offline_seconds_per_batch) == 3

@@ -102,7 +102,8 @@ class OUPublicKey:
             raise ParameterError(
                 "plaintext", f"must have fewer than {self.plaintext_bits} bits", ""
             )
-        return self._kit.array(vals, self._codec)
+        # an object array: HEU reads a list of ints in [2**63, 2**64) through uint64 and loses bits
+        return self._kit.array(np.array(vals, dtype=object), self._codec)
 
     # -- encryption and arithmetic --------------------------------------------------------------
     def encrypt(self, ms: Sequence[int], rng: Any = None) -> Any:
@@ -121,6 +122,15 @@ class OUPublicKey:
 
     def mul_plain(self, cts: Any, ks: Sequence[int]) -> Any:
         return self._ev.mul(cts, self._plain(ks))
+
+    def sum(self, cts: Any) -> Any:
+        """One ciphertext of the sum (a 1-element vector)."""
+        return self._ev.batch_select_sum(cts, [list(range(self.count(cts)))])
+
+    def matmul_plain(self, matrix: np.ndarray, cts: Any) -> Any:
+        """``[[M c]]`` for a plaintext integer matrix ``M`` (r x c) and ``c`` ciphertexts."""
+        plain = np.array(np.asarray(matrix).tolist(), dtype=object)  # exact big ints (see _plain)
+        return self._ev.matmul(self._kit.array(plain, self._codec), cts)
 
     # -- vectors ------------------------------------------------------------------------------
     def count(self, cts: Any) -> int:

@@ -167,6 +167,40 @@ def _caesar_two_processes(
     }
 
 
+def _secureml_he(
+    x_a: Any, x_b: Any, y: Any, m: int, d: int, params: Mapping[str, Any], link: Any, scheme: str
+) -> dict[str, float]:
+    """SecureML with HE-made triples on a few rows of one batch, scaled to ``m`` rows."""
+    import numpy as np
+
+    from aisec.privacy.baselines.secureml import train_secureml
+
+    rows = min(m, max(1, params["secureml_he_max_products"] // (d + 1)))
+    sub = np.arange(rows)
+    r = train_secureml(
+        x_a[sub],
+        x_b[sub],
+        y[sub],
+        coefficients=(0.5, 0.125),
+        learning_rate=0.5,
+        l2=1e-4,
+        batch_size=rows,
+        epochs=1,
+        max_batches=1,
+        link=link,
+        triples="he",
+        he_scheme=scheme,
+        key_bits=params["key_bits"],
+    )
+    scale = m / rows
+    return {
+        "seconds": float(np.mean(r.seconds_per_batch)) * scale,
+        "offline": float(np.mean(r.offline_seconds_per_batch)) * scale,
+        "bytes": r.bytes_per_batch * scale,
+        "rows": rows,
+    }
+
+
 def _caesar_batches(
     x_a: Any,
     x_b: Any,
@@ -239,6 +273,8 @@ def _caesar_batches(
         "batches": 2,
         "key_bits": 1024,
         "secureml_max_elements": 2_000_000,
+        "secureml_he_dims": [100],
+        "secureml_he_max_products": 2000,
         "epoch_rows": 100000,
         "workers": 1,
         "two_processes": False,
@@ -251,6 +287,8 @@ def _caesar_batches(
         "key_bits": 2048,
         "two_processes": True,
         "secureml_max_elements": 8_000_000,
+        "secureml_he_dims": [100, 10000],
+        "secureml_he_max_products": 20000,
         "workers": 2,
     },
     description="CAESAR vs SecureML-style dense SS LR: time and bytes per batch on a shaped link",
@@ -285,6 +323,15 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     if len(schemes) < len(params["schemes"]):
         notes.append("heu-ou skipped: sf-heu is not installed")
     combos = [(d, rho) for d in params["dims"] for rho in params["densities"]]
+    he_scheme = "heu-ou" if "heu-ou" in schemes else "gmpy2-paillier"
+    he_cache: dict[int, dict[str, float]] = {}
+    notes.append(
+        "secureml_he: SecureML whose triples the two parties make themselves with "
+        f"{he_scheme} (its LHE offline phase; no dealer, CAESAR's trust model); measured on "
+        f"batches of max(1, {params['secureml_he_max_products']} // d) rows and scaled "
+        "linearly to the batch size (extrapolated), at d in "
+        f"{params['secureml_he_dims']}"
+    )
     for i, (d, rho) in enumerate(combos):
         ctx.report(i / len(combos), f"d={d} density={rho}")
         n = m * k
@@ -324,6 +371,9 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         scale = m / m_sml
         sml_sec = float(np.mean(r.seconds_per_batch)) * scale
         sml_bytes = r.bytes_per_batch * scale
+        he = he_cache.get(d)
+        if he is None and d in params["secureml_he_dims"]:
+            he = he_cache[d] = _secureml_he(a.X, b.X, y, m, d, params, link, he_scheme)
         for scheme, c in per_scheme.items():
             rows.append(
                 {
@@ -344,6 +394,17 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
                         "bytes_ratio_vs_secureml": sml_bytes / c["bytes_per_batch"],
                         "caesar_epoch_seconds": c["seconds_per_batch"] * params["epoch_rows"] / m,
                         "secureml_epoch_seconds": sml_sec * params["epoch_rows"] / m,
+                        **(
+                            {
+                                "secureml_he_seconds": he["seconds"],
+                                "secureml_he_offline_seconds": he["offline"],
+                                "secureml_he_bytes": he["bytes"],
+                                "secureml_he_rows_measured": he["rows"],
+                                "speedup_vs_secureml_he": he["seconds"] / c["seconds_per_batch"],
+                            }
+                            if he
+                            else {}
+                        ),
                     },
                 }
             )
@@ -361,6 +422,7 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     heads = [r for sc in schemes if (r := at("10000", "0.01", sc))] or rows[:1]
     head = min(heads, key=lambda r: r["metrics"]["caesar_seconds"])
     hm = head["metrics"]
+    he_head = {k: hm[k] for k in ("speedup_vs_secureml_he", "secureml_he_seconds") if k in hm}
     by_scheme = {
         f"speedup_vs_secureml_{sc.split('-')[-1]}": r["metrics"]["speedup_vs_secureml"]
         for sc in schemes
@@ -411,6 +473,7 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
             "secureml_bytes": hm["secureml_bytes"],
             "speedup_at_least_10x": bool(hm["speedup_vs_secureml"] >= 10),
             **by_scheme,
+            **he_head,
             "headline": (
                 f"d={head['labels']['d']}, density={head['labels']['density']}, "
                 f"{head['labels']['scheme']}"
