@@ -7,6 +7,8 @@ chunks and concatenates the results, so the output is the same for any number of
 Keys reach a worker as bytes; each worker process keeps the key objects it has seen (with their
 fixed-base tables) in a small per-process memo so the tables are built once per worker. The
 workers belong to the party that owns the key: a secret key never leaves that party's machines.
+Keys of the HEU backend (OU) run inline whatever ``n``: their vectors are C++ arrays that HEU
+processes in one call, and they do not travel to workers.
 
 Reference: Chen et al., KDD 2021, section 5 (distributed CAESAR: workers do the HE work).
 """
