@@ -29,18 +29,24 @@ _LINK = {"bandwidth_mbps": 100.0, "latency_ms": 20.0}
         "epochs": 5,
         "batch_size": 128,
         "workers": 1,
+        "he_scheme": "heu-ou",
     },
     full_params={"rows": None, "key_bits": 2048, "epochs": 5, "batch_size": 256, "workers": 2},
     description="CAESAR AUC/accuracy vs plaintext logistic regression on the a9a equivalent",
 )
 def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
+    from aisec.crypto.ou import ou_available
     from aisec.privacy.caesar_run import CaesarRecipe, run_local
 
+    scheme = params["he_scheme"]
+    if scheme == "heu-ou" and not ou_available():
+        scheme = "gmpy2-paillier"
     recipe = CaesarRecipe.model_validate(
         {
             "data": {"dataset": params["dataset"], "rows": params["rows"]},
             "protocol": {
                 "key_bits": params["key_bits"],
+                "he_scheme": scheme,
                 "sigmoid": params["sigmoid"],
                 "learning_rate": params["learning_rate"],
                 "epochs": params["epochs"],
@@ -75,6 +81,7 @@ def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
             "dataset": params["dataset"],
             "sigmoid": params["sigmoid"],
             "key_bits": str(params["key_bits"]),
+            "he_scheme": scheme,
         },
         notes=[
             "auc_plaintext: scikit-learn logistic regression (exact sigmoid, L-BFGS) on the joined "
