@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from aisec.errors import DataError, InputFileError
-from aisec.provenance.fuser import Fuser, fit_fuser
+from aisec.provenance.fuser import Fuser, fit_fuser, fit_minimax_fuser
 from aisec.provenance.gnr import (
     GNR,
     GNRConfig,
@@ -30,13 +30,43 @@ def test_random_affine_identity_and_fill() -> None:
 def test_synthetic_batch_targets() -> None:
     g = torch.Generator().manual_seed(0)
     m = (torch.rand(4, 8, 8, generator=g) < 0.5).float()
-    cfg = GNRConfig(batch_size=256, neg_p=0.5, fp=0.2, degrees=0.0)
+    cfg = GNRConfig(batch_size=256, neg_p=0.5, fp=0.2, degrees=0.0, s_max=1.0, flat=0.0)
     x, y = synthetic_batch(m, cfg, g)
     is_pos = (y == m).flatten(1).all(1)
     # Negatives are their own target (identity); positives map back to m.
     assert torch.equal(x[~is_pos], y[~is_pos])
     assert 0.35 < float(is_pos.float().mean()) < 0.65
     assert float((x[is_pos] == m).float().mean()) > 0.85
+
+
+def test_synthetic_batch_models_inversion() -> None:
+    g = torch.Generator().manual_seed(0)
+    m = (torch.rand(4, 8, 8, generator=g) < 0.5).float()
+    # Reference recipe (nearest, random fill, no flat regions): unrotated positives are m.
+    ref = GNRConfig(
+        batch_size=64,
+        neg_p=0.0,
+        fp=0.0,
+        degrees=0.0,
+        s_max=1.0,
+        interp="nearest",
+        fill="random",
+        flat=0.0,
+    )
+    x, _ = synthetic_batch(m, ref, g)
+    assert torch.equal(x, m.expand_as(x))
+    # Flat regions: the maps hold large one-sign areas, so per-map sign balance spreads out.
+    flat = GNRConfig(batch_size=256, neg_p=0.0, fp=0.0, degrees=0.0, flat=1.0, flat_q=0.0)
+    x, y = synthetic_batch(m, flat, g)
+    assert torch.equal(y, m.expand_as(y))
+    frac = x.flatten(1).mean(1)
+    assert float(frac.max()) > 0.8 and float(frac.min()) < 0.2
+    # Rotating in the re-shuffled image plane of an unshuffled latent mixes its channels but
+    # keeps bits in {0, 1}.
+    rot = GNRConfig(batch_size=32, neg_p=0.0, fp=0.0, degrees=30.0, flat=0.0, unshuffle=2)
+    x, _ = synthetic_batch(m, rot, g)
+    assert set(torch.unique(x).tolist()) <= {0.0, 1.0}
+    assert 0.5 < float((x == m).float().mean()) < 0.95
 
 
 def test_gnr_train_save_load_roundtrip(tmp_path) -> None:
@@ -74,3 +104,29 @@ def test_logistic_fuser_is_monotone() -> None:
     base = {"a": np.zeros(5), "b": np.linspace(-2, 2, 5)}
     up = {"a": np.ones(5), "b": base["b"]}
     assert (f.logit(up) >= f.logit(base)).all()
+
+
+def test_minimax_fuser_matches_the_better_branch_per_condition(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    n = 200
+
+    def cond(sep_a: float, sep_b: float) -> tuple[dict, dict]:
+        pos = {"a": rng.normal(sep_a, 1, n), "b": rng.normal(sep_b, 1, n)}
+        neg = {"a": rng.normal(0, 1, n), "b": rng.normal(0, 1, n)}
+        return pos, neg
+
+    (pa, na), (pb, nb) = cond(4.0, 0.0), cond(0.0, 4.0)
+    f, margin = fit_minimax_fuser({"A": pa, "B": pb}, {"A": na, "B": nb}, ("a", "b"))
+    assert set(margin) == {"A", "B"}
+    # Each branch wins under one condition and is noise under the other: a linear combination
+    # loses ~0.2 TPR in both, the maximum of the two standardised scores only a few points.
+    assert f.kind == "max" and (f.weights[0][:, 0] == 1).all()
+    assert min(margin.values()) >= -0.1
+    back = Fuser.load(f.save(tmp_path / "max.safetensors"))
+    np.testing.assert_allclose(back.logit(pa), f.logit(pa))
+    # A branch that only adds noise gets (almost) no weight.
+    (pc, nc) = cond(4.0, 0.0)
+    f2, m2 = fit_minimax_fuser({"C": pc}, {"C": nc}, ("a", "b"))
+    assert f2.weights[0][1, 0] <= 0.1 and m2["C"] >= 0.0
+    with pytest.raises(DataError, match="same non-empty set"):
+        fit_minimax_fuser({"A": pa}, {"B": nb}, ("a", "b"))

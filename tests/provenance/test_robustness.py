@@ -13,6 +13,8 @@ def test_tiny_run_reports_every_method_and_condition(gmm) -> None:
         backbone="gmm-digits",
         n=8,
         n_fit=8,
+        n_cal=12,
+        n_heldout=8,
         steps=10,
         gnr=None,
         distortions={"jpeg": 50.0},
@@ -27,6 +29,12 @@ def test_tiny_run_reports_every_method_and_condition(gmm) -> None:
     assert 0.0 <= gm["tpr_at_1fpr"] <= 1.0 and gm["n_pos"] == gm["n_neg"] == 8
     assert "tpr_tr_score" in gm and "tpr_gs_bit_acc" in gm
     assert set(rep.fusers) == {"gaussmarker", "gaussmarker_nognr"}
+    assert rep.fusers["gaussmarker"].kind == "minimax"
+    assert rep.calibration["n_cal"] == 12
+    assert set(rep.calibration["heldout_fpr"]) == set(METHODS)
+    assert all(0.0 <= v <= 1.0 for v in rep.calibration["heldout_fpr"].values())
+    # The fit margin is reported for every fitting condition (none + the recipe's distortions).
+    assert set(rep.calibration["gaussmarker.fit_margin"]) == {"none", "jpeg"}
     assert rep.timings["detect_s_per_image"] > 0
 
 

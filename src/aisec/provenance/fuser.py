@@ -7,6 +7,18 @@ the same pipeline is fitted with scikit-learn and exported to safetensors (no pi
 is plain numpy. ``kind="logistic"`` replaces the MLP by logistic regression, which is monotone in
 every statistic (a larger bit accuracy or ring score never lowers the fused score).
 
+``kind="minimax"`` / ``"max"`` (:func:`fit_minimax_fuser`, our addition) target the operating
+point rather than the log-loss. Each statistic is standardised on clean images (z_i); the
+candidates are non-negative combinations w . z (a grid on the simplex, single branches included)
+and maxima max_i (z_i - c_i) over subsets of branches with offsets c_i on a grid (an alarm when
+any branch is far enough in its clean tail). The fit picks the candidate that maximises, on
+held-out fitting data under every distortion separately, the worst-case margin of the fused TPR
+at the target FPR over the better single branch; ties go to the larger mean TPR, then to the
+larger mean TPR at 5x the FPR. No fixed combination can be better than every branch under every
+distortion in general (two branches that each win under one distortion and carry noise under the
+other cost a linear combination TPR in both); the fit never sees the evaluation images, and
+whether the margin holds on them is measured, not guaranteed.
+
 Reference: Li et al., "GaussMarker", ICML 2025 (``gaussmarker_det.py: eval_ensemble``).
 """
 
@@ -20,7 +32,7 @@ import numpy as np
 
 from aisec.errors import DataError, InputFileError, ParameterError
 
-__all__ = ["Fuser", "fit_fuser"]
+__all__ = ["Fuser", "fit_fuser", "fit_minimax_fuser"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,8 @@ class Fuser:
         features: names of the input statistics, in order.
         mean, scale: (F,) standardisation.
         weights, biases: layer parameters; hidden layers use ReLU, the last a logistic output.
-        kind: "mlp" or "logistic".
+        kind: "mlp", "logistic", "minimax" (one linear layer without bias) or "max" (weights
+            (F, 1) in {0, 1} select branches, biases (F,) are their offsets).
         key_fingerprint: the key whose statistics it was fitted on (the ring score's scale depends
             on the key's ring values, so a fuser is valid for that key only).
         threshold: deployed decision threshold on the logit (0 = probability 0.5; set to the
@@ -54,6 +67,9 @@ class Fuser:
             raise DataError(f"fuser needs statistics {missing}; got {sorted(feats)}")
         x = np.stack([np.asarray(feats[f], dtype=np.float64) for f in self.features], axis=1)
         h = (x - self.mean) / self.scale
+        if self.kind == "max":  # max over the branches with weight > 0 of z_i - offset_i
+            use = self.weights[0][:, 0] > 0
+            return np.max(h[:, use] - self.biases[0][use], axis=1)
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             h = h @ w + b
             if i < len(self.weights) - 1:
@@ -138,3 +154,89 @@ def fit_fuser(
         clf.fit(xs, y)
         ws, bs = (clf.coef_.T.copy(),), (clf.intercept_.copy(),)
     return Fuser(tuple(features), mean, scale, ws, bs, kind)
+
+
+def _tpr_at(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
+    from aisec.metrics.watermark import empirical_tpr_at_fpr
+
+    return empirical_tpr_at_fpr(pos, neg, fpr)[0]
+
+
+def _simplex(n: int, step: float) -> np.ndarray:
+    """All weight vectors on the n-simplex with coordinates in multiples of ``step``."""
+    k = int(round(1.0 / step))
+    pts: list[list[int]] = [[]]
+    for _ in range(n - 1):
+        pts = [p + [i] for p in pts for i in range(k + 1 - sum(p))]
+    return np.array([p + [k - sum(p)] for p in pts], dtype=np.float64) / k
+
+
+def fit_minimax_fuser(
+    pos: dict[str, dict[str, np.ndarray]],
+    neg: dict[str, dict[str, np.ndarray]],
+    features: tuple[str, ...],
+    fpr: float = 0.01,
+    step: float = 0.05,
+) -> tuple[Fuser, dict[str, float]]:
+    """Fit the ``minimax`` fuser on per-condition statistics (see the module docstring).
+
+    Args:
+        pos, neg: condition name -> statistic name -> (N,) values on watermarked / clean
+            fitting images under that condition (the same conditions in both).
+        features: statistics to combine, in order.
+        fpr: operating point.
+        step: grid step of the weights on the simplex.
+
+    Returns:
+        The fuser (threshold 0; calibrate it on clean images) and, per condition, the fitted
+        margin (fused TPR minus the better branch's TPR) on the fitting data.
+    """
+    conds = sorted(pos)
+    if not conds or sorted(neg) != conds:
+        raise DataError("minimax fuser needs the same non-empty set of conditions in pos and neg")
+
+    def mat(d: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [f for f in features if f not in d]
+        if missing:
+            raise DataError(f"fuser needs statistics {missing}; got {sorted(d)}")
+        return np.stack([np.asarray(d[f], dtype=np.float64) for f in features], axis=1)
+
+    xp = {c: mat(pos[c]) for c in conds}
+    xn = {c: mat(neg[c]) for c in conds}
+    if any(len(xp[c]) < 2 or len(xn[c]) < 2 for c in conds):
+        raise DataError("fuser needs at least 2 watermarked and 2 clean examples per condition")
+    clean = np.concatenate([xn[c] for c in conds])
+    mean, scale = clean.mean(0), clean.std(0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    best_branch = {
+        c: max(_tpr_at(xp[c][:, i], xn[c][:, i], fpr) for i in range(len(features))) for c in conds
+    }
+    nf = len(features)
+    candidates: list[Fuser] = [
+        Fuser(tuple(features), mean, scale, (w[:, None].copy(),), (np.zeros(1),), "minimax")
+        for w in _simplex(nf, step)
+    ]
+    offsets = np.arange(-2.0, 2.01, 0.5)
+    for mask in range(3, 2**nf):  # subsets of at least two branches
+        sel = np.array([(mask >> i) & 1 for i in range(nf)], dtype=np.float64)
+        if sel.sum() < 2:
+            continue
+        free = [i for i in range(nf) if sel[i]][1:]  # the first selected branch has offset 0
+        for combo in np.array(np.meshgrid(*[offsets] * len(free))).reshape(len(free), -1).T:
+            c = np.zeros(nf)
+            c[free] = combo
+            candidates.append(
+                Fuser(tuple(features), mean, scale, (sel[:, None].copy(),), (c,), "max")
+            )
+    best: tuple[tuple[float, float, float], Fuser, dict[str, float]] | None = None
+    for cand in candidates:
+        sp = {c: cand.logit(pos[c]) for c in conds}
+        sn = {c: cand.logit(neg[c]) for c in conds}
+        tprs = {c: _tpr_at(sp[c], sn[c], fpr) for c in conds}
+        margin = {c: tprs[c] - best_branch[c] for c in conds}
+        wide = float(np.mean([_tpr_at(sp[c], sn[c], min(5 * fpr, 0.5)) for c in conds]))
+        obj = (min(margin.values()), float(np.mean(list(tprs.values()))), wide)
+        if best is None or obj > best[0]:
+            best = (obj, cand, margin)
+    assert best is not None
+    return best[1], best[2]

@@ -3,10 +3,13 @@
 For one diffusion backbone: generate N clean and N watermarked images per method (8-bit), apply
 each distortion, DDIM-invert, score, and report per (method, distortion) AUC, TPR at 1 % FPR
 (empirical threshold on the clean scores of the same condition, as the paper; and a fixed,
-deployed threshold calibrated once on undistorted held-out clean images), bit accuracy on
-watermarked and on clean images, and detection seconds per image. GaussMarker's fuser is fitted on
-a separate calibration set (watermarked and clean images under randomly chosen distortions), never
-on the evaluation images.
+deployed threshold calibrated once on ``n_cal`` undistorted clean images that are not evaluation
+images), bit accuracy on watermarked and on clean images, and detection seconds per image.
+GaussMarker's fuser is fitted on a separate fitting set (``n_fit`` watermarked and ``n_fit`` clean
+images, each under no distortion and under every distortion of the recipe), never on the
+evaluation images. With ``n_heldout`` > 0 the deployed thresholds' FPR is measured on that many
+further clean images (and, for comparison, the user-free thresholds of the CLI: binomial for the
+bit accuracy, simulated N(0, I) noise for Tree-Ring).
 
 Methods: ``tree_ring``, ``gaussian_shading``, ``gaussmarker_nognr`` (fuser over GS bit accuracy
 and the ring score) and ``gaussmarker`` (plus the GNR-restored bit accuracy).
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -62,11 +65,13 @@ class RobustnessRecipe(StrictModel):
         default_factory=lambda: {"diffusion_regen": 0.2, "compression_regen": 0.9}
     )
     n: int = Field(100, ge=2)
-    n_fit: int = Field(48, ge=4)
+    n_fit: int = Field(64, ge=4)
+    n_cal: int = Field(1000, ge=2)
+    n_heldout: int = Field(1000, ge=0)
     steps: int = Field(10, ge=1)
     refine: int = Field(0, ge=0)
     fpr: float = Field(0.01, gt=0, lt=1)
-    fuser: str = "logistic"
+    fuser: Literal["minimax", "logistic", "mlp"] = "minimax"
     gnr: str | None = "shipped"
     gs_hw_copy: int = Field(4, ge=1)
     tr_radius: int = Field(3, ge=1)
@@ -84,6 +89,7 @@ class RobustnessReport:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     fusers: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def get(self, method: str, distortion: str) -> dict[str, Any]:
         for r in self.rows:
@@ -129,7 +135,7 @@ def run_robustness(
     from aisec.metrics.watermark import empirical_tpr_at_fpr, tpr_fpr_at_threshold
     from aisec.perturb.distortions import DISTORTIONS, make_distortion
     from aisec.provenance.base import get_method
-    from aisec.provenance.fuser import fit_fuser
+    from aisec.provenance.fuser import fit_fuser, fit_minimax_fuser
     from aisec.provenance.pipeline import generate, invert, load_backbone
     from aisec.rng import InsecureRandom
 
@@ -143,8 +149,10 @@ def run_robustness(
         DISTORTIONS.entry(d)  # one-line error listing valid names
     for a in recipe.attacks:
         if a not in ("diffusion_regen", "compression_regen"):
-            raise ConfigError(f"attack {a!r} is not supported by the robustness run "
-                              "(diffusion_regen, compression_regen)")
+            raise ConfigError(
+                f"attack {a!r} is not supported by the robustness run "
+                "(diffusion_regen, compression_regen)"
+            )
     report = RobustnessReport()
     t0 = time.time()
     backbone = load_backbone(recipe.backbone, **recipe.backbone_args)
@@ -168,7 +176,6 @@ def run_robustness(
     if "gaussmarker" in recipe.methods and gnr is None:
         report.notes.append("gaussmarker ran without a GNR (none available for this key)")
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
     n, steps, b = recipe.n, recipe.steps, recipe.batch
     sets_needed = {
         "tree_ring": "tree_ring",
@@ -189,51 +196,84 @@ def run_robustness(
         gm.with_detector(gnr=gnr, fuser=None)
         return gm.detect(keys["gaussmarker"], z).features or {}
 
-    # --- fuser calibration on separate images under random distortions ---------------------
+    # --- fuser fitting on separate images under every distortion -------------------------
     fusers: dict[str, Any] = {}
-    cal_thr: dict[str, float] = {}
-    if True:  # calibration also gives every method its deployed threshold
-        progress(0.1, "calibrating the fuser")
-        cal_wm = generate(
-            backbone, gm, keys["gaussmarker"], recipe.n_fit, gen, steps, batch=b
-        ).images
-        cal_cl = generate(backbone, None, None, recipe.n_fit, gen, steps, batch=b).images
-        names = list(recipe.distortions)
+    progress(0.1, "fitting the fuser")
+    fit_wm = generate(backbone, gm, keys["gaussmarker"], recipe.n_fit, gen, steps, batch=b).images
+    fit_cl = generate(backbone, None, None, recipe.n_fit, gen, steps, batch=b).images
+    fit_pos: dict[str, dict[str, np.ndarray]] = {}
+    fit_neg: dict[str, dict[str, np.ndarray]] = {}
+    z_fit_cl0 = None
+    for fi, d in enumerate(["none", *recipe.distortions]):
+        dist = make_distortion(d, recipe.distortions[d]) if d != "none" else None
+        frng = np.random.default_rng([seed, 10_000 + fi])
+        xw = dist.apply(fit_wm, frng) if dist else fit_wm
+        xc = dist.apply(fit_cl, frng) if dist else fit_cl
+        fit_pos[d] = gm_features(invert(backbone, xw, steps, recipe.refine, b))
+        zc = invert(backbone, xc, steps, recipe.refine, b)
+        fit_neg[d] = gm_features(zc)
+        if d == "none":
+            z_fit_cl0 = zc
+    feats_all = (
+        ("gs_bit_acc", "gnr_bit_acc", "tr_score") if gnr is not None else ("gs_bit_acc", "tr_score")
+    )
+    for name, feats in (
+        ("gaussmarker_nognr", ("gs_bit_acc", "tr_score")),
+        ("gaussmarker", feats_all),
+    ):
+        if recipe.fuser == "minimax":
+            fusers[name], margin = fit_minimax_fuser(fit_pos, fit_neg, feats, recipe.fpr)
+            report.calibration[f"{name}.fit_margin"] = margin
+        else:
+            pooled_p = {f: np.concatenate([fit_pos[c][f] for c in fit_pos]) for f in feats}
+            pooled_n = {f: np.concatenate([fit_neg[c][f] for c in fit_neg]) for f in feats}
+            fusers[name] = fit_fuser(pooled_p, pooled_n, feats, kind=recipe.fuser, seed=seed)
+    # Deployed thresholds: 1 % FPR on n_cal undistorted clean images (the clean fitting images
+    # and fresh ones), none of them evaluation images.
+    progress(0.14, "calibrating deployed thresholds")
+    extra = recipe.n_cal - recipe.n_fit
+    z_cal = z_fit_cl0
+    if extra > 0:
+        more = generate(backbone, None, None, extra, gen, steps, batch=b).images
+        z_cal = torch.cat([z_cal, invert(backbone, more, steps, recipe.refine, b)])
+    cl0 = _scores(z_cal, keys, tr, gs, gm, gnr, fusers, recipe.methods)
+    cal_thr = {m: threshold_at_fpr(cl0[m][0], recipe.fpr) for m in recipe.methods}
+    report.calibration["n_cal"] = int(len(z_cal))
+    report.calibration["thresholds"] = dict(cal_thr)
+    import dataclasses
 
-        # A quarter undistorted, the rest one random distortion each (as the evaluation suite).
-        def mix(x: np.ndarray) -> np.ndarray:
-            out = x.copy()
-            for i in range(len(x)):
-                if i % 4 and names:
-                    d = names[int(rng.integers(len(names)))]
-                    out[i] = make_distortion(d, recipe.distortions[d]).apply(x[i : i + 1], rng)[0]
-            return out
+    from aisec.provenance.gnr import key_fingerprint
 
-        z_wm = invert(backbone, mix(cal_wm), steps, recipe.refine, b)
-        z_cl = invert(backbone, mix(cal_cl), steps, recipe.refine, b)
-        f_wm, f_cl = gm_features(z_wm), gm_features(z_cl)
-        fusers["gaussmarker_nognr"] = fit_fuser(
-            f_wm, f_cl, ("gs_bit_acc", "tr_score"), kind=recipe.fuser, seed=seed
+    kfp = key_fingerprint(gm.encrypted_map(keys["gaussmarker"]))
+    for m, f in fusers.items():
+        if m in cal_thr:
+            fusers[m] = dataclasses.replace(f, threshold=cal_thr[m], key_fingerprint=kfp)
+    report.fusers = dict(fusers)
+    if recipe.n_heldout:
+        progress(0.16, "measuring deployed FPR on held-out clean images")
+        held = generate(backbone, None, None, recipe.n_heldout, gen, steps, batch=b).images
+        z_h = invert(backbone, held, steps, recipe.refine, b)
+        hs = _scores(z_h, keys, tr, gs, gm, gnr, fusers, recipe.methods)
+        fpr_h = {m: float(np.mean(hs[m][0] > cal_thr[m])) for m in recipe.methods}
+        report.calibration["n_heldout"] = recipe.n_heldout
+        report.calibration["heldout_fpr"] = fpr_h
+        from aisec.metrics.watermark import binomial_threshold
+        from aisec.provenance.thresholds import tree_ring_threshold
+
+        user_free: dict[str, float] = {}
+        if "tree_ring" in recipe.methods:
+            thr = tree_ring_threshold(tr, keys["tree_ring"], recipe.fpr)
+            user_free["tree_ring"] = float(np.mean(hs["tree_ring"][0] > thr))
+        kbits = gs.n_bits(shape)
+        for m in ("gaussian_shading", "gaussmarker_nognr", "gaussmarker"):
+            if m in recipe.methods and hs[m][1] is not None:
+                thr = binomial_threshold(kbits, recipe.fpr)
+                user_free[f"{m}.bit_acc_binomial"] = float(np.mean(hs[m][1] > thr))
+        report.calibration["heldout_fpr_user_free"] = user_free
+        log(
+            f"deployed FPR on {recipe.n_heldout} held-out clean images: {fpr_h}; "
+            f"user-free thresholds: {user_free}"
         )
-        feats = (
-            ("gs_bit_acc", "gnr_bit_acc", "tr_score")
-            if gnr is not None
-            else ("gs_bit_acc", "tr_score")
-        )
-        fusers["gaussmarker"] = fit_fuser(f_wm, f_cl, feats, kind=recipe.fuser, seed=seed)
-        # Deployed thresholds: 1 % FPR on the undistorted calibration clean images.
-        z_cl0 = invert(backbone, cal_cl, steps, recipe.refine, b)
-        cl0 = _scores(z_cl0, keys, tr, gs, gm, gnr, fusers, recipe.methods)
-        cal_thr = {m: threshold_at_fpr(cl0[m][0], recipe.fpr) for m in recipe.methods}
-        import dataclasses
-
-        from aisec.provenance.gnr import key_fingerprint
-
-        kfp = key_fingerprint(gm.encrypted_map(keys["gaussmarker"]))
-        for m, f in fusers.items():
-            if m in cal_thr:
-                fusers[m] = dataclasses.replace(f, threshold=cal_thr[m], key_fingerprint=kfp)
-        report.fusers = dict(fusers)
 
     conditions: list[tuple[str, float, bool]] = [("none", 0.0, True)]
     conditions += [(d, s, True) for d, s in recipe.distortions.items()]
@@ -343,8 +383,10 @@ def _attack(name: str, strength: float, backbone: Any, seed: int, ci: int) -> _A
         canvas[:, 0, pad : pad + x.shape[1], pad : pad + x.shape[2]] = x
         codec = LinearAutoencoder.fit(canvas, max_components=256)
         return _AttackAdapter(make_attack(name, codec, strength), seed)
-    raise ConfigError(f"attack {name!r} is not supported by the robustness run "
-                      "(diffusion_regen, compression_regen)")
+    raise ConfigError(
+        f"attack {name!r} is not supported by the robustness run "
+        "(diffusion_regen, compression_regen)"
+    )
 
 
 def _scores(

@@ -18,8 +18,22 @@ PAPER_NOTE = (
 @scenario(
     "gaussmarker.robustness",
     system="gaussmarker",
-    params={"n": 16, "n_fit": 16, "steps": 10, "sweep_rotation": [15.0], "fuser": "logistic"},
-    full_params={"n": 100, "n_fit": 64, "sweep_rotation": [1.0, 3.0, 5.0, 15.0, 30.0, 45.0, 75.0]},
+    params={
+        "n": 16,
+        "n_fit": 16,
+        "n_cal": 64,
+        "n_heldout": 0,
+        "steps": 10,
+        "sweep_rotation": [15.0],
+        "fuser": "minimax",
+    },
+    full_params={
+        "n": 100,
+        "n_fit": 64,
+        "n_cal": 1000,
+        "n_heldout": 1000,
+        "sweep_rotation": [1.0, 3.0, 5.0, 15.0, 30.0, 45.0],
+    },
     description="TPR@1%FPR, AUC, bit accuracy of TR / GS / GaussMarker(-GNR) per distortion",
 )
 def robustness(params: Any, ctx: Any) -> Result:
@@ -30,6 +44,8 @@ def robustness(params: Any, ctx: Any) -> Result:
     recipe = RobustnessRecipe(
         n=params["n"],
         n_fit=params["n_fit"],
+        n_cal=params["n_cal"],
+        n_heldout=params["n_heldout"],
         steps=params["steps"],
         fuser=params["fuser"],
         sweep={"rotation": list(params["sweep_rotation"])},
@@ -86,6 +102,31 @@ def robustness(params: Any, ctx: Any) -> Result:
                 np.mean([r["bit_acc_clean"] for r in rr])
             )
     metrics["detect_s_per_image"] = rep.timings["detect_s_per_image"]
+    cal = rep.calibration
+    fuser_notes: list[str] = []
+    metrics["n_cal"] = cal["n_cal"]
+    for meth, v in cal.get("heldout_fpr", {}).items():
+        metrics[f"{meth}.deployed_fpr_heldout"] = v
+    for name, v in cal.get("heldout_fpr_user_free", {}).items():
+        metrics[f"{name}.user_free_fpr_heldout"] = v
+    for name in ("gaussmarker", "gaussmarker_nognr"):
+        fm = cal.get(f"{name}.fit_margin")
+        if fm:
+            metrics[f"{name}.fit_min_margin"] = min(fm.values())
+        f = rep.fusers.get(name)
+        if f is not None:
+            fuser_notes.append(
+                f"{name} fuser {f.kind}: "
+                + ", ".join(
+                    f"{feat}={w:g}" + (f"-{b:g}" if f.kind == "max" else "")
+                    for feat, w, b in zip(
+                        f.features,
+                        f.weights[0][:, 0],
+                        f.biases[0] if f.kind == "max" else [0.0] * len(f.features),
+                        strict=True,
+                    )
+                )
+            )
     series: dict[str, list[Series]] = {}
     for d in ("none", "rotation", "jpeg", "crop_scale"):
         series[f"roc_{d}"] = [
@@ -123,11 +164,18 @@ def robustness(params: Any, ctx: Any) -> Result:
         PAPER_NOTE,
         *rep.notes,
         f"n = {recipe.n} watermarked + {recipe.n} clean per method and distortion; empirical "
-        f"1% FPR threshold (realised FPR in the breakdown); fuser fitted on {recipe.n_fit}+"
-        f"{recipe.n_fit} separate images.",
+        f"1% FPR threshold (realised FPR in the breakdown); fuser ({recipe.fuser}) fitted on "
+        f"{recipe.n_fit}+{recipe.n_fit} separate images under no distortion and each distortion; "
+        f"deployed thresholds calibrated on {cal['n_cal']} other clean images"
+        + (
+            f", their FPR measured on {recipe.n_heldout} further clean images."
+            if recipe.n_heldout
+            else "."
+        ),
         "fused detector worse than its own better branch on: " + (", ".join(worse) or "none"),
         "gaussmarker worse than the better of separate TR / GS on: "
         + (", ".join(worse_sep) or "none"),
+        *fuser_notes,
     ]
     return Result(
         metrics=metrics,

@@ -192,7 +192,7 @@ def detect_cmd(
 @command.command("train-gnr")
 @click.option("--key", "key_path", type=click.Path(dir_okay=False), required=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True)
-@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True)
+@click.option("--steps", type=click.IntRange(1), default=4000, show_default=True)
 @click.option("--nf", type=click.IntRange(4), default=16, show_default=True)
 @click.option("--max-minutes", type=click.FloatRange(0.01), default=30.0, show_default=True)
 @click.option(
@@ -296,7 +296,13 @@ def robustness_cmd(
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_json(d / "recipe.json", r.model_dump(mode="json"))
     atomic_write_json(
-        d / "results.json", {"rows": rep.rows, "timings": rep.timings, "notes": rep.notes}
+        d / "results.json",
+        {
+            "rows": rep.rows,
+            "timings": rep.timings,
+            "notes": rep.notes,
+            "calibration": rep.calibration,
+        },
     )
     for name, fuser in rep.fusers.items():  # reusable with `aisec watermark detect --fuser`
         suffix = "_gnr" if name == "gaussmarker" and "gnr_bit_acc" in fuser.features else ""
