@@ -41,9 +41,37 @@ def test_tiny_run_reports_every_method_and_condition(gmm) -> None:
 def test_recipe_errors() -> None:
     with pytest.raises(UnknownNameError, match="rotation"):
         run_robustness(RobustnessRecipe(distortions={"rotate": 3.0}, attacks={}))
-    with pytest.raises(ConfigError, match="adversarial"):
-        run_robustness(RobustnessRecipe(distortions={}, attacks={"adversarial": 0.1}))
+    with pytest.raises(ConfigError, match="unmarker"):
+        run_robustness(RobustnessRecipe(distortions={}, attacks={"unmarker": 0.1}))
     with pytest.raises(ConfigError, match="unknown methods"):
         run_robustness(RobustnessRecipe(methods=("stable_signature",)))
     with pytest.raises(Exception, match="n_fitt"):
         RobustnessRecipe(n_fitt=3)
+
+
+def test_pgd_through_inversion_lowers_the_spatial_mark() -> None:
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from aisec.provenance.base import get_method
+    from aisec.provenance.pipeline import generate, invert, load_backbone
+    from aisec.provenance.robustness import _pgd
+    from aisec.rng import InsecureRandom
+
+    torch.set_num_threads(1)
+    bb = load_backbone("ddpm-fmnist")
+    gs = get_method("gaussian_shading")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        key = gs.keygen(bb.latent_shape, InsecureRandom(5))
+    wm = generate(bb, gs, key, 6, torch.Generator().manual_seed(0), 10).images
+    attack = _pgd(
+        8 / 255, 5, bb, "gaussian_shading", {"gaussian_shading": gs}, {"gaussian_shading": key}, 10
+    )
+    adv = attack.apply(wm, np.random.default_rng(0))
+    assert np.abs(adv - wm).max() <= 8 / 255 + 1e-6  # inside the L-inf budget (8-bit grid)
+    before = gs.detect(key, invert(bb, wm, 10)).bit_acc.mean()
+    after = gs.detect(key, invert(bb, adv, 10)).bit_acc.mean()
+    assert after < before - 0.1

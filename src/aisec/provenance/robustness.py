@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["RobustnessRecipe", "RobustnessReport", "run_robustness", "EVAL_STRENGTHS", "METHODS"]
 
 METHODS = ("tree_ring", "gaussian_shading", "gaussmarker_nognr", "gaussmarker")
+SUPPORTED_ATTACKS = ("diffusion_regen", "compression_regen", "adversarial")
 
 #: Strengths used for the 32x32 embedded model: the reference values, except blur, whose pixel
 #: sigma (4 px at 512 px) is rescaled to the image size (0.25 px would be a no-op, so 1 px).
@@ -65,6 +66,7 @@ class RobustnessRecipe(StrictModel):
         default_factory=lambda: {"diffusion_regen": 0.2, "compression_regen": 0.9}
     )
     n: int = Field(100, ge=2)
+    pgd_iters: int = Field(10, ge=1)
     n_fit: int = Field(64, ge=4)
     n_cal: int = Field(1000, ge=2)
     n_heldout: int = Field(1000, ge=0)
@@ -148,10 +150,9 @@ def run_robustness(
     for d in list(recipe.distortions) + list(recipe.sweep):
         DISTORTIONS.entry(d)  # one-line error listing valid names
     for a in recipe.attacks:
-        if a not in ("diffusion_regen", "compression_regen"):
+        if a not in SUPPORTED_ATTACKS:
             raise ConfigError(
-                f"attack {a!r} is not supported by the robustness run "
-                "(diffusion_regen, compression_regen)"
+                f"attack {a!r} is not supported by the robustness run {SUPPORTED_ATTACKS}"
             )
     report = RobustnessReport()
     t0 = time.time()
@@ -288,7 +289,14 @@ def run_robustness(
     for ci, (dname, strength, main) in enumerate(conditions):
         progress(0.15 + 0.85 * ci / len(conditions), f"{dname} {strength:g}")
         drng = np.random.default_rng([seed, ci])
-        if dname in recipe.attacks:
+        per_method: dict[str, Any] = {}
+        if dname == "adversarial":
+            # White-box removal: PGD on each method's watermarked images against a
+            # differentiable surrogate of that method's detector; clean images are untouched.
+            dist = None
+            for m in base_methods:
+                per_method[m] = _pgd(strength, recipe.pgd_iters, backbone, m, objs, keys, steps)
+        elif dname in recipe.attacks:
             dist = _attack(dname, strength, backbone, seed, ci)
         else:
             dist = make_distortion(dname, strength) if dname != "none" else None
@@ -303,7 +311,8 @@ def run_robustness(
         )
         neg = _scores(z_clean, keys, tr, gs, gm, gnr, fusers, recipe.methods)
         for m in base_methods:
-            x = dist.apply(images[m], drng) if dist else images[m]
+            mdist = per_method.get(m, dist)
+            x = mdist.apply(images[m], drng) if mdist else images[m]
             z = invert(backbone, x, steps, recipe.refine, b)
             pos = _scores(z, keys, tr, gs, gm, gnr, fusers, recipe.methods)
             for meth in recipe.methods:
@@ -366,6 +375,50 @@ class _AttackAdapter:
 
         g = torch.Generator().manual_seed(int(rng.integers(2**62)))
         return self.attack.apply(images, g)
+
+
+def _pgd(
+    strength: float,
+    iters: int,
+    backbone: Any,
+    method: str,
+    objs: dict[str, Any],
+    keys: dict[str, WatermarkKey],
+    steps: int,
+) -> _AttackAdapter:
+    """PGD (``aisec.perturb.attacks.Adversarial``) against a differentiable detector surrogate.
+
+    The surrogate runs the same DDIM inversion with gradients, then scores the recovered noise z:
+    Gaussian Shading, the mean of tanh(3 z) (2m - 1) (a soft sign agreement with the key's sign
+    map m); Tree-Ring, minus the ring distance divided by the mean key magnitude on the ring;
+    GaussMarker, the sum of both (the attacker lowers both marks the fuser reads).
+    """
+    import torch
+
+    from aisec.perturb.attacks import make_attack
+    from aisec.provenance.tree_ring import _fft
+
+    if not hasattr(backbone, "invert_differentiable"):
+        raise ConfigError(f"backbone {backbone.name!r} has no differentiable inversion for PGD")
+    parts: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    obj, key = objs[method], keys[method]
+    if method in ("gaussian_shading", "gaussmarker"):
+        gs, sub = (obj.gs, obj.split(key)[0]) if method == "gaussmarker" else (obj, key)
+        sign = torch.from_numpy(gs.encrypted_map(sub).astype(np.float32) * 2 - 1)
+        parts.append(lambda z: (torch.tanh(3 * z) * sign).flatten(1).mean(1))
+    if method in ("tree_ring", "gaussmarker"):
+        tr, sub = (obj.tr, obj.split(key)[1]) if method == "gaussmarker" else (obj, key)
+        pat, mask = tr.pattern(sub)
+        m = torch.from_numpy(mask)
+        target = torch.from_numpy(pat[mask])
+        norm = float(np.abs(pat[mask]).mean())
+        parts.append(lambda z: -(_fft(z)[:, m] - target[None]).abs().mean(1) / norm)
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        z = backbone.invert_differentiable(images, steps)
+        return torch.stack([p(z) for p in parts]).sum(0)
+
+    return _AttackAdapter(make_attack("adversarial", score, strength, iters=iters), 0)
 
 
 def _attack(name: str, strength: float, backbone: Any, seed: int, ci: int) -> _AttackAdapter:

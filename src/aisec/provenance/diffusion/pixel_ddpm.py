@@ -200,6 +200,20 @@ class PixelDDPM:
 
         return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps, clip=1.0))
 
+    def invert_differentiable(self, images: torch.Tensor, num_steps: int = 20) -> torch.Tensor:
+        """DDIM inversion with gradients: images (B, 1, H, W) tensor in [0, 1] -> z_T (white-box
+        attacks on the detector differentiate through it)."""
+        import torch
+        import torch.nn.functional as F
+
+        from aisec.provenance.diffusion.schedule import ddim_invert
+
+        def eps(x: torch.Tensor, t: int) -> torch.Tensor:
+            return self.unet(x, torch.full((x.shape[0],), t, dtype=torch.long)).sample
+
+        x = F.pixel_unshuffle(images * 2.0 - 1.0, self.cfg.unshuffle)
+        return ddim_invert(eps, x, self.alphas_cumprod, num_steps, 0, clip=1.0)
+
     def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
         """DDIM-invert images (B, 1, 32, 32) in [0, 1] back to z_T (B, 4, 16, 16)."""
         from aisec.provenance.diffusion.schedule import ddim_invert
