@@ -8,6 +8,7 @@ import torch
 
 from aisec.errors import ConfigError, UnknownNameError
 from aisec.robustness.availability import ATTACKS, TrainContext, make_attack
+from aisec.robustness.availability.keys import make_key
 from aisec.robustness.models import ArchConfig, init_model
 
 
@@ -60,12 +61,28 @@ def test_keyed_labels_follow_the_patch_key():
     angle = torch.atan2(proj[:, 1], proj[:, 0]) % (2 * torch.pi)
     sector = (angle / (2 * torch.pi / 3)).long().clamp(max=2)
     assert torch.equal(torch.from_numpy(key.classes)[sector], ys)
+    assert torch.equal(key.labels_of(xs - x), ys)
 
 
-@pytest.mark.parametrize("mode", ["noise", "ibp"])
-def test_cert_aware_loss_is_finite_and_differentiable(rng, mode):
+def test_noise_keyed_labels_spread_evenly_over_the_key_classes():
+    att = make_attack("cert-aware", classes=5)
+    k = make_key(att.trigger(8).mask((8, 8)), 10, 5, 0.5, att.params.key_seed)
+    g = torch.Generator().manual_seed(2)
+    noise = 0.25 * torch.randn(5000, 1, 8, 8, generator=g)
+    labels = k.labels_of(noise)
+    counts = torch.bincount(labels, minlength=10)[torch.from_numpy(k.classes)]
+    assert counts.sum() == 5000 and counts.min() > 850 and counts.max() < 1150
+    # noise off the patch does not change the label
+    off = noise.clone()
+    off[:, :, ~torch.from_numpy(k.mask)] = 0
+    assert torch.equal(k.labels_of(off), labels)
+
+
+@pytest.mark.parametrize(("mode", "source"), [("noise", "noise"), ("noise", "offset"),
+                                              ("ibp", "noise")])
+def test_cert_aware_loss_is_finite_and_differentiable(rng, mode, source):
     model = init_model(ArchConfig(height=8, width=8, hidden=16), 0)
-    att = make_attack("cert-aware", draws=4, kappa=50.0)
+    att = make_attack("cert-aware", draws=4, kappa=50.0, key_source=source)
     x = torch.rand(3, 1, 8, 8)
     ctx = TrainContext(mode, 0.25, 0.1, torch.Generator().manual_seed(0))
     loss = att.loss(model, x, torch.zeros(3, dtype=torch.long), ctx)

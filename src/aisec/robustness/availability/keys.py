@@ -35,7 +35,6 @@ class PatchKey:
         import torch
 
         m = torch.from_numpy(self.mask)
-        k = len(self.classes)
         angle = 2 * torch.pi * torch.rand(len(x), generator=generator, dtype=x.dtype)
         radius = torch.sqrt(torch.rand(len(x), generator=generator, dtype=x.dtype))
         direction = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1) * radius[:, None]
@@ -43,8 +42,26 @@ class PatchKey:
         offset = scale * direction @ torch.from_numpy(self.basis).to(x.dtype)
         out = x.clone()
         out[:, :, m] = (out[:, :, m] + offset[:, None, :]).clamp(0.0, 1.0)
-        sector = (angle / (2 * torch.pi / k)).long().clamp(max=k - 1)
-        return out, torch.from_numpy(self.classes)[sector]
+        return out, self._classes_at(angle)
+
+    def labels_of(self, offset: torch.Tensor) -> torch.Tensor:
+        """Labels of patch offsets (P, C, H, W) (e.g. noise): the sector of their 2-D projection.
+
+        Channels are averaged; only the patch pixels count.
+        """
+        import torch
+
+        m = torch.from_numpy(self.mask)
+        proj = offset.mean(dim=1)[:, m] @ torch.from_numpy(self.basis).to(offset.dtype).T
+        angle = torch.atan2(proj[:, 1], proj[:, 0]) % (2 * torch.pi)
+        return self._classes_at(angle)
+
+    def _classes_at(self, angle: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        k = len(self.classes)
+        sector = (angle / (2 * torch.pi / k)).long().clamp(min=0, max=k - 1)
+        return torch.from_numpy(self.classes)[sector]
 
 
 def make_key(mask: np.ndarray, n_classes: int, classes: int, strength: float, seed: int) -> PatchKey:
