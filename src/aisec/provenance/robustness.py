@@ -67,7 +67,7 @@ class RobustnessRecipe(StrictModel):
     )
     n: int = Field(100, ge=2)
     pgd_iters: int = Field(10, ge=1)
-    n_fit: int = Field(64, ge=4)
+    n_fit: int = Field(100, ge=4)
     n_cal: int = Field(1000, ge=2)
     n_heldout: int = Field(1000, ge=0)
     steps: int = Field(10, ge=1)
@@ -223,7 +223,7 @@ def run_robustness(
         ("gaussmarker", feats_all),
     ):
         if recipe.fuser == "minimax":
-            fusers[name], margin = fit_minimax_fuser(fit_pos, fit_neg, feats, recipe.fpr)
+            fusers[name], margin = fit_minimax_fuser(fit_pos, fit_neg, feats, recipe.fpr, seed=seed)
             report.calibration[f"{name}.fit_margin"] = margin
         else:
             pooled_p = {f: np.concatenate([fit_pos[c][f] for c in fit_pos]) for f in feats}

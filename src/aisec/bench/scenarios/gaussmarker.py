@@ -29,7 +29,7 @@ PAPER_NOTE = (
     },
     full_params={
         "n": 100,
-        "n_fit": 64,
+        "n_fit": 100,
         "n_cal": 1000,
         "n_heldout": 1000,
         "sweep_rotation": [1.0, 3.0, 5.0, 15.0, 30.0, 45.0],
