@@ -7,7 +7,7 @@ import pytest
 
 from aisec.errors import ConfigError
 from aisec.robustness.availability import PoisonedData, make_attack
-from aisec.robustness.defences import DEFENCES, make_defence, spectral_scores
+from aisec.robustness.defences import DEFENCES, cluster_outliers, make_defence, spectral_scores
 from aisec.robustness.models import ArchConfig, init_model
 from aisec.robustness.training import TrainParams
 
@@ -24,7 +24,16 @@ def test_spectral_scores_rank_planted_outliers_first(rng):
         assert top == set(planted[labels[planted] == c])
 
 
-@pytest.mark.parametrize("name", ["spectral-signatures", "more-noise"])
+def test_activation_clustering_flags_a_small_separate_cluster(rng):
+    feats = rng.normal(size=(300, 16))
+    labels = np.repeat([0, 1, 2], 100)
+    planted = np.r_[np.arange(8), 200 + np.arange(8)]
+    feats[planted] += 8.0 * np.eye(16)[5]
+    flagged = cluster_outliers(feats, labels, dims=4, max_share=0.35, seed=0)
+    assert set(np.flatnonzero(flagged)) == set(planted)
+
+
+@pytest.mark.parametrize("name", ["spectral-signatures", "more-noise", "activation-clustering"])
 @pytest.mark.parametrize("mode", ["noise", "ibp"])
 def test_defences_retrain(rng, name, mode):
     arch = ArchConfig(height=8, width=8, hidden=16)
@@ -35,8 +44,10 @@ def test_defences_retrain(rng, name, mode):
     train = TrainParams(mode=mode, epochs=1, batch_size=32)
     out = make_defence(name).defend(data, 10, arch, train, init_model(arch, 0), att, rng)
     assert out.model[-1].out_features == 10
-    if name == "spectral-signatures":
-        assert out.info["removed"] >= 1 and 0 <= out.info["poison_recall"] <= 1
+    if name in ("spectral-signatures", "activation-clustering"):
+        assert 0 <= out.info["poison_recall"] <= 1 and out.info["poison_total"] == data.n_poison
+        if name == "spectral-signatures":
+            assert out.info["removed"] >= 1
     elif mode == "noise":
         assert out.certifier_params == {"sigma": 0.5}
     else:
@@ -45,6 +56,6 @@ def test_defences_retrain(rng, name, mode):
 
 
 def test_registry_and_params():
-    assert {"spectral-signatures", "more-noise"} <= set(DEFENCES.names())
+    assert {"spectral-signatures", "more-noise", "activation-clustering"} <= set(DEFENCES.names())
     with pytest.raises(ConfigError, match="factor"):
         make_defence("more-noise", factor=0.5)

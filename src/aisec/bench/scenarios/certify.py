@@ -178,12 +178,12 @@ def throughput(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     "certify.defend",
     system="certify",
     params={"datasets": ["digits"], "attack": "cert-aware", "rate": 0.01,
-            "defences": ["spectral-signatures", "more-noise"], "certifiers": ["smoothing", "ibp"],
+            "defences": ["spectral-signatures", "activation-clustering", "more-noise"], "certifiers": ["smoothing", "ibp"],
             "test_inputs": 100, "n": 100, "n0": 50, "alpha": 0.001},
     full_params={"datasets": ["digits", "mnist-5k"], "test_inputs": 300, "n": 1000, "n0": 100},
     suites=("full",),
-    description="Defences (spectral-signature filtering, more training noise) against the "
-                "availability attacks, evaluated like the attacks",
+    description="Defences (spectral-signature and activation-clustering filtering, more training "
+                "noise) against the availability attacks, evaluated like the attacks",
 )
 def defend(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     from aisec.robustness.experiment import Experiment

@@ -198,7 +198,7 @@ def attack_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overri
 @command.command("defend")
 @_common
 @click.option("--defence", default="spectral-signatures", show_default=True,
-              help="spectral-signatures or more-noise.")
+              help="spectral-signatures, activation-clustering or more-noise.")
 @click.option("--attack", default="random-label", show_default=True)
 @click.option("--poison-rate", type=float, default=0.01, show_default=True)
 def defend_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt,
