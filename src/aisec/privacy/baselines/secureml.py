@@ -5,20 +5,27 @@ Z_2^64 (16 fractional bits), every product uses a Beaver matrix triple, and the 
 are treated as dense (masking destroys sparsity). Each party's share of a feature matrix is its
 own plaintext columns (zero elsewhere). One minibatch of m rows, d columns:
 
-1. triples ``U`` (m x d), ``V`` (d), ``Z = U V`` (m), ``V2`` (m), ``Z2 = U^T V2`` (d), from
-   either source:
+1. masks: each row of the data gets a fixed random mask ``U`` (one row of d), dealt once before
+   training (offline); ``E = X - U`` is opened for a row the first time the row is in a batch,
+   and reused in every later epoch (SecureML section 4.2: "the data is masked once").
+2. per batch, fresh triples ``V`` (d), ``Z = U_B V`` (m), ``V2`` (m), ``Z2 = U_B^T V2`` (d) for the
+   batch's rows ``U_B``, from either source:
    - ``dealer`` (SecureML's client-aided mode): a third party deals them; A's shares come from
-     a 16-byte AES-CTR seed, B gets its shares in full;
+     16-byte AES-CTR seeds, B gets its shares in full;
    - ``he`` (SecureML's LHE offline phase, no third party): the parties make them with
      :mod:`aisec.crypto.triples`, ``2 m d`` plaintext-ciphertext products per batch.
-2. the parties open ``E = X - U`` (m x d) and ``F = w - V`` (d); shares of ``z = X w`` are
-   ``i E F + E <V>_i + <U>_i F + <Z>_i``, then truncated locally (SecureML truncation).
-3. ``y_hat`` by the same linear sigmoid as CAESAR, ``e = y_hat - y`` (B subtracts y).
-4. they open ``F2 = e - V2`` (m); shares of ``g = X^T e`` reuse ``E``; ``w -= lr/m g``, L2 decay.
-5. at the end the weights are opened (the baseline measures cost; this step is not private).
+3. the parties open ``E`` for the batch's new rows (m x d in the first epoch, nothing later) and
+   ``F = w - V`` (d); shares of ``z = X w`` are ``i E F + E <V>_i + <U>_i F + <Z>_i``, then
+   truncated locally (SecureML truncation).
+4. ``y_hat`` by the same linear sigmoid as CAESAR, ``e = y_hat - y`` (B subtracts y).
+5. they open ``F2 = e - V2`` (m); shares of ``g = X^T e`` reuse ``E``; ``w -= lr/m g``, L2 decay.
+6. at the end the weights are opened (the baseline measures cost; this step is not private).
 
-Per batch the parties exchange 2 m d ring elements (plus the dealer's m d, or the HE products):
-traffic and work grow with ``m * d`` whatever the density, which is the cost CAESAR removes.
+In the first epoch the parties exchange 2 m d ring elements per batch (masking destroys
+sparsity), plus the HE products of the ``he`` source in every epoch: that is the cost CAESAR
+removes. From the second epoch on, a dealer-aided run sends only O(m + d) per batch.
+Times: ``online_seconds_per_batch`` starts when the batch's triple is in hand;
+``seconds_per_batch`` also counts the wait for (or the making of) the triple.
 
 Reference: Mohassel and Zhang, "SecureML: A System for Scalable Privacy-Preserving Machine
 Learning", IEEE S&P 2017 (client-aided and LHE-generated triples, local truncation).
@@ -63,36 +70,78 @@ class SecureMLResult:
     bytes_dealer: int = 0
     triples: str = "dealer"
     offline_seconds_per_batch: list[float] = field(default_factory=list)
+    online_seconds_per_batch: list[float] = field(default_factory=list)
+    party_bytes_per_batch: list[int] = field(default_factory=list)
+    batches_per_epoch: int = 0
+
+    def epoch_means(self, values: list[float] | list[int]) -> list[float]:
+        """Mean of per-batch ``values`` for each epoch."""
+        k = max(self.batches_per_epoch, 1)
+        return [float(np.mean(values[i : i + k])) for i in range(0, len(values), k)]
 
     @property
     def bytes_per_batch(self) -> float:
         return (self.bytes_parties + self.bytes_dealer) / max(self.batches, 1)
 
 
-def _dealer(to_a: Channel, to_b: Channel, m_list: list[int], d: int) -> None:
-    for k, m in enumerate(m_list):
+def _dealer(to_a: Channel, to_b: Channel, n: int, batches: list[np.ndarray], d: int) -> None:
+    seed = secrets.token_bytes(16)
+    u_a = prg_uint64(seed, (n, d), 0)
+    u = u_a + secrets_uint64((n, d))
+    to_a.send("masks", {"seed": seed})
+    to_b.send("masks", {"u": u - u_a})
+    for k, rows in enumerate(batches):
+        m = len(rows)
         seed = secrets.token_bytes(16)
-        u_a = prg_uint64(seed, (m, d), 0)
-        v_a = prg_uint64(seed, d, 1)
-        z_a = prg_uint64(seed, m, 2)
-        v2_a = prg_uint64(seed, m, 3)
-        z2_a = prg_uint64(seed, d, 4)
-        u = u_a + secrets_uint64((m, d))
-        v = secrets_uint64(d)
-        v2 = secrets_uint64(m)
-        # products in the ring: uint64 matmul wraps mod 2^64
-        z = u @ v
-        z2 = u.T @ v2
+        v_a, z_a = prg_uint64(seed, d, 1), prg_uint64(seed, m, 2)
+        v2_a, z2_a = prg_uint64(seed, m, 3), prg_uint64(seed, d, 4)
+        v, v2 = secrets_uint64(d), secrets_uint64(m)
+        ub = u[rows]  # products in the ring: uint64 matmul wraps mod 2^64
         to_a.send(f"triple{k}", {"seed": seed})
         to_b.send(
             f"triple{k}",
-            {"u": u - u_a, "v": v - v_a, "z": z - z_a, "v2": v2 - v2_a, "z2": z2 - z2_a},
+            {"v": v - v_a, "z": ub @ v - z_a, "v2": v2 - v2_a, "z2": ub.T @ v2 - z2_a},
         )
 
 
 def secrets_uint64(shape: int | tuple[int, ...]) -> np.ndarray:
     size = int(np.prod(shape))
     return np.frombuffer(secrets.token_bytes(8 * size), dtype=_U64).reshape(shape).copy()
+
+
+def _expect(msg: dict[str, Any], key: str, shape: tuple[int, ...], ch: Channel, step: str) -> Any:
+    got = msg.get(key)
+    if not isinstance(got, np.ndarray) or got.shape != shape or got.dtype != _U64:
+        raise PeerError(ch.peer, step, f"{key!r} must be a uint64 array of shape {shape}")
+    return got
+
+
+class _DealerTriples:
+    """A party's triple source in the client-aided mode: the dealer's messages."""
+
+    def __init__(self, i: int, ch: Channel) -> None:
+        self.i, self.ch = i, ch
+
+    def setup(self, n: int, d: int) -> np.ndarray:
+        """This party's share of the row masks ``U`` (n x d), dealt once before training."""
+        msg = self.ch.recv("masks")
+        if self.i == 0:
+            return prg_uint64(msg["seed"], (n, d), 0)
+        return _expect(msg, "u", (n, d), self.ch, "masks")
+
+    def recv(self, step: str, u: np.ndarray) -> dict[str, np.ndarray]:
+        m, d = u.shape
+        tri = self.ch.recv(step)
+        if self.i == 0:
+            s = tri["seed"]
+            return {
+                "v": prg_uint64(s, d, 1),
+                "z": prg_uint64(s, m, 2),
+                "v2": prg_uint64(s, m, 3),
+                "z2": prg_uint64(s, d, 4),
+            }
+        shapes = {"v": (d,), "z": (m,), "v2": (m,), "z2": (d,)}
+        return {k: _expect(tri, k, shp, self.ch, step) for k, shp in shapes.items()}
 
 
 class _HETriples:
@@ -103,29 +152,30 @@ class _HETriples:
         self.i, self.ch, self.scheme, self.bits = i, ch, scheme, key_bits
         self.sk: Any = None
 
-    def setup(self) -> None:
+    def setup(self, n: int, d: int) -> np.ndarray:
         from aisec.crypto.keys import generate_he_keypair, public_key_from_bytes
 
         self.sk = generate_he_keypair(self.scheme, self.bits)
         self.ch.send("he_keys", {"pk": self.sk.public.to_bytes()})
         self.peer_pk = public_key_from_bytes(self.ch.recv("he_keys")["pk"], "peer key")
+        return secrets_uint64((n, d))  # this party's own random share of the row masks
 
-    def recv(self, step: str, m: int, d: int) -> dict[str, np.ndarray]:
+    def recv(self, step: str, u: np.ndarray) -> dict[str, np.ndarray]:
         from aisec.crypto.triples import he_matvec_triples
 
-        u, v, v2 = secrets_uint64((m, d)), secrets_uint64(d), secrets_uint64(m)
+        m, d = u.shape
+        v, v2 = secrets_uint64(d), secrets_uint64(m)
         z, z2 = he_matvec_triples(self.i, self.ch, self.sk, self.peer_pk, u, v, v2, step)
-        return {"u": u, "v": v, "z": z, "v2": v2, "z2": z2}
+        return {"v": v, "z": z, "v2": v2, "z2": z2}
 
 
 def _party(
     i: int,
     ch: Channel,
-    dealer: Channel | _HETriples,
+    source: _DealerTriples | _HETriples,
     x_share: np.ndarray,
     y: np.ndarray | None,
     batches: list[np.ndarray],
-    d: int,
     fp: FixedPoint,
     coef: tuple[float, float],
     lr: float,
@@ -133,31 +183,33 @@ def _party(
     out: dict[str, Any],
 ) -> None:
     f = fp.frac_bits
+    n, d = x_share.shape
     w = np.zeros(d, dtype=_U64)
     q0, q1 = fp.encode_ring(np.array([coef[0]]))[0], fp.encode_ring(np.array([coef[1]]))[0]
     decay = fp.encode_ring(np.array([1.0 - lr * l2]))[0]
-    times, offline = [], []
-    if isinstance(dealer, _HETriples):
-        dealer.setup()
+    times, online, sent = [], [], []
+    u_all = source.setup(n, d)  # offline, not timed
+    ch.send("ready", {})  # both parties start the clock together
+    ch.recv("ready")
+    e_open = np.zeros((n, d), dtype=_U64)
+    opened = np.zeros(n, dtype=bool)
     for k, rows in enumerate(batches):
         t0 = time.perf_counter()
+        b0 = ch.stats.total().bytes_sent
         m = len(rows)
-        if isinstance(dealer, _HETriples):
-            tri = dealer.recv(f"triple{k}", m, d)
-            offline.append(time.perf_counter() - t0)
-        else:
-            tri = dealer.recv(f"triple{k}")
-        if i == 0 and "seed" in tri:
-            seed = tri["seed"]
-            u, v, z_t = prg_uint64(seed, (m, d), 0), prg_uint64(seed, d, 1), prg_uint64(seed, m, 2)
-            v2, z2 = prg_uint64(seed, m, 3), prg_uint64(seed, d, 4)
-        else:
-            u, v, z_t, v2, z2 = tri["u"], tri["v"], tri["z"], tri["v2"], tri["z2"]
-        xb = x_share[rows]
-        e_mine, f_mine = xb - u, w - v
-        ch.send(f"open_ef{k}", {"e": e_mine, "f": f_mine})
+        u = u_all[rows]
+        tri = source.recv(f"triple{k}", u)
+        t1 = time.perf_counter()
+        v, z_t, v2, z2 = tri["v"], tri["z"], tri["v2"], tri["z2"]
+        new = rows[~opened[rows]]
+        e_new = x_share[new] - u_all[new]
+        f_mine = w - v
+        ch.send(f"open_ef{k}", {"e": e_new, "f": f_mine})
         peer = ch.recv(f"open_ef{k}")
-        big_e, big_f = e_mine + peer["e"], f_mine + peer["f"]
+        e_open[new] = e_new + _expect(peer, "e", e_new.shape, ch, f"open_ef{k}")
+        opened[new] = True
+        big_e = e_open[rows]
+        big_f = f_mine + _expect(peer, "f", (d,), ch, f"open_ef{k}")
         z = big_e @ v + u @ big_f + z_t
         if i == 1:
             z = z + big_e @ big_f
@@ -170,19 +222,21 @@ def _party(
             err = yhat
         f2_mine = err - v2
         ch.send(f"open_f2{k}", {"f2": f2_mine})
-        big_f2 = f2_mine + ch.recv(f"open_f2{k}")["f2"]
+        big_f2 = f2_mine + _expect(ch.recv(f"open_f2{k}"), "f2", (m,), ch, f"open_f2{k}")
         g = big_e.T @ v2 + u.T @ big_f2 + z2
         if i == 1:
             g = g + big_e.T @ big_f2
         g = truncate_ring_share(g, f, i)
         step = fp.encode_ring(np.array([lr / m]))[0]
         w = truncate_ring_share(w * decay, f, i) - truncate_ring_share(g * step, f, i)
-        times.append(time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        times.append(t2 - t0)
+        online.append(t2 - t1)
+        sent.append(ch.stats.total().bytes_sent - b0)
     ch.send("reveal", {"w": w})
     other = ch.recv("reveal")["w"]
     out[i] = fp.decode_ring(w + other)
-    out[f"times{i}"] = times
-    out[f"offline{i}"] = offline
+    out[f"times{i}"], out[f"online{i}"], out[f"sent{i}"] = times, online, sent
 
 
 def train_secureml(
@@ -250,8 +304,8 @@ def train_secureml(
     coef = (coefficients[0], coefficients[1])
     if triples not in ("dealer", "he"):
         raise ParameterError("triples", "must be 'dealer' or 'he'", triples)
-    src_a: Channel | _HETriples = ad
-    src_b: Channel | _HETriples = bd
+    src_a: _DealerTriples | _HETriples = _DealerTriples(0, ad)
+    src_b: _DealerTriples | _HETriples = _DealerTriples(1, bd)
     threads = []
     if triples == "he":
         src_a, src_b = (
@@ -259,9 +313,7 @@ def train_secureml(
             _HETriples(1, ba, he_scheme, key_bits),
         )
     else:
-        threads.append(
-            threading.Thread(target=guard, args=(_dealer, da, db, [len(b) for b in batches], d))
-        )
+        threads.append(threading.Thread(target=guard, args=(_dealer, da, db, n, batches, d)))
     threads += [
         threading.Thread(
             target=guard,
@@ -273,7 +325,6 @@ def train_secureml(
                 dense_a,
                 None,
                 batches,
-                d,
                 fp,
                 coef,
                 learning_rate,
@@ -283,7 +334,7 @@ def train_secureml(
         ),
         threading.Thread(
             target=guard,
-            args=(_party, 1, ba, src_b, dense_b, y, batches, d, fp, coef, learning_rate, l2, out),
+            args=(_party, 1, ba, src_b, dense_b, y, batches, fp, coef, learning_rate, l2, out),
         ),
     ]
     t0 = time.perf_counter()
@@ -298,7 +349,22 @@ def train_secureml(
     per_batch = [max(a, b) for a, b in zip(out["times0"], out["times1"], strict=True)]
     bytes_parties = ab.stats.total().bytes_sent + ba.stats.total().bytes_sent
     bytes_dealer = da.stats.total().bytes_sent + db.stats.total().bytes_sent
-    offline = [max(a, b) for a, b in zip(out["offline0"], out["offline1"], strict=True)]
+    online = [max(a, b) for a, b in zip(out["online0"], out["online1"], strict=True)]
     return SecureMLResult(
-        out[0], len(batches), seconds, per_batch, bytes_parties, bytes_dealer, triples, offline
+        out[0],
+        len(batches),
+        seconds,
+        per_batch,
+        bytes_parties,
+        bytes_dealer,
+        triples,
+        offline_seconds_per_batch=[
+            max(ta - oa, tb - ob)
+            for ta, oa, tb, ob in zip(
+                out["times0"], out["online0"], out["times1"], out["online1"], strict=True
+            )
+        ],
+        online_seconds_per_batch=online,
+        party_bytes_per_batch=[a + b for a, b in zip(out["sent0"], out["sent1"], strict=True)],
+        batches_per_epoch=len(batches) // epochs,
     )
