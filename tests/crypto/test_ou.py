@@ -43,6 +43,11 @@ def test_vector_operations_and_sparse_products(sk, rng: np.random.Generator) -> 
         e = rng.integers(-1000, 1000, size=12).tolist()
         got = sk.decrypt(pk.rmatvec(xi, pk.encrypt(e)))
         assert got == (xi.T @ np.array(e, dtype=np.int64)).tolist()
+    # rows with no non-zeros (binary, integer, all empty) give encryptions of 0
+    for data in ([1, 1], [3, -2]):
+        xe = sp.csr_matrix((data, ([1, 3], [0, 7])), shape=(5, 30), dtype=np.int64)
+        assert sk.decrypt(pk.matvec(xe, cw)) == (xe @ np.array(w, dtype=np.int64)).tolist()
+    assert sk.decrypt(pk.matvec(sp.csr_matrix((4, 30), dtype=np.int64), cw)) == [0] * 4
 
 
 def test_packed_h2s_reconstructs(sk, rng: np.random.Generator) -> None:

@@ -155,13 +155,28 @@ class OUPublicKey:
         ip, idx = x.indptr, x.indices
         if x.nnz and np.all(x.data == 1):
             rows = [idx[ip[i] : ip[i + 1]].tolist() for i in range(x.shape[0])]
-            return self._ev.batch_select_sum(cts, rows)
+            return self._row_sums(cts, rows)
         # general integers: gather the touched ciphertexts, scale them, sum per row
-        gathered = self.mul_plain(self.take(cts, idx.tolist()), x.data.tolist()) if x.nnz else None
-        rows = [list(range(ip[i], ip[i + 1])) for i in range(x.shape[0])]
-        if gathered is None:
-            return self.encrypt([0] * x.shape[0])
-        return self._ev.batch_select_sum(gathered, rows)
+        if not x.nnz:
+            return self._zeros(x.shape[0])
+        gathered = self.mul_plain(self.take(cts, idx.tolist()), x.data.tolist())
+        return self._row_sums(gathered, [list(range(ip[i], ip[i + 1])) for i in range(x.shape[0])])
+
+    def _zeros(self, count: int) -> Any:
+        """``count`` copies of one encryption of 0 (callers re-randomise before anything leaves:
+        every product goes through HE-to-SS, which adds a fresh encryption)."""
+        return self.take(self.encrypt([0]), [0] * count)
+
+    def _row_sums(self, cts: Any, rows: list[list[int]]) -> Any:
+        """``batch_select_sum``, with empty rows filled by :meth:`_zeros` (HEU makes each empty
+        sum by a subtraction with a modular inverse: 0.6 ms apiece at 2048 bits)."""
+        full = [i for i, r in enumerate(rows) if r]
+        if len(full) == len(rows):
+            return self._ev.batch_select_sum(cts, rows)
+        out = self._zeros(len(rows))
+        if full:
+            self.put(out, full, self._ev.batch_select_sum(cts, [rows[i] for i in full]))
+        return out
 
     def rmatvec(self, x: sp.csr_matrix, cts: Any) -> Any:
         """``[[X^T e]]`` for an integer CSR ``X`` (n, d) and ``n`` ciphertexts."""
@@ -175,8 +190,7 @@ class OUPublicKey:
         pad = groups * k - n
         full = self.take(cts, list(range(n)) + [0] * pad)
         if pad:
-            dup = self.take(cts, [0] * pad)
-            self.put(full, range(n, n + pad), self._ev.sub(dup, dup))
+            self.put(full, range(n, n + pad), self._zeros(pad))
         shift = [1 << slot] * groups
         acc = self.take(full, [g * k + k - 1 for g in range(groups)])
         for i in range(k - 2, -1, -1):
