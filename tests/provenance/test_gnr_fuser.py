@@ -83,6 +83,59 @@ def test_gnr_train_save_load_roundtrip(tmp_path) -> None:
         GNR.load(tmp_path / "bad.safetensors")
 
 
+def test_gnr_continues_from_init_and_mixes_real_maps() -> None:
+    from aisec.errors import ParameterError
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    m = (rng.random((4, 8, 8)) < 0.5).astype(np.uint8)
+    cfg = GNRConfig(steps=2, nf=4, depth=1, batch_size=8, threads=1)
+    first = train_gnr(m, cfg)
+    # At lr ~ 0, continuing from init keeps its weights (not a fresh initialisation).
+    cont = train_gnr(m, cfg.model_copy(update={"lr": 1e-12}), seed=1, init=first)
+    fresh = train_gnr(m, cfg.model_copy(update={"lr": 1e-12}), seed=1)
+    w0, w1, w2 = (g.net.inc[0].weight for g in (first, cont, fresh))
+    assert torch.allclose(w0, w1, atol=1e-6) and not torch.allclose(w0, w2, atol=1e-3)
+    with pytest.raises(ParameterError, match="init"):
+        train_gnr(m, cfg.model_copy(update={"nf": 8}), init=first)
+    other = 1 - m
+    with pytest.raises(ParameterError, match="init"):
+        train_gnr(other, cfg, init=first)
+    # Real maps: watermarked ones learn to map to m, clean ones stay themselves.
+    wm = np.repeat(m[None], 6, 0)
+    wm[:, :, :2] = 0  # a one-sign band, as a flat image region inverts
+    clean = (rng.random((6, 4, 8, 8)) < 0.5).astype(np.uint8)
+    real_cfg = GNRConfig(
+        steps=150, nf=8, depth=1, batch_size=16, threads=1, real_frac=1.0, real_clean=0.5
+    )
+    g = train_gnr(m, real_cfg, real=(wm, clean))
+    assert (g.restore(wm) == m[None]).mean() > (wm == m[None]).mean() + 0.03
+    assert (g.restore(clean) == clean).mean() > 0.8
+    with pytest.raises(ParameterError, match="real clean maps"):
+        train_gnr(m, real_cfg.model_copy(update={"steps": 1}), real=(wm, clean[:, :2]))
+
+
+def test_inverted_maps_shapes(gmm) -> None:
+    import warnings
+
+    from aisec.provenance.base import get_method
+    from aisec.provenance.gnr import inverted_maps
+    from aisec.rng import InsecureRandom
+
+    gs = get_method("gaussian_shading", hw_copy=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        key = gs.keygen(gmm.latent_shape, InsecureRandom(0))
+    wm, cl = inverted_maps(
+        gmm, gs, key, 2, 3, torch.Generator().manual_seed(5), np.random.default_rng(5), 5
+    )
+    assert wm.shape == (6, *gmm.latent_shape) and cl.shape == (9, *gmm.latent_shape)
+    assert wm.dtype == np.uint8 and set(np.unique(np.concatenate([wm, cl]))) <= {0, 1}
+    # The unedited third of the watermarked maps still carries the key's signs more than chance.
+    ref = gs.encrypted_map(key)[None]
+    assert (wm == ref).mean() > (cl == ref).mean()
+
+
 @pytest.mark.parametrize("kind", ["logistic", "mlp"])
 def test_fuser_fit_separates_and_roundtrips(kind: str, tmp_path) -> None:
     rng = np.random.default_rng(0)

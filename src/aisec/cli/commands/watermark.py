@@ -203,6 +203,37 @@ def detect_cmd(
     help="Pixel-unshuffle factor of the backbone's latent (2: ddpm-fmnist; 0: SD VAE).",
 )
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--init",
+    "init_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Continue training from this GNR (same key, nf and depth; fresh optimiser).",
+)
+@click.option(
+    "--inverted",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Also train on the inverted sign maps of this many watermarked samples of --backbone "
+    "(3 edits each; 0: synthetic maps only, model-independent).",
+)
+@click.option(
+    "--inverted-clean",
+    type=click.IntRange(1),
+    default=None,
+    help="Clean samples for --inverted (default: twice --inverted).",
+)
+@click.option(
+    "--data-seed",
+    type=click.IntRange(0),
+    default=9001,
+    show_default=True,
+    help="Generator seed of the --inverted samples; keep it apart from evaluation seeds.",
+)
+@click.option("--inversion-steps", type=click.IntRange(1), default=10, show_default=True)
+@backbone_option
+@model_option
 @set_option
 @format_option
 def train_gnr_cmd(
@@ -213,6 +244,13 @@ def train_gnr_cmd(
     max_minutes: float,
     unshuffle: int,
     seed: int,
+    init_path: str | None,
+    inverted: int,
+    inverted_clean: int | None,
+    data_seed: int,
+    inversion_steps: int,
+    backbone: str,
+    model: str | None,
     overrides: tuple[str, ...],
     fmt: str,
 ) -> None:
@@ -220,7 +258,7 @@ def train_gnr_cmd(
     from aisec.config import apply_overrides, parse_overrides, validate
     from aisec.errors import ConfigError
     from aisec.provenance.base import get_method
-    from aisec.provenance.gnr import GNRConfig, train_gnr
+    from aisec.provenance.gnr import GNR, GNRConfig, train_gnr
     from aisec.provenance.keys import load_key
 
     key = load_key(key_path)
@@ -238,7 +276,28 @@ def train_gnr_cmd(
         },
         "train-gnr",
     )
-    gnr = train_gnr(m.encrypted_map(key), cfg, seed=seed, log=_log)
+    init = GNR.load(init_path) if init_path else None
+    real = None
+    if inverted:
+        import numpy as np
+        import torch
+
+        from aisec.provenance.gnr import inverted_maps
+
+        torch.set_num_threads(cfg.threads)
+        n_clean = inverted_clean or 2 * inverted
+        _log(f"inverting {inverted} watermarked and {n_clean} clean samples (3 edits each)")
+        real = inverted_maps(
+            _backbone(backbone, model),
+            m,
+            key,
+            inverted,
+            n_clean,
+            torch.Generator().manual_seed(data_seed),
+            np.random.default_rng(data_seed),
+            num_steps=inversion_steps,
+        )
+    gnr = train_gnr(m.encrypted_map(key), cfg, seed=seed, log=_log, init=init, real=real)
     path = gnr.save(out)
     emit(
         {"gnr": str(path), "fingerprint": gnr.fingerprint},
