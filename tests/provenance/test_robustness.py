@@ -33,8 +33,14 @@ def test_tiny_run_reports_every_method_and_condition(gmm) -> None:
     assert rep.calibration["n_cal"] == 12
     assert set(rep.calibration["heldout_fpr"]) == set(METHODS)
     assert all(0.0 <= v <= 1.0 for v in rep.calibration["heldout_fpr"].values())
-    # The fit margin is reported for every fitting condition (none + the recipe's distortions).
-    assert set(rep.calibration["gaussmarker.fit_margin"]) == {"none", "jpeg"}
+    # The fit margin is reported for every fitting condition (none, the recipe's distortions and
+    # the default fit_sweep's rotations).
+    assert set(rep.calibration["gaussmarker.fit_margin"]) == {
+        "none",
+        "jpeg",
+        "rotation@15",
+        "rotation@45",
+    }
     assert rep.timings["detect_s_per_image"] > 0
 
 

@@ -6,8 +6,9 @@ each distortion, DDIM-invert, score, and report per (method, distortion) AUC, TP
 deployed threshold calibrated once on ``n_cal`` undistorted clean images that are not evaluation
 images), bit accuracy on watermarked and on clean images, and detection seconds per image.
 GaussMarker's fuser is fitted on a separate fitting set (``n_fit`` watermarked and ``n_fit`` clean
-images, each under no distortion and under every distortion of the recipe), never on the
-evaluation images. With ``n_heldout`` > 0 the deployed thresholds' FPR is measured on that many
+images, each under no distortion, under every distortion of the recipe and under the extra
+conditions of ``fit_sweep``, by default rotation by 15 and 45 degrees), never on the evaluation
+images. With ``n_heldout`` > 0 the deployed thresholds' FPR is measured on that many
 further clean images (and, for comparison, the user-free thresholds of the CLI: binomial for the
 bit accuracy, simulated N(0, I) noise for Tree-Ring).
 
@@ -60,6 +61,9 @@ class RobustnessRecipe(StrictModel):
     methods: tuple[str, ...] = METHODS
     distortions: dict[str, float] = Field(default_factory=lambda: dict(EVAL_STRENGTHS))
     sweep: dict[str, list[float]] = Field(default_factory=dict)
+    # extra (distortion, strength) conditions the fuser is fitted on, beside "none" and the
+    # eight main distortions; small rotations, where the GNR branch alone is strongest
+    fit_sweep: dict[str, list[float]] = Field(default_factory=lambda: {"rotation": [15.0, 45.0]})
     # Advanced attacks (aisec.perturb.attacks): diffusion regeneration with the same public
     # backbone, and compression through a PCA autoencoder fitted on Fashion-MNIST test images.
     attacks: dict[str, float] = Field(
@@ -147,7 +151,7 @@ def run_robustness(
     unknown = [m for m in recipe.methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown methods {unknown}; valid: {list(METHODS)}")
-    for d in list(recipe.distortions) + list(recipe.sweep):
+    for d in list(recipe.distortions) + list(recipe.sweep) + list(recipe.fit_sweep):
         DISTORTIONS.entry(d)  # one-line error listing valid names
     for a in recipe.attacks:
         if a not in SUPPORTED_ATTACKS:
@@ -205,14 +209,16 @@ def run_robustness(
     fit_pos: dict[str, dict[str, np.ndarray]] = {}
     fit_neg: dict[str, dict[str, np.ndarray]] = {}
     z_fit_cl0 = None
-    for fi, d in enumerate(["none", *recipe.distortions]):
-        dist = make_distortion(d, recipe.distortions[d]) if d != "none" else None
+    fit_conds = [("none", "none", 0.0)] + [(d, d, v) for d, v in recipe.distortions.items()]
+    fit_conds += [(f"{d}@{v:g}", d, v) for d, vs in recipe.fit_sweep.items() for v in vs]
+    for fi, (cond, d, strength) in enumerate(fit_conds):
+        dist = make_distortion(d, strength) if d != "none" else None
         frng = np.random.default_rng([seed, 10_000 + fi])
         xw = dist.apply(fit_wm, frng) if dist else fit_wm
         xc = dist.apply(fit_cl, frng) if dist else fit_cl
-        fit_pos[d] = gm_features(invert(backbone, xw, steps, recipe.refine, b))
+        fit_pos[cond] = gm_features(invert(backbone, xw, steps, recipe.refine, b))
         zc = invert(backbone, xc, steps, recipe.refine, b)
-        fit_neg[d] = gm_features(zc)
+        fit_neg[cond] = gm_features(zc)
         if d == "none":
             z_fit_cl0 = zc
     feats_all = (
