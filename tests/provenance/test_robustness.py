@@ -33,15 +33,39 @@ def test_tiny_run_reports_every_method_and_condition(gmm) -> None:
     assert rep.calibration["n_cal"] == 12
     assert set(rep.calibration["heldout_fpr"]) == set(METHODS)
     assert all(0.0 <= v <= 1.0 for v in rep.calibration["heldout_fpr"].values())
-    # The fit margin is reported for every fitting condition (none, the recipe's distortions and
-    # the default fit_sweep's rotations).
-    assert set(rep.calibration["gaussmarker.fit_margin"]) == {
-        "none",
-        "jpeg",
-        "rotation@15",
-        "rotation@45",
-    }
+    # Without a GNR both fusers are fitted on none and the recipe's distortions only.
+    assert set(rep.calibration["gaussmarker.fit_margin"]) == {"none", "jpeg"}
+    assert set(rep.calibration["gaussmarker_nognr.fit_margin"]) == {"none", "jpeg"}
     assert rep.timings["detect_s_per_image"] > 0
+
+
+def test_fit_sweep_conditions_fit_the_gnr_fuser_only(gmm, monkeypatch) -> None:
+    import torch
+
+    from aisec.provenance import robustness
+    from aisec.provenance.gnr import GNRConfig, train_gnr
+
+    torch.set_num_threads(1)
+
+    def tiny_gnr(key_map, spec, log):  # a 3-step GNR for whatever key the run draws
+        return train_gnr(key_map, GNRConfig(steps=3, nf=4, depth=1, batch_size=8, threads=1))
+
+    monkeypatch.setattr(robustness, "_gnr_for", tiny_gnr)
+    r = RobustnessRecipe(
+        backbone="gmm-digits",
+        n=4,
+        n_fit=4,
+        n_cal=8,
+        n_heldout=0,
+        steps=4,
+        distortions={"jpeg": 50.0},
+        attacks={},
+        fit_sweep={"rotation": [15.0]},
+    )
+    rep = run_robustness(r, seed=0)
+    assert "gnr_bit_acc" in rep.fusers["gaussmarker"].features
+    assert set(rep.calibration["gaussmarker.fit_margin"]) == {"none", "jpeg", "rotation@15"}
+    assert set(rep.calibration["gaussmarker_nognr.fit_margin"]) == {"none", "jpeg"}
 
 
 def test_recipe_errors() -> None:

@@ -6,9 +6,9 @@ each distortion, DDIM-invert, score, and report per (method, distortion) AUC, TP
 deployed threshold calibrated once on ``n_cal`` undistorted clean images that are not evaluation
 images), bit accuracy on watermarked and on clean images, and detection seconds per image.
 GaussMarker's fuser is fitted on a separate fitting set (``n_fit`` watermarked and ``n_fit`` clean
-images, each under no distortion, under every distortion of the recipe and under the extra
-conditions of ``fit_sweep``, by default rotation by 15 and 45 degrees), never on the evaluation
-images. With ``n_heldout`` > 0 the deployed thresholds' FPR is measured on that many
+images, each under no distortion, under every distortion of the recipe and, for the fuser with
+the GNR branch, under the extra conditions of ``fit_sweep``, by default rotation by 15 and 45
+degrees), never on the evaluation images. With ``n_heldout`` > 0 the deployed thresholds' FPR is measured on that many
 further clean images (and, for comparison, the user-free thresholds of the CLI: binomial for the
 bit accuracy, simulated N(0, I) noise for Tree-Ring).
 
@@ -224,16 +224,22 @@ def run_robustness(
     feats_all = (
         ("gs_bit_acc", "gnr_bit_acc", "tr_score") if gnr is not None else ("gs_bit_acc", "tr_score")
     )
+    main_conds = {"none", *recipe.distortions}
     for name, feats in (
         ("gaussmarker_nognr", ("gs_bit_acc", "tr_score")),
         ("gaussmarker", feats_all),
     ):
+        # the fit_sweep conditions (small rotations) carry signal only through the GNR branch;
+        # without it every branch is at chance there, and they would only add noise
+        conds = [c for c in fit_pos if "gnr_bit_acc" in feats or c in main_conds]
+        pos = {c: fit_pos[c] for c in conds}
+        neg = {c: fit_neg[c] for c in conds}
         if recipe.fuser == "minimax":
-            fusers[name], margin = fit_minimax_fuser(fit_pos, fit_neg, feats, recipe.fpr, seed=seed)
+            fusers[name], margin = fit_minimax_fuser(pos, neg, feats, recipe.fpr, seed=seed)
             report.calibration[f"{name}.fit_margin"] = margin
         else:
-            pooled_p = {f: np.concatenate([fit_pos[c][f] for c in fit_pos]) for f in feats}
-            pooled_n = {f: np.concatenate([fit_neg[c][f] for c in fit_neg]) for f in feats}
+            pooled_p = {f: np.concatenate([pos[c][f] for c in pos]) for f in feats}
+            pooled_n = {f: np.concatenate([neg[c][f] for c in neg]) for f in feats}
             fusers[name] = fit_fuser(pooled_p, pooled_n, feats, kind=recipe.fuser, seed=seed)
     # Deployed thresholds: 1 % FPR on n_cal undistorted clean images (the clean fitting images
     # and fresh ones), none of them evaluation images.
