@@ -10,8 +10,10 @@ from aisec.errors import DataError, InputFileError
 from aisec.provenance.fuser import Fuser, fit_fuser, fit_minimax_fuser
 from aisec.provenance.gnr import (
     GNR,
+    MARGIN_CLIP,
     GNRConfig,
     key_fingerprint,
+    mark_margin,
     random_affine,
     synthetic_batch,
     train_gnr,
@@ -183,3 +185,16 @@ def test_minimax_fuser_matches_the_better_branch_per_condition(tmp_path) -> None
     assert f2.weights[0][1, 0] <= 0.1 and m2["C"] >= 0.0
     with pytest.raises(DataError, match="same non-empty set"):
         fit_minimax_fuser({"A": pa}, {"B": nb}, ("a", "b"))
+
+
+def test_mark_margin_separates_confident_restorations_from_passed_through_maps() -> None:
+    rng = np.random.default_rng(3)
+    m = (rng.random((4, 8, 8)) < 0.5).astype(np.uint8)
+    sign = m.astype(np.float32) * 2 - 1
+    clean = (rng.random((64, 4, 8, 8)) < 0.5).astype(np.float32) * 2 - 1
+    passed = mark_margin(8.0 * clean, m)  # identity output of maps unrelated to m
+    restored = mark_margin(np.broadcast_to(8.0 * sign, (3, 4, 8, 8)), m)
+    unsure = mark_margin(np.broadcast_to(2.0 * sign, (3, 4, 8, 8)), m)
+    assert np.abs(passed).max() < 3.0 and np.allclose(restored, 8.0) and np.allclose(unsure, 2.0)
+    # logits beyond the clip count as the clip
+    assert np.allclose(mark_margin(np.broadcast_to(1e6 * sign, (1, 4, 8, 8)), m), MARGIN_CLIP)

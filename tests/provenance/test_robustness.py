@@ -63,7 +63,7 @@ def test_fit_sweep_conditions_fit_the_gnr_fuser_only(gmm, monkeypatch) -> None:
         fit_sweep={"rotation": [15.0]},
     )
     rep = run_robustness(r, seed=0)
-    assert "gnr_bit_acc" in rep.fusers["gaussmarker"].features
+    assert "gnr_margin" in rep.fusers["gaussmarker"].features
     assert set(rep.calibration["gaussmarker.fit_margin"]) == {"none", "jpeg", "rotation@15"}
     assert set(rep.calibration["gaussmarker_nognr.fit_margin"]) == {"none", "jpeg"}
 

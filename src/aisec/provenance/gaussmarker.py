@@ -4,7 +4,8 @@ Pipelined injector: z = TR_inject(GS_embed(w)): the multi-bit spatial mark is dr
 zero-bit ring key is then written into the FFT of one channel of that same latent, so both marks
 are consistent (the ring overwrites a few low-frequency coefficients and flips a few signs).
 Detection on the inverted noise computes (a) GS bit accuracy of the raw sign map, (b) the same
-after the Gaussian Noise Restorer (:mod:`aisec.provenance.gnr`) when one is given, (c) the
+after the Gaussian Noise Restorer (:mod:`aisec.provenance.gnr`) when one is given, with the
+GNR's logit margin towards the mark (``gnr_margin``, the statistic the fuser uses), (c) the
 Tree-Ring score, and fuses them with a small fitted classifier (:mod:`aisec.provenance.fuser`).
 Without a fuser the score is the spatial branch alone (bit accuracy, GNR-restored when a GNR
 is attached); the fuser must be fitted per diffusion model (the reference ships one for SD 2.1).
@@ -116,9 +117,13 @@ class GaussMarker(LatentWatermark):
                 raise ConfigError(
                     "the GNR is trained for the key's fixed nonce; per-image nonces cannot use it"
                 )
+            from aisec.provenance.gnr import mark_margin
+
             signs = (z.detach().cpu().numpy() > 0).astype(np.uint8)
-            bits, acc = self.gs.decode_signs(ks, self.gnr.restore(signs))
+            logits = self.gnr.logits(signs)
+            bits, acc = self.gs.decode_signs(ks, (logits > 0).astype(np.uint8))
             feats["gnr_bit_acc"] = acc
+            feats["gnr_margin"] = mark_margin(logits, self.gs.encrypted_map(ks))
         if self.fuser is not None:
             score = self.fuser.logit(feats)
         else:

@@ -222,7 +222,7 @@ def run_robustness(
         if d == "none":
             z_fit_cl0 = zc
     feats_all = (
-        ("gs_bit_acc", "gnr_bit_acc", "tr_score") if gnr is not None else ("gs_bit_acc", "tr_score")
+        ("gs_bit_acc", "gnr_margin", "tr_score") if gnr is not None else ("gs_bit_acc", "tr_score")
     )
     main_conds = {"none", *recipe.distortions}
     for name, feats in (
@@ -231,7 +231,7 @@ def run_robustness(
     ):
         # the fit_sweep conditions (small rotations) carry signal only through the GNR branch;
         # without it every branch is at chance there, and they would only add noise
-        conds = [c for c in fit_pos if "gnr_bit_acc" in feats or c in main_conds]
+        conds = [c for c in fit_pos if "gnr_margin" in feats or c in main_conds]
         pos = {c: fit_pos[c] for c in conds}
         neg = {c: fit_neg[c] for c in conds}
         if recipe.fuser == "minimax":
@@ -352,9 +352,9 @@ def run_robustness(
                 row["bit_acc"] = float(np.mean(bp))
                 row["bit_acc_clean"] = float(np.mean(bn))
             # Each branch of the fused detector alone, on the same images (fusion check).
-            for feat in ("gs_bit_acc", "gnr_bit_acc", "tr_score"):
+            for feat in ("gs_bit_acc", "gnr_bit_acc", "gnr_margin", "tr_score"):
                 if meth.startswith("gaussmarker") and fp and feat in fp:
-                    if feat == "gnr_bit_acc" and meth != "gaussmarker":
+                    if feat.startswith("gnr_") and meth != "gaussmarker":
                         continue
                     row[f"tpr_{feat}"] = empirical_tpr_at_fpr(fp[feat], fn[feat], recipe.fpr)[0]
                     row[f"auc_{feat}"] = auc(fp[feat], fn[feat])

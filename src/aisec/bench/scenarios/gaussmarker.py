@@ -83,7 +83,8 @@ def robustness(params: Any, ctx: Any) -> Result:
     worse, worse_sep = [], []
     for d in ["none", *dists]:
         g = rep.get("gaussmarker", d)
-        branches = [g[k] for k in ("tpr_gs_bit_acc", "tpr_gnr_bit_acc", "tpr_tr_score") if k in g]
+        # the fuser's own inputs (the GNR branch enters through its margin, not its bit accuracy)
+        branches = [g[k] for k in ("tpr_gs_bit_acc", "tpr_gnr_margin", "tpr_tr_score") if k in g]
         if branches and g["tpr_at_1fpr"] < max(branches):
             worse.append(d)
         best = max(

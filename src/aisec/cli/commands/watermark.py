@@ -364,7 +364,8 @@ def robustness_cmd(
         },
     )
     for name, fuser in rep.fusers.items():  # reusable with `aisec watermark detect --fuser`
-        suffix = "_gnr" if name == "gaussmarker" and "gnr_bit_acc" in fuser.features else ""
+        uses_gnr = any(f.startswith("gnr_") for f in fuser.features)
+        suffix = "_gnr" if name == "gaussmarker" and uses_gnr else ""
         fuser.save(d / f"fuser_{r.backbone}{suffix}.safetensors")
 
     def text(_: object) -> None:
