@@ -115,6 +115,14 @@ def test_gnr_continues_from_init_and_mixes_real_maps() -> None:
     assert (g.restore(clean) == clean).mean() > 0.8
     with pytest.raises(ParameterError, match="real clean maps"):
         train_gnr(m, real_cfg.model_copy(update={"steps": 1}), real=(wm, clean[:, :2]))
+    # Hard negatives: a clean map equal to m is pulled to the mark by any net that restores m,
+    # so it is mined (and re-mined every step here).
+    lines: list[str] = []
+    hard_cfg = real_cfg.model_copy(update={"steps": 3, "hard_share": 0.5, "mine_every": 1})
+    train_gnr(m, hard_cfg, init=g, real=(wm, np.concatenate([clean, m[None]])), log=lines.append)
+    mined = [ln for ln in lines if "pulled to the mark" in ln]
+    assert len(mined) == 3 and all(" of 7 clean maps" in ln for ln in mined)
+    assert int(mined[0].split(": ")[1].split()[0]) >= 1
 
 
 def test_inverted_maps_shapes(gmm) -> None:

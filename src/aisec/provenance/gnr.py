@@ -114,6 +114,12 @@ class GNRConfig(StrictModel):
     # share of clean (negative) maps among those.
     real_frac: float = Field(0.5, ge=0, le=1)
     real_clean: float = Field(0.5, ge=0, le=1)
+    # Hard negatives (our addition): this share of the real clean maps in each batch is drawn
+    # from the clean maps the net currently pulls towards m (output agreeing with m on more
+    # than ``hard_agree`` of the cells), re-mined every ``mine_every`` steps.
+    hard_share: float = Field(0.0, ge=0, le=1)
+    hard_agree: float = Field(0.6, gt=0.5, le=1)
+    mine_every: int = Field(250, ge=1)
     max_minutes: float = Field(30.0, gt=0)
     threads: int = Field(2, ge=1)
 
@@ -383,7 +389,9 @@ def train_gnr(
     from its weights, with a fresh optimiser and learning-rate schedule of ``cfg.steps`` steps.
     With ``real`` = (watermarked, clean) sign maps (N, C, H, W) uint8 from :func:`inverted_maps`,
     a share ``cfg.real_frac`` of each batch is drawn from them (``cfg.real_clean`` of it clean):
-    watermarked maps have target m, clean maps are their own target.
+    watermarked maps have target m, clean maps are their own target. With ``cfg.hard_share`` > 0
+    part of the clean share is drawn from the clean maps the net pulls towards m (hard
+    negatives, re-mined every ``cfg.mine_every`` steps).
     """
     import torch
 
@@ -425,11 +433,33 @@ def train_gnr(
     syn_cfg = cfg.model_copy(update={"batch_size": max(cfg.batch_size - n_real, 1)})
     loss_fn = torch.nn.BCEWithLogitsLoss()
     start, running = time.time(), None
+    hard = torch.zeros(0, dtype=torch.long)
+
+    def mine() -> torch.Tensor:
+        """Indices of the real clean maps the net currently pulls towards m."""
+        net.eval()
+        with torch.no_grad():
+            agree = torch.cat(
+                [
+                    ((net(c * 2 - 1) > 0).float() == mt).flatten(1).float().mean(1)
+                    for c in rc.split(2048)
+                ]
+            )
+        net.train()
+        return torch.nonzero(agree > cfg.hard_agree).flatten()
+
     for step in range(1, cfg.steps + 1):
         x, y = synthetic_batch(mt, syn_cfg, gen)
         if n_real:
+            if cfg.hard_share > 0 and (step - 1) % cfg.mine_every == 0:
+                hard = mine()
+                if log:
+                    log(f"gnr step {step}: {len(hard)} of {len(rc)} clean maps pulled to the mark")
+            n_hard = int(round(n_clean * cfg.hard_share)) if len(hard) else 0
             iw = torch.randint(len(rw), (n_real - n_clean,), generator=gen)
-            ic = torch.randint(len(rc), (n_clean,), generator=gen)
+            ic = torch.randint(len(rc), (n_clean - n_hard,), generator=gen)
+            if n_hard:
+                ic = torch.cat([ic, hard[torch.randint(len(hard), (n_hard,), generator=gen)]])
             x = torch.cat([x, rw[iw], rc[ic]])
             y = torch.cat([y, mt.expand(len(iw), *m.shape), rc[ic]])
         loss = loss_fn(net(x * 2 - 1), y)
