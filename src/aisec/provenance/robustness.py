@@ -358,6 +358,11 @@ def run_robustness(
                         continue
                     row[f"tpr_{feat}"] = empirical_tpr_at_fpr(fp[feat], fn[feat], recipe.fpr)[0]
                     row[f"auc_{feat}"] = auc(fp[feat], fn[feat])
+            if meth in fusers and fp:
+                used = {f: (fp[f], fn[f]) for f in fusers[meth].features}
+                row["fused_margin"], row["fused_margin_ci95"] = _fused_margin(
+                    (sp, sn), used, recipe.fpr, np.random.default_rng([seed, ci, 7])
+                )
             report.rows.append(row)
             if main:
                 fpr_c, tpr_c, _ = roc_curve(sp, sn)
@@ -452,6 +457,34 @@ def _attack(name: str, strength: float, backbone: Any, seed: int, ci: int) -> _A
         f"attack {name!r} is not supported by the robustness run "
         "(diffusion_regen, compression_regen)"
     )
+
+
+def _fused_margin(
+    fused: tuple[np.ndarray, np.ndarray],
+    branches: dict[str, tuple[np.ndarray, np.ndarray]],
+    fpr: float,
+    rng: np.random.Generator,
+    boot: int = 500,
+) -> tuple[float, list[float]]:
+    """Fused TPR minus the best branch TPR (empirical threshold), and its 95 % bootstrap interval.
+
+    Watermarked and clean images are resampled separately, the same indices for the fused score
+    and every branch (each image's scores stay together), so the interval says whether a
+    difference of a few images is more than resampling noise.
+    """
+    from aisec.metrics.watermark import empirical_tpr_at_fpr
+
+    def margin(ip: np.ndarray, ineg: np.ndarray) -> float:
+        best = max(empirical_tpr_at_fpr(p[ip], n[ineg], fpr)[0] for p, n in branches.values())
+        return empirical_tpr_at_fpr(fused[0][ip], fused[1][ineg], fpr)[0] - best
+
+    n_pos, n_neg = len(fused[0]), len(fused[1])
+    point = margin(np.arange(n_pos), np.arange(n_neg))
+    draws = [
+        margin(rng.integers(0, n_pos, n_pos), rng.integers(0, n_neg, n_neg)) for _ in range(boot)
+    ]
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return float(point), [float(lo), float(hi)]
 
 
 def _scores(

@@ -80,19 +80,22 @@ def robustness(params: Any, ctx: Any) -> Result:
     metrics["auc"] = gm0["auc"]
     metrics["bit_acc"] = gm0["bit_acc"]
     metrics["gaussmarker.clean_bit_acc_on_unmarked"] = gm0["bit_acc_clean"]
-    worse, worse_sep = [], []
+    worse, worse_sep, worse_sig = [], [], []
     for d in ["none", *dists]:
         g = rep.get("gaussmarker", d)
         # the fuser's own inputs (the GNR branch enters through its margin, not its bit accuracy)
         branches = [g[k] for k in ("tpr_gs_bit_acc", "tpr_gnr_margin", "tpr_tr_score") if k in g]
         if branches and g["tpr_at_1fpr"] < max(branches):
             worse.append(d)
+        if g.get("fused_margin_ci95", [0.0, 0.0])[1] < 0:  # the whole 95 % interval below 0
+            worse_sig.append(d)
         best = max(
             rep.get("tree_ring", d)["tpr_at_1fpr"], rep.get("gaussian_shading", d)["tpr_at_1fpr"]
         )
         if g["tpr_at_1fpr"] < best:
             worse_sep.append(d)
     metrics["fused_worse_than_own_best_branch_on"] = len(worse)
+    metrics["fused_worse_beyond_bootstrap_ci_on"] = len(worse_sig)
     metrics["gaussmarker_worse_than_best_of_tr_gs_on"] = len(worse_sep)
     rot = [r for r in rep.rows if r["distortion"] == "rotation" and r["strength"] >= 15]
     for meth, name in (("gaussmarker_nognr", "raw"), ("gaussmarker", "gnr")):
@@ -174,6 +177,8 @@ def robustness(params: Any, ctx: Any) -> Result:
             else "."
         ),
         "fused detector worse than its own better branch on: " + (", ".join(worse) or "none"),
+        "... with the whole 95 % bootstrap interval of the difference below 0 on: "
+        + (", ".join(worse_sig) or "none"),
         "gaussmarker worse than the better of separate TR / GS on: "
         + (", ".join(worse_sep) or "none"),
         *fuser_notes,
