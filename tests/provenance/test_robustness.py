@@ -105,3 +105,34 @@ def test_pgd_through_inversion_lowers_the_spatial_mark() -> None:
     before = gs.detect(key, invert(bb, wm, 10)).bit_acc.mean()
     after = gs.detect(key, invert(bb, adv, 10)).bit_acc.mean()
     assert after < before - 0.1
+
+
+def test_pgd_on_gaussmarker_also_attacks_the_gnr_margin() -> None:
+    import warnings
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    import aisec.provenance as prov
+    from aisec.provenance.base import get_method
+    from aisec.provenance.gnr import GNR, key_fingerprint
+    from aisec.provenance.pipeline import generate, invert, load_backbone
+    from aisec.provenance.robustness import _pgd
+    from aisec.rng import InsecureRandom
+
+    torch.set_num_threads(1)
+    bb = load_backbone("ddpm-fmnist")
+    gm = get_method("gaussmarker")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        key = gm.keygen(bb.latent_shape, InsecureRandom(0))  # the shipped GNR's key
+    fp = key_fingerprint(gm.encrypted_map(key))
+    gnr = GNR.load(Path(prov.__file__).parent / "weights" / f"gnr_{fp}.safetensors")
+    wm = generate(bb, gm, key, 6, torch.Generator().manual_seed(0), 10).images
+    attack = _pgd(8 / 255, 5, bb, "gaussmarker", {"gaussmarker": gm}, {"gaussmarker": key}, 10, gnr)
+    adv = attack.apply(wm, np.random.default_rng(0))
+    gm.with_detector(gnr=gnr)
+    before = gm.detect(key, invert(bb, wm, 10)).features["gnr_margin"].mean()
+    after = gm.detect(key, invert(bb, adv, 10)).features["gnr_margin"].mean()
+    assert after < before - 1.0

@@ -307,7 +307,9 @@ def run_robustness(
             # differentiable surrogate of that method's detector; clean images are untouched.
             dist = None
             for m in base_methods:
-                per_method[m] = _pgd(strength, recipe.pgd_iters, backbone, m, objs, keys, steps)
+                per_method[m] = _pgd(
+                    strength, recipe.pgd_iters, backbone, m, objs, keys, steps, gnr
+                )
         elif dname in recipe.attacks:
             dist = _attack(dname, strength, backbone, seed, ci)
         else:
@@ -402,13 +404,15 @@ def _pgd(
     objs: dict[str, Any],
     keys: dict[str, WatermarkKey],
     steps: int,
+    gnr: Any = None,
 ) -> _AttackAdapter:
     """PGD (``aisec.perturb.attacks.Adversarial``) against a differentiable detector surrogate.
 
     The surrogate runs the same DDIM inversion with gradients, then scores the recovered noise z:
     Gaussian Shading, the mean of tanh(3 z) (2m - 1) (a soft sign agreement with the key's sign
     map m); Tree-Ring, minus the ring distance divided by the mean key magnitude on the ring;
-    GaussMarker, the sum of both (the attacker lowers both marks the fuser reads).
+    GaussMarker, the sum of both, plus, with a GNR, the GNR's margin towards m on the soft signs
+    tanh(3 z) divided by its clip (the attacker lowers every statistic the fuser reads).
     """
     import torch
 
@@ -430,6 +434,14 @@ def _pgd(
         target = torch.from_numpy(pat[mask])
         norm = float(np.abs(pat[mask]).mean())
         parts.append(lambda z: -(_fft(z)[:, m] - target[None]).abs().mean(1) / norm)
+    if method == "gaussmarker" and gnr is not None:
+        from aisec.provenance.gnr import MARGIN_CLIP
+
+        def gnr_margin(z: torch.Tensor) -> torch.Tensor:
+            logits = gnr.net(torch.tanh(3 * z)).clamp(-MARGIN_CLIP, MARGIN_CLIP)
+            return (logits * sign).flatten(1).mean(1) / MARGIN_CLIP
+
+        parts.append(gnr_margin)
 
     def score(images: torch.Tensor) -> torch.Tensor:
         z = backbone.invert_differentiable(images, steps)
