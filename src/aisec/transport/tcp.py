@@ -217,6 +217,10 @@ def _secure(
     link: Link | None, timeout_s: float,
 ) -> TCPChannel:
     """TLS handshake on a connected socket, then the aisec ``hello`` exchange."""
+    # Protocol rounds are request/response: without TCP_NODELAY, Nagle's algorithm holds the
+    # last partial segment of a message until the peer ACKs the previous ones, and a delayed
+    # ACK can then stall every round by up to 40 ms.
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock = ctx.wrap_socket(raw, server_side=server)
     except (ssl.SSLError, OSError) as exc:
