@@ -21,7 +21,7 @@ from aisec.privacy.caesar import (
     sigmoid_coefficients,
     train_party,
 )
-from aisec.privacy.caesar_data import PartyData, load_party, save_party, split_columns, zipf_sparse
+from aisec.privacy.caesar.data import PartyData, load_party, save_party, split_columns, zipf_sparse
 from aisec.transport import inprocess_pair
 from aisec.transport.inprocess import InProcessChannel
 

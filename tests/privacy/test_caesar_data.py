@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from aisec.errors import DataError, InputFileError, ParameterError
-from aisec.privacy.caesar_data import PartyData, load_party, save_party, split_columns, zipf_sparse
+from aisec.privacy.caesar.data import PartyData, load_party, save_party, split_columns, zipf_sparse
 
 
 def test_zipf_density_and_labels(rng: np.random.Generator) -> None:

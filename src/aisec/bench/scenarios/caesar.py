@@ -36,7 +36,7 @@ _LINK = {"bandwidth_mbps": 100.0, "latency_ms": 20.0}
 )
 def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     from aisec.crypto.ou import ou_available
-    from aisec.privacy.caesar_run import CaesarRecipe, run_local
+    from aisec.privacy.caesar.run import CaesarRecipe, run_local
 
     scheme = params["he_scheme"]
     if scheme == "heu-ou" and not ou_available():
@@ -98,8 +98,8 @@ def _party_b_process(
     """Party B in its own process, over TCP + mutual TLS on loopback (two-host layout)."""
     import numpy as np
 
-    from aisec.privacy.caesar import PROTOCOL, CaesarParams, train_party
-    from aisec.privacy.caesar_data import PartyData
+    from aisec.privacy.caesar.data import PartyData
+    from aisec.privacy.caesar.protocol import PROTOCOL, CaesarParams, train_party
     from aisec.transport.tcp import listen
 
     try:
@@ -122,8 +122,8 @@ def _caesar_two_processes(
 
     import numpy as np
 
-    from aisec.privacy.caesar import PROTOCOL, CaesarParams, train_party
-    from aisec.privacy.caesar_data import PartyData
+    from aisec.privacy.caesar.data import PartyData
+    from aisec.privacy.caesar.protocol import PROTOCOL, CaesarParams, train_party
     from aisec.transport.certs import make_certs
     from aisec.transport.tcp import connect
 
@@ -242,8 +242,8 @@ def _caesar_batches(
 
     import numpy as np
 
-    from aisec.privacy.caesar import CaesarParams, train_party
-    from aisec.privacy.caesar_data import PartyData
+    from aisec.privacy.caesar.data import PartyData
+    from aisec.privacy.caesar.protocol import CaesarParams, train_party
     from aisec.transport import inprocess_pair
 
     n = x_a.shape[0]
@@ -321,7 +321,7 @@ def _caesar_batches(
 )
 def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
 
-    from aisec.privacy.caesar_data import split_columns, zipf_sparse
+    from aisec.privacy.caesar.data import split_columns, zipf_sparse
     from aisec.transport import Link
 
     link = Link(params["bandwidth_mbps"] * 1e6, params["latency_ms"] / 1e3)
@@ -555,7 +555,7 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     description="CAESAR bytes per batch against batch size, d and non-zeros",
 )
 def bytes_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
-    from aisec.privacy.caesar_data import split_columns, zipf_sparse
+    from aisec.privacy.caesar.data import split_columns, zipf_sparse
 
     m, d, k = params["batch_size"], params["d"], params["batches"]
     rows = []
@@ -697,7 +697,7 @@ def workers_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     from aisec.crypto.paillier import generate_keypair
     from aisec.crypto.parallel import HEWorkers
     from aisec.crypto.sparse_he import integer_csr
-    from aisec.privacy.caesar_data import zipf_sparse
+    from aisec.privacy.caesar.data import zipf_sparse
 
     sk = generate_keypair(params["key_bits"])
     n = params["n"]

@@ -23,7 +23,7 @@ def command() -> None:
 
 
 def _recipe(recipe: str | None, overrides: tuple[str, ...]) -> Any:
-    from aisec.privacy.caesar_run import CaesarRecipe, load_recipe_named
+    from aisec.privacy.caesar.run import CaesarRecipe, load_recipe_named
 
     if recipe is None:
         from aisec.config import load_recipe
@@ -86,7 +86,7 @@ def run_cmd(
     """Train both parties in one process on RECIPE (a YAML file or an embedded name:
     a9a, a9a-quick, reviews-bow, zipf) and compare with plaintext logistic regression."""
     from aisec.config import save_resolved
-    from aisec.privacy.caesar_run import run_local
+    from aisec.privacy.caesar.run import run_local
 
     extra = list(overrides)
     if workers is not None:
@@ -108,7 +108,7 @@ def run_cmd(
 @format_option
 def split_cmd(recipe: str | None, overrides: tuple[str, ...], out_dir: str, fmt: str) -> None:
     """Write the parties' data files of RECIPE's data: A-train, B-train, A-test, B-test."""
-    from aisec.privacy.caesar_run import write_split
+    from aisec.privacy.caesar.run import write_split
 
     files = write_split(_recipe(recipe, overrides), out_dir)
     emit(files, fmt, lambda f: [click.echo(f"{k}: {v}") for k, v in f.items()])
@@ -160,7 +160,7 @@ def party_cmd(
     fmt: str,
 ) -> None:
     """Run one CAESAR party against a remote peer over TCP with mutual TLS."""
-    from aisec.privacy.caesar_run import LinkSpec, run_party
+    from aisec.privacy.caesar.run import LinkSpec, run_party
 
     extra = (f"protocol.he_scheme={he_scheme}",) if he_scheme else ()
     r = _recipe(recipe, overrides + extra)
@@ -232,7 +232,7 @@ def predict_cmd(
 
     from aisec.errors import ParameterError
     from aisec.io import atomic_write_json
-    from aisec.privacy.caesar_run import predict_local, predict_remote
+    from aisec.privacy.caesar.run import predict_local, predict_remote
 
     if models_dir is not None:
         if not (data_a and data_b):

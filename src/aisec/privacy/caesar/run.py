@@ -24,7 +24,14 @@ from pydantic import Field
 from aisec.config import StrictModel
 from aisec.errors import ParameterError, PeerError
 from aisec.io import atomic_write_json
-from aisec.privacy.caesar import (
+from aisec.privacy.caesar.data import (
+    PartyData,
+    load_joined,
+    save_party,
+    split_columns,
+    train_test_split_rows,
+)
+from aisec.privacy.caesar.protocol import (
     PROTOCOL,
     CaesarModel,
     CaesarParams,
@@ -32,13 +39,6 @@ from aisec.privacy.caesar import (
     predict_party,
     sigmoid_coefficients,
     train_party,
-)
-from aisec.privacy.caesar_data import (
-    PartyData,
-    load_joined,
-    save_party,
-    split_columns,
-    train_test_split_rows,
 )
 from aisec.transport import Channel, Link, inprocess_pair
 
@@ -54,7 +54,7 @@ __all__ = [
     "RECIPES",
 ]
 
-RECIPES_DIR = Path(__file__).with_name("caesar_recipes")
+RECIPES_DIR = Path(__file__).with_name("recipes")
 RECIPES = {p.stem: p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
 
 
@@ -229,7 +229,7 @@ def run_party(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> tuple[CaesarModel, TrainReport]:
     """One party over TCP with mutual TLS; exactly one of ``listen`` / ``peer`` (HOST:PORT)."""
-    from aisec.privacy.caesar_data import load_party
+    from aisec.privacy.caesar.data import load_party
 
     data = load_party(data_path)
     ch = _open(role, certs_dir, listen, peer, link, params.timeout_s, PROTOCOL)
@@ -291,7 +291,7 @@ def predict_remote(
     timeout_s: float = 300.0,
 ) -> dict[str, Any]:
     """Split prediction over TCP+TLS; B gets probabilities (and AUC when its file has labels)."""
-    from aisec.privacy.caesar_data import load_party
+    from aisec.privacy.caesar.data import load_party
 
     model = CaesarModel.load(model_path)
     if model.role != role:
@@ -311,7 +311,7 @@ def predict_local(
     model_a: str | Path, model_b: str | Path, data_a: str | Path, data_b: str | Path
 ) -> dict[str, Any]:
     """Split prediction with both parties in this process (in-process channel)."""
-    from aisec.privacy.caesar_data import load_party
+    from aisec.privacy.caesar.data import load_party
 
     ma, mb = CaesarModel.load(model_a), CaesarModel.load(model_b)
     da, db = load_party(data_a), load_party(data_b)

@@ -68,7 +68,7 @@ from aisec.crypto.keys import (
 from aisec.crypto.parallel import HEWorkers
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError, PeerError
 from aisec.io import load_safetensors, save_safetensors, write_private
-from aisec.privacy.caesar_data import PartyData
+from aisec.privacy.caesar.data import PartyData
 from aisec.registry import Registry
 from aisec.transport import BigInts, Channel
 
