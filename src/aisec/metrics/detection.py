@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aisec.errors import DataError
+from aisec.errors import DataError, ParameterError
 
 __all__ = ["roc_curve", "auc", "threshold_at_fpr", "tpr_at_fpr"]
 
@@ -23,13 +23,17 @@ def _check(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def roc_curve(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds), thresholds descending; a score >= threshold is positive."""
+    """(fpr, tpr, thresholds), thresholds descending; a score >= threshold is positive.
+
+    One point per distinct score (no points dropped), preceded by (0, 0) at threshold +inf;
+    O(n log n) through ``sklearn.metrics.roc_curve``.
+    """
+    from sklearn.metrics import roc_curve as _sk_roc
+
     pos, neg = _check(pos, neg)
-    thr = np.unique(np.concatenate([pos, neg]))[::-1]
-    tpr = (pos[None, :] >= thr[:, None]).mean(axis=1)
-    fpr = (neg[None, :] >= thr[:, None]).mean(axis=1)
-    return (np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr]),
-            np.concatenate([[np.inf], thr]))
+    y = np.concatenate([np.ones(pos.size, np.int8), np.zeros(neg.size, np.int8)])
+    fpr, tpr, thr = _sk_roc(y, np.concatenate([pos, neg]), drop_intermediate=False)
+    return fpr.astype(np.float64), tpr.astype(np.float64), thr.astype(np.float64)
 
 
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -47,6 +51,8 @@ def threshold_at_fpr(neg: np.ndarray, fpr: float = 0.01) -> float:
     neg = np.sort(np.asarray(neg, dtype=np.float64).ravel())
     if neg.size == 0:
         raise DataError("need at least one negative score")
+    if not 0.0 <= fpr <= 1.0:
+        raise ParameterError("fpr", "must lie in [0, 1]", fpr)
     k = int(np.floor(fpr * neg.size))  # number of negatives allowed above the threshold
     return float(neg[neg.size - k - 1]) if k < neg.size else float(-np.inf)
 
