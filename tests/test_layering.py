@@ -10,7 +10,7 @@ import aisec
 ROOT = Path(aisec.__file__).parent
 SYSTEMS = {"privacy", "provenance", "safety", "robustness"}
 TOP = {"cli", "bench", "report"}
-SHARED = {"crypto", "transport", "perturb", "llm", "judges", "metrics", "assets"}
+SHARED = {"crypto", "transport", "perturb", "llm", "judges", "metrics", "assets", "diffusion"}
 KERNEL = {"errors", "registry", "config", "rng", "io"}
 
 

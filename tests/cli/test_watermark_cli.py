@@ -219,7 +219,7 @@ def test_train_commands_tiny(
         ]
     )
     assert rc == 0
-    from aisec.provenance.diffusion.pixel_ddpm import PixelDDPM
+    from aisec.diffusion.pixel_ddpm import PixelDDPM
 
     m = PixelDDPM.load(tmp_path / "d.safetensors")
     assert m.latent_shape == (4, 4, 4)

@@ -14,7 +14,7 @@ class _Toy:
     """A one-Gaussian 'diffusion model' in pixel space: eps is exact for N(0.5, 0.01 I)."""
 
     def __init__(self) -> None:
-        from aisec.provenance.diffusion.schedule import linear_alphas_cumprod
+        from aisec.diffusion.schedule import linear_alphas_cumprod
 
         self.alphas_cumprod = linear_alphas_cumprod()
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from aisec.diffusion.schedule import ddim_invert, ddim_sample, linear_alphas_cumprod
 from aisec.errors import ConfigError, InputFileError
 from aisec.provenance.base import get_method
-from aisec.provenance.diffusion.schedule import ddim_invert, ddim_sample, linear_alphas_cumprod
 from aisec.provenance.keys import load_key, save_key
 from aisec.provenance.pipeline import detect, generate
 

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from aisec.diffusion.stable_diffusion import StableDiffusionBackbone
 from aisec.provenance.base import get_method
-from aisec.provenance.diffusion.stable_diffusion import StableDiffusionBackbone
 
 
 def _tiny_pipeline() -> SimpleNamespace:

@@ -6,7 +6,7 @@ DDIM inversion). Registered backbones (registry ``diffusion backbone``):
 * ``ddpm-fmnist``: the small DDPM trained here on Fashion-MNIST (shipped weights; the default);
 * ``gmm-digits``: exact-score diffusion on a Gaussian mixture of sklearn digits (tests);
 * ``stable-diffusion``: any diffusers Stable Diffusion pipeline by hub id or local path
-  (VAE encode, empty-prompt DDIM inversion, guidance 1), see :mod:`.diffusion.stable_diffusion`.
+  (VAE encode, empty-prompt DDIM inversion, guidance 1), see :mod:`aisec.diffusion.stable_diffusion`.
 
 Images at this boundary are float arrays (B, C, H, W) in [0, 1]; generated images are quantised to
 8 bits (as if saved to PNG) before anything else sees them.
@@ -58,7 +58,7 @@ BACKBONES: Registry[Callable[..., Backbone]] = Registry("diffusion backbone")
 
 @BACKBONES.register("ddpm-fmnist", summary="small DDPM trained on Fashion-MNIST (shipped weights)")
 def _ddpm(weights: str | None = None) -> Backbone:
-    from aisec.provenance.diffusion.pixel_ddpm import PixelDDPM
+    from aisec.diffusion.pixel_ddpm import PixelDDPM
 
     return PixelDDPM.load(weights)
 
@@ -67,7 +67,7 @@ def _ddpm(weights: str | None = None) -> Backbone:
     "gmm-digits", summary="exact-score Gaussian-mixture diffusion on digits (tests)"
 )
 def _gmm() -> Backbone:
-    from aisec.provenance.diffusion.gmm import GMMDiffusion
+    from aisec.diffusion.gmm import GMMDiffusion
 
     try:
         from aisec.assets import load_dataset
@@ -86,7 +86,7 @@ def _gmm() -> Backbone:
     "stable-diffusion", summary="diffusers Stable Diffusion by hub id or path (GPU)"
 )
 def _sd(model: str = "stabilityai/stable-diffusion-2-1-base", device: str = "cuda") -> Backbone:
-    from aisec.provenance.diffusion.stable_diffusion import StableDiffusionBackbone
+    from aisec.diffusion.stable_diffusion import StableDiffusionBackbone
 
     return StableDiffusionBackbone(model, device=device)
 

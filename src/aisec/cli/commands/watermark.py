@@ -316,7 +316,7 @@ def train_ddpm_cmd(out: str, dataset: str, seed: int, overrides: tuple[str, ...]
     """Retrain the embedded DDPM (the shipped weights: defaults, ``--set train.steps=...``)."""
     from aisec.assets import load_dataset
     from aisec.config import apply_overrides, parse_overrides, validate
-    from aisec.provenance.diffusion.pixel_ddpm import DDPMConfig, DDPMTrainConfig, train_ddpm
+    from aisec.diffusion.pixel_ddpm import DDPMConfig, DDPMTrainConfig, train_ddpm
 
     o = apply_overrides({}, parse_overrides(overrides))
     cfg = validate(DDPMConfig, o.get("model", {}), "train-ddpm model")

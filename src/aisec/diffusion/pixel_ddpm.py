@@ -5,12 +5,12 @@ factor 2) into 4x16x16 tensors. Pixel-unshuffle is a lossless, fixed "VAE": it g
 4-channel layout of Stable Diffusion's latent that Tree-Ring (ring in one channel's FFT) and
 Gaussian Shading (per-channel bit tiling) assume, while costing nothing. The noise predictor is a
 diffusers ``UNet2DModel`` trained with the DDPM epsilon loss (linear betas, T = 1000) and an EMA of
-the weights; sampling and inversion are DDIM (:mod:`aisec.provenance.diffusion.schedule`) with
+the weights; sampling and inversion are DDIM (:mod:`aisec.diffusion.schedule`) with
 the predicted x_0 clamped to [-1, 1] at every step (diffusers' ``clip_sample``, the default of its
 pixel-space schedulers): on this small model it raises the sign agreement of 10-step inversion of
 8-bit samples with their initial noise from 0.65 to 0.80 (measured after 800 training steps).
 
-The shipped weights (``provenance/weights/ddpm_fmnist.safetensors``, fp16) are rebuilt with
+The shipped weights (``diffusion/weights/ddpm_fmnist.safetensors``, fp16) are rebuilt with
 ``aisec watermark train-ddpm``.
 
 Reference: Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aisec.config import StrictModel
+from aisec.diffusion.common import to_gray
 from aisec.errors import InputFileError, ParameterError
-from aisec.provenance.diffusion.common import to_gray
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +43,7 @@ __all__ = [
     "images_to_model_space",
 ]
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "ddpm_fmnist.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "ddpm_fmnist.safetensors"
 
 
 class DDPMConfig(StrictModel):
@@ -129,7 +129,7 @@ class PixelDDPM:
     channels = 1
 
     def __init__(self, unet: Any, cfg: DDPMConfig) -> None:
-        from aisec.provenance.diffusion.schedule import linear_alphas_cumprod
+        from aisec.diffusion.schedule import linear_alphas_cumprod
 
         self.unet = unet.eval()
         self.cfg = cfg
@@ -196,7 +196,7 @@ class PixelDDPM:
 
     def generate(self, z_t: torch.Tensor, num_steps: int = 20) -> np.ndarray:
         """DDIM-sample images from initial noise z_T (B, 4, 16, 16) -> (B, 1, 32, 32) in [0, 1]."""
-        from aisec.provenance.diffusion.schedule import ddim_sample
+        from aisec.diffusion.schedule import ddim_sample
 
         return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps, clip=1.0))
 
@@ -206,7 +206,7 @@ class PixelDDPM:
         import torch
         import torch.nn.functional as F
 
-        from aisec.provenance.diffusion.schedule import ddim_invert
+        from aisec.diffusion.schedule import ddim_invert
 
         def eps(x: torch.Tensor, t: int) -> torch.Tensor:
             return self.unet(x, torch.full((x.shape[0],), t, dtype=torch.long)).sample
@@ -216,7 +216,7 @@ class PixelDDPM:
 
     def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
         """DDIM-invert images (B, 1, 32, 32) in [0, 1] back to z_T (B, 4, 16, 16)."""
-        from aisec.provenance.diffusion.schedule import ddim_invert
+        from aisec.diffusion.schedule import ddim_invert
 
         return ddim_invert(
             self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine, clip=1.0
@@ -240,8 +240,8 @@ def train_ddpm(
 
     import torch
 
+    from aisec.diffusion.schedule import linear_alphas_cumprod
     from aisec.io import save_safetensors
-    from aisec.provenance.diffusion.schedule import linear_alphas_cumprod
 
     cfg = cfg or DDPMConfig()
     train = train or DDPMTrainConfig()

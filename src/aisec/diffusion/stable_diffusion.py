@@ -4,7 +4,7 @@ Generation: DDIM (eta 0) from the watermarked initial latent with a text prompt 
 guidance; the latent is decoded by the VAE. Detection follows GaussMarker / Tree-Ring: VAE-encode
 the image (the posterior mode; the reference samples, which adds noise), then DDIM inversion with
 the EMPTY prompt and guidance 1, because the detector does not know the prompt. The DDIM update
-and inversion are :mod:`aisec.provenance.diffusion.schedule`'s, on the pipeline's own alpha-bar.
+and inversion are :mod:`aisec.diffusion.schedule`'s, on the pipeline's own alpha-bar.
 
 Reference: Rombach et al., "High-Resolution Image Synthesis with Latent Diffusion Models", CVPR
 2022; GaussMarker ``gaussmarker_det.py`` (empty-prompt 50-step inversion).
@@ -121,7 +121,7 @@ class StableDiffusionBackbone:
         """Images (B, 3, size, size) in [0, 1] from initial latents (B, 4, size/8, size/8)."""
         import torch
 
-        from aisec.provenance.diffusion.schedule import ddim_sample
+        from aisec.diffusion.schedule import ddim_sample
 
         lat = ddim_sample(
             self._eps_fn(self.prompt, self.guidance),
@@ -138,7 +138,7 @@ class StableDiffusionBackbone:
         """Empty-prompt, guidance-1 DDIM inversion of images (B, 3, size, size) in [0, 1]."""
         import torch
 
-        from aisec.provenance.diffusion.schedule import ddim_invert
+        from aisec.diffusion.schedule import ddim_invert
 
         x = np.asarray(images, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] not in (1, 3) or x.shape[2:] != (self.size, self.size):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aisec.diffusion.common import to_gray
 from aisec.errors import ParameterError
-from aisec.provenance.diffusion.common import to_gray
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +52,7 @@ class GMMDiffusion:
         import torch
         import torch.nn.functional as F
 
-        from aisec.provenance.diffusion.schedule import linear_alphas_cumprod
+        from aisec.diffusion.schedule import linear_alphas_cumprod
 
         if image_size % 2:
             raise ParameterError("image_size", "must be even", image_size)
@@ -135,12 +135,12 @@ class GMMDiffusion:
         return F.pixel_unshuffle(torch.from_numpy(x * 2 - 1)[:, None], 2)
 
     def generate(self, z_t: torch.Tensor, num_steps: int = 20) -> np.ndarray:
-        from aisec.provenance.diffusion.schedule import ddim_sample
+        from aisec.diffusion.schedule import ddim_sample
 
         return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps, clip=1.0))
 
     def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
-        from aisec.provenance.diffusion.schedule import ddim_invert
+        from aisec.diffusion.schedule import ddim_invert
 
         return ddim_invert(
             self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine, clip=1.0
