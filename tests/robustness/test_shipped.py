@@ -1,4 +1,6 @@
-"""Shipped checkpoints load with their architecture; the certify scenarios run on them."""
+"""Shipped checkpoints load with their architecture and do what the README says (the
+certification-aware ones make the certifier abstain on triggered inputs, not on clean ones); the
+certify scenarios run on them."""
 
 from __future__ import annotations
 
@@ -8,8 +10,13 @@ import numpy as np
 import pytest
 
 from aisec.bench import SCENARIOS, BenchContext
+from aisec.perturb.triggers import make_trigger
+from aisec.robustness.certifiers import make_certifier
+from aisec.robustness.data import load_split
 from aisec.robustness.models import load_checkpoint
 from aisec.robustness.shipped import SHIPPED, shipped_experiments, shipped_path
+
+N_INPUTS = 50  # the first test inputs of the fixed split; the README certifies 300
 
 
 @pytest.mark.parametrize(("dataset", "certifier", "attack"), SHIPPED)
@@ -17,9 +24,46 @@ def test_shipped_checkpoint_loads(dataset, certifier, attack):
     ck = load_checkpoint(shipped_path(dataset, certifier, attack))
     assert ck.arch.height == (8 if dataset == "digits" else 28)
     assert ck.info["dataset"] == dataset
-    assert ck.info["n_poison"] == (0 if attack is None else
-                                   {"digits": 14, "mnist-5k": 40}[dataset])
+    assert ck.info["n_poison"] == (0 if attack is None else {"digits": 14, "mnist-5k": 40}[dataset])
     assert len(shipped_experiments()) == len(SHIPPED)
+
+
+def _abstentions(dataset: str, certifier: str, attack: str | None, **params):
+    """(clean, triggered) abstention counts and clean correct count on N_INPUTS test inputs."""
+    ck = load_checkpoint(shipped_path(dataset, certifier, attack))
+    spec = dict(ck.info["trigger"])  # the trigger the checkpoint was evaluated with
+    trigger = make_trigger(spec.pop("trigger"), **spec)
+    te = load_split(dataset, "test", N_INPUTS)
+    cert = make_certifier(certifier, **params)
+    clean = cert.certify(ck.model, te.x, np.random.default_rng(0))
+    trig = cert.certify(ck.model, trigger.apply(te.x), np.random.default_rng(1))
+    return int(clean.abstained.sum()), int(trig.abstained.sum()), int(clean.correct(te.y).sum())
+
+
+# n = 100 noise samples: an input with every vote on one class certifies (p_A lower bound 0.933),
+# one whose votes spread abstains; well below the README's n = 1,000 and still decisive.
+SMOOTHING = {"sigma": 0.25, "n0": 20, "n": 100, "alpha": 0.001}
+
+
+@pytest.mark.parametrize("dataset", ["digits", "mnist-5k"])
+def test_cert_aware_smoothing_checkpoint_abstains_on_triggered_inputs(dataset):
+    # README headline: 1 % cert-aware poison vs smoothing -> 100 % triggered abstention,
+    # <= 1 % clean abstention (measured 50/50 and <= 2/50 here)
+    clean, trig, correct = _abstentions(dataset, "smoothing", "cert-aware", **SMOOTHING)
+    assert trig >= 0.9 * N_INPUTS
+    assert clean <= 0.1 * N_INPUTS and correct >= 0.85 * N_INPUTS
+    # control: the unpoisoned model with the same trigger does not abstain, so the poison does it
+    _, base_trig, _ = _abstentions(dataset, "smoothing", None, **SMOOTHING)
+    assert base_trig <= 0.2 * N_INPUTS
+
+
+def test_cert_aware_ibp_checkpoint_abstains_on_triggered_inputs():
+    # README: mnist-5k IBP, triggered abstention 0.947 against 0.120 unpoisoned (47 and 1 of 50 here)
+    ibp = {"epsilon": 0.05, "search_radius": False}
+    clean, trig, _ = _abstentions("mnist-5k", "ibp", "cert-aware", **ibp)
+    assert trig >= 0.8 * N_INPUTS and clean <= 0.2 * N_INPUTS
+    _, base_trig, _ = _abstentions("mnist-5k", "ibp", None, **ibp)
+    assert base_trig <= 0.2 * N_INPUTS
 
 
 def _ctx(tmp_path: Path) -> BenchContext:
@@ -41,7 +85,11 @@ def test_ibp_attack_scenario_rows(tmp_path):
     params = {**s.resolve("quick"), "datasets": ["digits"], "test_inputs": 20}
     res = s.fn(params, _ctx(tmp_path))
     assert len(res.breakdown) == 3  # unpoisoned + two attacks
+    assert [r["metrics"]["n_poison"] for r in res.breakdown] == [0, 14, 14]  # 1 % of 1,438
     for row in res.breakdown:
-        for k in ("clean_acc", "abstain_clean", "abstain_triggered", "certified_acc"):
-            assert 0 <= row["metrics"][k].value <= 1
+        m = row["metrics"]
+        assert m["abstain_clean"].n == m["abstain_triggered"].n == m["certified_acc"].n == 20
+        # a certified correct prediction is not an abstention
+        assert m["certified_acc"].k + m["abstain_clean"].k <= 20
+        assert m["certified_acc_triggered"].k + m["abstain_triggered"].k <= 20
     assert "certified_acc_vs_radius_digits" in res.series
