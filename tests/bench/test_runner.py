@@ -15,10 +15,13 @@ CALLS: list[int] = []
 def _ok(params, ctx):
     CALLS.append(ctx.seed)
     ctx.report(0.5, "half")
-    return Result(metrics={"acc": rate(params["k"], 10), "x": float("nan")},
-                  labels={"method": "m"},
-                  breakdown=[{"labels": {"d": "rot"}, "metrics": {"acc": 0.5}}],
-                  series={"curve": [Series([0, 1], [0, 1], "a", "b", "m")]}, notes=["n"])
+    return Result(
+        metrics={"acc": rate(params["k"], 10), "x": float("nan")},
+        labels={"method": "m"},
+        breakdown=[{"labels": {"d": "rot"}, "metrics": {"acc": 0.5}}],
+        series={"curve": [Series([0, 1], [0, 1], "a", "b", "m")]},
+        notes=["n"],
+    )
 
 
 def _fail(params, ctx):
@@ -37,7 +40,9 @@ def test_rows_metrics_failures_and_resume(tmp_path):
     r0 = rows[0]
     assert r0["metrics"]["acc"]["value"] == 0.3 and r0["metrics"]["acc"]["ci_low"] < 0.3
     assert r0["metrics"]["x"] is None  # NaN is not valid JSON
-    assert r0["params"] == {"k": 3} and r0["timings"]["seconds"] >= 0 and "python" in r0["environment"]
+    assert (
+        r0["params"] == {"k": 3} and r0["timings"]["seconds"] >= 0 and "python" in r0["environment"]
+    )
     assert rows[2]["error"] == "RuntimeError: boom second line"
     lines = (tmp_path / "rows.jsonl").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line) for line in lines)
@@ -77,3 +82,46 @@ def test_select_by_name_glob_system_and_unknown():
         runner.select(["nope.nothing"])
     assert all("quick" in s.suites for s in runner.select(suite="quick"))
     assert "assets.check" in SCENARIOS
+
+
+def test_headlines_are_evaluated_into_the_row(tmp_path):
+    from aisec.bench import Headline
+
+    hl = (
+        Headline("acc", ">= 0.25", "accuracy"),
+        Headline("acc", "> base"),
+        Headline("acc", "< base"),
+        Headline("missing", ">= 1"),
+        Headline("acc"),
+    )
+
+    def fn(params, ctx):
+        return Result(metrics={"acc": rate(3, 10), "base": 0.2})
+
+    s = Scenario("t.head", fn, "testsys", {}, {}, ("quick",), (0,), (0,), "", hl)
+    _, rows = runner.run([s], suite="quick", out_dir=tmp_path, show_progress=False)
+    got = [(h["value"], h["reference"], h["met"]) for h in rows[0]["headline"]]
+    assert got == [
+        (0.3, 0.25, True),
+        (0.3, 0.2, True),
+        (0.3, 0.2, False),
+        (None, 1.0, None),
+        (0.3, None, None),
+    ]
+    assert rows[0]["headline"][0]["label"] == "accuracy"
+    # a failed row keeps its headlines, unevaluated
+    bad = Scenario("t.bad", _fail, "testsys", {}, {}, ("quick",), (0,), (0,), "", hl[:1])
+    _, rows = runner.run([bad], suite="quick", out_dir=tmp_path, show_progress=False)
+    assert rows[0]["headline"][0]["met"] is None and rows[0]["headline"][0]["value"] is None
+
+
+def test_headline_target_syntax_is_checked():
+    from aisec.bench import Headline
+
+    for bad in ("10", "=> 10", ">=", "about 10"):
+        with pytest.raises(ParameterError, match="Headline.target"):
+            Headline("x", bad)
+    with pytest.raises(ParameterError, match="headline"):
+        from aisec.bench import scenario
+
+        scenario("t.never", system="t", headline=["x >= 1"])

@@ -5,20 +5,28 @@ import subprocess
 
 import pytest
 
-from aisec.bench import Result, Series, runner
+from aisec.bench import Headline, Result, Series, runner
 from aisec.bench.scenario import Scenario
 from aisec.errors import InputFileError
 from aisec.metrics import rate
-from aisec.report import format_metric, render_report
+from aisec.report import format_metric, render_report, scorecard_lines, system_summary
 
 
 def _fn(params, ctx):
-    return Result(metrics={"tpr_at_1fpr": rate(9, 10), "auc": 0.97},
-                  breakdown=[{"labels": {"method": m, "distortion": "jpeg"},
-                              "metrics": {"auc": 0.9}} for m in ("a", "b")],
-                  series={"roc": [Series([0, 0.1, 1], [0, 0.9, 1], "FPR", "TPR", "a"),
-                                  Series([0, 0.5, 1], [0, 0.6, 1], "FPR", "TPR", "b")]},
-                  notes=["a note <b>escaped</b>"])
+    return Result(
+        metrics={"tpr_at_1fpr": rate(9, 10), "auc": 0.97},
+        breakdown=[
+            {"labels": {"method": m, "distortion": "jpeg"}, "metrics": {"auc": 0.9}}
+            for m in ("a", "b")
+        ],
+        series={
+            "roc": [
+                Series([0, 0.1, 1], [0, 0.9, 1], "FPR", "TPR", "a"),
+                Series([0, 0.5, 1], [0, 0.6, 1], "FPR", "TPR", "b"),
+            ]
+        },
+        notes=["a note <b>escaped</b>"],
+    )
 
 
 def _fail(params, ctx):
@@ -27,8 +35,10 @@ def _fail(params, ctx):
 
 @pytest.fixture
 def run_dir(tmp_path):
-    scen = [Scenario("demo.roc", _fn, "demo", {}, {}, ("quick",), (0,), (0,), "demo scenario"),
-            Scenario("demo.fail", _fail, "demo", {}, {}, ("quick",), (0,), (0,), "fails")]
+    scen = [
+        Scenario("demo.roc", _fn, "demo", {}, {}, ("quick",), (0,), (0,), "demo scenario"),
+        Scenario("demo.fail", _fail, "demo", {}, {}, ("quick",), (0,), (0,), "fails"),
+    ]
     runner.run(scen, suite="quick", out_dir=tmp_path, show_progress=False)
     return tmp_path
 
@@ -40,7 +50,8 @@ def test_report_from_rows_alone(run_dir):
     assert "demo.roc" in page and "it broke" in page and "&lt;b&gt;escaped" in page
     assert "<script src" not in page and "http" not in page.split("<body>")[1]  # self-contained
     md = md_path.read_text()
-    assert "| demo.roc | 0 | ok |" in md and "0.9 [0.555, 0.997]" in md
+    assert "| demo.roc | auc | 0.97 |  | n/a | ok |" in md and "0.9 [0.555, 0.997]" in md
+    assert "## Per system" in md and "| demo | 2 | 1 | 1 | 0 | 0 | 0 |" in md
 
 
 def test_report_errors_on_non_run_dir(tmp_path):
@@ -57,22 +68,39 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="Debian chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.skipif(
+    _chromium() is None, reason="Debian chromium not installed (scripts/setup.sh installs it)"
+)
 def test_report_renders_in_headless_chromium(run_dir, tmp_path_factory):
     html_path, _ = render_report(run_dir)
     profile = tmp_path_factory.mktemp("chromium-profile")
     shot = run_dir / "report.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1280,2000", "--virtual-time-budget=3000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,2000",
+        "--virtual-time-budget=3000",
+    ]
     url = html_path.resolve().as_uri()
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True,
-                         timeout=120)
+    dom = subprocess.run(
+        [_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-rendered="1"' in dom.stdout and 'data-errors="0"' in dom.stdout
     assert 'data-images="2"' in dom.stdout
-    res = subprocess.run([_chromium(), *flags, f"--screenshot={shot}", url], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [_chromium(), *flags, f"--screenshot={shot}", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     # the screenshot is not blank: it has many distinct colours
@@ -81,3 +109,131 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path_factory):
     img = Image.open(shot).convert("RGB")
     assert len(set(img.resize((200, 300)).getdata())) > 50
     assert "Uncaught" not in dom.stderr
+
+
+def _targets(params, ctx):
+    return Result(
+        metrics={
+            "speedup_vs_secureml": 7.7,
+            "auc_gap": 0.004,
+            "tpr": 0.87,
+            "tpr_baseline": 0.73,
+            "tokens_per_s": 15.98,
+        }
+    )
+
+
+def _scorecard_run(tmp_path):
+    hl = (
+        Headline("speedup_vs_secureml", ">= 10", "speed-up vs SecureML", "x"),
+        Headline("auc_gap", "<= 0.005", "AUC gap"),
+    )
+    scen = [
+        Scenario(
+            "caesar.vs_secureml_with_a_very_long_scenario_name",
+            _targets,
+            "caesar",
+            {},
+            {},
+            ("quick",),
+            (0,),
+            (0,),
+            "",
+            hl,
+        ),
+        Scenario(
+            "gm.robustness",
+            _targets,
+            "gaussmarker",
+            {},
+            {},
+            ("quick",),
+            (0, 1),
+            (0,),
+            "",
+            (Headline("tpr", "> tpr_baseline", "avg TPR@1%FPR vs GS"),),
+        ),
+        Scenario(
+            "safechain.throughput",
+            _targets,
+            "safechain",
+            {},
+            {},
+            ("quick",),
+            (0,),
+            (0,),
+            "",
+            (Headline("tokens_per_s", label="tokens/s"),),
+        ),
+        Scenario("demo.fail", _fail, "demo", {}, {}, ("quick",), (0,), (0,), "", hl),
+    ]
+    _, rows = runner.run(scen, suite="quick", out_dir=tmp_path, show_progress=False)
+    return rows
+
+
+def test_scorecard_one_line_per_row_within_80_columns(tmp_path):
+    rows = _scorecard_run(tmp_path)
+    lines = scorecard_lines(rows)
+    assert len(lines) == 1 + len(rows) == 6
+    assert all(len(line) < 80 for line in lines), [len(x) for x in lines]
+    caesar, gm0, gm1, chain, fail = lines[1:]
+    # the missed target is the one shown; both targets are counted
+    assert caesar.startswith("caesar.vs_secureml_wit… speed-up vs Secu…") and "7.7x" in caesar
+    assert ">= 10x" in caesar and "missed 1/2" in caesar and caesar.endswith("ok")
+    assert (
+        "0.87" in gm0 and "> 0.73" in gm0 and " met " in gm0 and gm1.startswith("gm.robustness#1")
+    )
+    assert "tokens/s" in chain and "15.98" in chain and " n/a " in chain
+    assert "ValueError: it broke" in fail and fail.endswith("error") and " n/a " in fail
+
+
+def test_system_summary_counts_targets(tmp_path):
+    by = {s["system"]: s for s in system_summary(_scorecard_run(tmp_path))}
+    assert (by["caesar"]["met"], by["caesar"]["missed"]) == (1, 1)
+    assert (by["gaussmarker"]["rows"], by["gaussmarker"]["met"]) == (2, 2)
+    assert by["safechain"]["met"] + by["safechain"]["missed"] + by["safechain"]["n/a"] == 0
+    assert (by["demo"]["failed"], by["demo"]["n/a"]) == (1, 2)
+
+
+def test_report_shows_headlines_targets_and_system_table(tmp_path):
+    _scorecard_run(tmp_path)
+    _, md_path = render_report(tmp_path)
+    md = md_path.read_text()
+    assert "| speed-up vs SecureML | speedup_vs_secureml | 7.7x | >= 10x | missed |" in md
+    assert "| avg TPR@1%FPR vs GS | tpr | 0.87 | > tpr_baseline (0.73) | met |" in md
+    assert "| caesar | 1 | 1 | 0 | 1 | 1 | 0 |" in md
+
+
+def test_bar_chart_names_its_bars(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    seen: list[list[str]] = []
+    real = matplotlib.axes.Axes.set_xticklabels
+
+    def spy(self, labels, *a, **kw):
+        seen.append([str(x) for x in labels])
+        return real(self, labels, *a, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xticklabels", spy)
+
+    def bars(params, ctx):
+        return Result(
+            metrics={"n": 2},
+            series={
+                "load seconds": [
+                    Series(
+                        [0, 1],
+                        [0.5, 1.5],
+                        "asset",
+                        "seconds",
+                        kind="bar",
+                        xticklabels=("adult-a9a", "smollm2-135m-instruct"),
+                    )
+                ]
+            },
+        )
+
+    scen = Scenario("demo.bars", bars, "demo", {}, {}, ("quick",), (0,), (0,), "")
+    runner.run([scen], suite="quick", out_dir=tmp_path, show_progress=False)
+    render_report(tmp_path)
+    assert ["adult-a9a", "smollm2-135m-instruct"] in seen

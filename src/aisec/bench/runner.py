@@ -60,7 +60,9 @@ def select(names: Iterable[str] = (), suite: str | None = None) -> list[Scenario
         return [s for s in every if (suite or "quick") in s.suites]
     chosen: list[Scenario] = []
     for pat in names:
-        hits = [s for s in every if s.name == pat or s.system == pat or fnmatch.fnmatchcase(s.name, pat)]
+        hits = [
+            s for s in every if s.name == pat or s.system == pat or fnmatch.fnmatchcase(s.name, pat)
+        ]
         if not hits:
             raise UnknownNameError("scenario", pat, SCENARIOS.names())
         chosen += [s for s in hits if s not in chosen]
@@ -95,8 +97,12 @@ def params_key(params: Mapping[str, Any]) -> str:
 
 def environment() -> dict[str, Any]:
     env: dict[str, Any] = {
-        "aisec": __version__, "python": platform.python_version(), "platform": platform.platform(),
-        "machine": platform.machine(), "cpus": os.cpu_count(), "numpy": np.__version__,
+        "aisec": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
     }
     import sys
 
@@ -135,7 +141,9 @@ class RunPlan:
 
 
 def plan(
-    scenarios: list[Scenario], suite: str, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    scenarios: list[Scenario],
+    suite: str,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: Iterable[int] | None = None,
 ) -> list[RunPlan]:
     overrides = dict(overrides or {})
@@ -145,47 +153,77 @@ def plan(
     out = []
     for s in scenarios:
         params = s.resolve(suite, overrides.get(s.name))
-        for seed in (tuple(seeds) if seeds is not None else s.seeds_for(suite)):
+        for seed in tuple(seeds) if seeds is not None else s.seeds_for(suite):
             out.append(RunPlan(s, int(seed), params))
     return out
 
 
-def _run_one(p: RunPlan, suite: str, run_dir: Path,
-             progress: Callable[[float, str], None]) -> dict[str, Any]:
+def _run_one(
+    p: RunPlan, suite: str, run_dir: Path, progress: Callable[[float, str], None]
+) -> dict[str, Any]:
     work = run_dir / "artifacts" / f"{p.scenario.name}-seed{p.seed}"
     work.mkdir(parents=True, exist_ok=True)
-    ctx = BenchContext(seed=p.seed, suite=suite, work_dir=work,
-                       rng=np.random.default_rng(p.seed), progress=progress)
+    ctx = BenchContext(
+        seed=p.seed,
+        suite=suite,
+        work_dir=work,
+        rng=np.random.default_rng(p.seed),
+        progress=progress,
+    )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0, c0 = time.perf_counter(), time.process_time()
     row: dict[str, Any] = {
-        "scenario": p.scenario.name, "system": p.scenario.system, "seed": p.seed, "suite": suite,
-        "params": _clean(p.params), "params_key": params_key(p.params),
+        "scenario": p.scenario.name,
+        "system": p.scenario.system,
+        "seed": p.seed,
+        "suite": suite,
+        "params": _clean(p.params),
+        "params_key": params_key(p.params),
         "description": p.scenario.description,
     }
     try:
         result = p.scenario.fn(dict(p.params), ctx)
         if not isinstance(result, Result):
             raise TypeError(f"scenario returned {type(result).__name__}, not bench.Result")
-        row.update(status="ok", error=None, metrics=_clean(result.metrics), labels=_clean(result.labels),
-                   breakdown=_clean(result.breakdown),
-                   series={k: _clean(v if isinstance(v, list) else [v]) for k, v in result.series.items()},
-                   notes=list(result.notes))
+        row.update(
+            status="ok",
+            error=None,
+            metrics=_clean(result.metrics),
+            labels=_clean(result.labels),
+            breakdown=_clean(result.breakdown),
+            series={k: _clean(v if isinstance(v, list) else [v]) for k, v in result.series.items()},
+            notes=list(result.notes),
+        )
     except Exception as exc:  # a failed scenario still leaves its row
-        row.update(status="error", error=f"{type(exc).__name__}: {' '.join(str(exc).split())}",
-                   traceback=traceback.format_exc(limit=8), metrics={}, labels={}, breakdown=[],
-                   series={}, notes=[])
-    row["timings"] = {"seconds": round(time.perf_counter() - t0, 4),
-                      "cpu_seconds": round(time.process_time() - c0, 4)}
+        row.update(
+            status="error",
+            error=f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+            traceback=traceback.format_exc(limit=8),
+            metrics={},
+            labels={},
+            breakdown=[],
+            series={},
+            notes=[],
+        )
+    row["headline"] = [h.evaluate(row["metrics"]) for h in p.scenario.headline]
+    row["timings"] = {
+        "seconds": round(time.perf_counter() - t0, 4),
+        "cpu_seconds": round(time.process_time() - c0, 4),
+    }
     row["started"] = started
     row["environment"] = environment()
     return row
 
 
 def run(
-    scenarios: list[Scenario], *, suite: str = "quick", out_dir: str | os.PathLike[str],
-    overrides: Mapping[str, Mapping[str, Any]] | None = None, seeds: Iterable[int] | None = None,
-    show_progress: bool = True, discovery_errors: Mapping[str, str] | None = None,
+    scenarios: list[Scenario],
+    *,
+    suite: str = "quick",
+    out_dir: str | os.PathLike[str],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: Iterable[int] | None = None,
+    show_progress: bool = True,
+    discovery_errors: Mapping[str, str] | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Run ``scenarios``; returns (run_dir, the rows of this plan, old and new)."""
     import yaml
@@ -195,26 +233,49 @@ def run(
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     plans = plan(scenarios, suite, overrides, seeds)
-    done = {(r["scenario"], r["seed"], r["params_key"]): r for r in latest_rows(read_rows(run_dir))
-            if r.get("status") == "ok"}
-    atomic_write_text(run_dir / "run.yaml", yaml.safe_dump({
-        "suite": suite, "scenarios": [s.name for s in scenarios],
-        "overrides": _clean(dict(overrides or {})), "seeds": list(seeds) if seeds else None,
-        "aisec": __version__,
-    }, sort_keys=True))
+    done = {
+        (r["scenario"], r["seed"], r["params_key"]): r
+        for r in latest_rows(read_rows(run_dir))
+        if r.get("status") == "ok"
+    }
+    atomic_write_text(
+        run_dir / "run.yaml",
+        yaml.safe_dump(
+            {
+                "suite": suite,
+                "scenarios": [s.name for s in scenarios],
+                "overrides": _clean(dict(overrides or {})),
+                "seeds": list(seeds) if seeds else None,
+                "aisec": __version__,
+            },
+            sort_keys=True,
+        ),
+    )
 
     rows: list[dict[str, Any]] = []
     todo = [p for p in plans if p.key not in done]
     with open(run_dir / ROWS_FILE, "a", encoding="utf-8") as fh:
+
         def write(row: dict[str, Any]) -> None:
             fh.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
         for module, err in (discovery_errors or {}).items():
-            write({"scenario": f"import:{module}", "system": module, "seed": 0, "suite": suite,
-                   "params": {}, "params_key": "", "status": "error", "metrics": {},
-                   "error": f"scenario module failed to import: {err}", "timings": {"seconds": 0}})
+            write(
+                {
+                    "scenario": f"import:{module}",
+                    "system": module,
+                    "seed": 0,
+                    "suite": suite,
+                    "params": {},
+                    "params_key": "",
+                    "status": "error",
+                    "metrics": {},
+                    "error": f"scenario module failed to import: {err}",
+                    "timings": {"seconds": 0},
+                }
+            )
         progress_ctx = _progress(show_progress)
         with progress_ctx as prog:
             total = prog.add_task("bench", total=len(todo)) if prog else None
@@ -225,10 +286,11 @@ def run(
                 label = f"{p.scenario.name} (seed {p.seed})"
                 sub = prog.add_task(label, total=1.0) if prog else None
 
-                def report(frac: float, msg: str = "", _sub: Any = sub, _label: str = label) -> None:
+                def report(
+                    frac: float, msg: str = "", _sub: Any = sub, _label: str = label
+                ) -> None:
                     if prog is not None:
-                        prog.update(_sub, completed=frac,
-                                    description=f"{_label} {msg}".strip())
+                        prog.update(_sub, completed=frac, description=f"{_label} {msg}".strip())
 
                 row = _run_one(p, suite, run_dir, report)
                 write(row)
@@ -253,5 +315,11 @@ def _progress(show: bool) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )

@@ -1,14 +1,16 @@
 """Declarative benchmark scenarios.
 
 A scenario is a function ``fn(params, ctx) -> Result`` registered with its default parameters
-(the ``quick`` suite), the overrides it takes in the ``full`` suite, its seeds and its system.
+(the ``quick`` suite), the overrides it takes in the ``full`` suite, its seeds, its system and its
+headline metrics with their targets (:class:`Headline`), which the scorecard shows one line a row.
 Scenario modules live in :mod:`aisec.bench.scenarios` and must import cheaply: import heavy
 libraries (torch, transformers) inside the function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +21,122 @@ from aisec.errors import ParameterError
 from aisec.metrics.stats import Rate
 from aisec.registry import Registry
 
-__all__ = ["SCENARIOS", "SUITES", "Series", "Result", "BenchContext", "Scenario", "scenario"]
+__all__ = [
+    "SCENARIOS",
+    "SUITES",
+    "Series",
+    "Result",
+    "BenchContext",
+    "Headline",
+    "Scenario",
+    "scenario",
+    "metric_value",
+]
 
 SUITES = ("quick", "full")
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "==": lambda a, b: a == b,
+}
+
+
+def metric_value(value: Any) -> float | None:
+    """The number behind a row metric: a float, an int, a bool, or a rate's ``value``; else None."""
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    if isinstance(value, Rate):
+        value = value.value
+    if isinstance(value, bool | int | float | np.integer | np.floating):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return None
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A headline metric of a scenario and the target the project states for it.
+
+    Attributes:
+        metric: a key of the row's ``metrics``.
+        target: ``"OP REF"``: ``OP`` one of ``>= <= > < ==``; ``REF`` a number or the name of
+            another metric of the same row (a baseline run side by side, e.g.
+            ``"> gaussian_shading.avg_tpr_at_1fpr"``). Empty: no stated target (``n/a``).
+        label: a short name for the scorecard (default: ``metric``).
+        unit: printed after the value and a numeric target (``"x"``, ``"/s"``).
+        why: where the target comes from (the paper or README claim), shown in the report.
+    """
+
+    metric: str
+    target: str = ""
+    label: str = ""
+    unit: str = ""
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.metric:
+            raise ParameterError("Headline.metric", "must name a metric", self.metric)
+        if self.target:
+            self._parse()
+
+    def _parse(self) -> tuple[str, str]:
+        op, _, ref = self.target.strip().partition(" ")
+        if op not in _OPS or not ref.strip():
+            raise ParameterError(
+                "Headline.target",
+                f"must look like 'OP REF' with OP in {' '.join(_OPS)}",
+                self.target,
+            )
+        return op, ref.strip()
+
+    def evaluate(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        """This headline on a row's ``metrics``: value, resolved target, and ``met``.
+
+        ``met`` is True or False when the value and the target's reference are both numbers,
+        else None (no target, metric missing or not a number, a failed row).
+        """
+        value = metric_value(metrics.get(self.metric))
+        out: dict[str, Any] = {
+            "metric": self.metric,
+            "label": self.label or self.metric,
+            "unit": self.unit,
+            "target": self.target,
+            "why": self.why,
+            "value": value,
+            "reference": None,
+            "met": None,
+        }
+        if not self.target:
+            return out
+        op, ref = self._parse()
+        try:
+            reference: float | None = float(ref)
+        except ValueError:  # another metric of the row: a baseline measured side by side
+            reference = metric_value(metrics.get(ref))
+        out["reference"] = reference
+        if value is not None and reference is not None:
+            out["met"] = bool(_OPS[op](value, reference))
+        return out
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "metric": self.metric,
+            "target": self.target,
+            "label": self.label,
+            "unit": self.unit,
+            "why": self.why,
+        }
 
 
 @dataclass(frozen=True)
 class Series:
-    """A curve for the report: ``y`` against ``x`` (e.g. ROC, robustness vs strength)."""
+    """A curve for the report: ``y`` against ``x`` (e.g. ROC, robustness vs strength).
+
+    ``xticklabels`` names the bars of a ``"bar"`` series (one per ``x``), e.g. asset names.
+    """
 
     x: list[float]
     y: list[float]
@@ -36,13 +146,30 @@ class Series:
     kind: str = "line"  # "line" | "bar" | "scatter"
     logx: bool = False
     logy: bool = False
+    xticklabels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.xticklabels and len(self.xticklabels) != len(self.x):
+            raise ParameterError(
+                "Series.xticklabels",
+                f"must name each of the {len(self.x)} x values",
+                len(self.xticklabels),
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "x": [float(v) for v in self.x], "y": [float(v) for v in self.y],
-            "xlabel": self.xlabel, "ylabel": self.ylabel, "label": self.label, "kind": self.kind,
-            "logx": self.logx, "logy": self.logy,
+        out: dict[str, Any] = {
+            "x": [float(v) for v in self.x],
+            "y": [float(v) for v in self.y],
+            "xlabel": self.xlabel,
+            "ylabel": self.ylabel,
+            "label": self.label,
+            "kind": self.kind,
+            "logx": self.logx,
+            "logy": self.logy,
         }
+        if self.xticklabels:
+            out["xticklabels"] = [str(t) for t in self.xticklabels]
+        return out
 
 
 MetricValue = float | int | bool | str | Rate | None
@@ -94,6 +221,7 @@ class Scenario:
     seeds: tuple[int, ...]
     full_seeds: tuple[int, ...]
     description: str
+    headline: tuple[Headline, ...] = ()
 
     def resolve(self, suite: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Parameters for ``suite`` with ``overrides``; an unknown key is an error."""
@@ -125,8 +253,13 @@ def scenario(
     seeds: tuple[int, ...] = (0,),
     full_seeds: tuple[int, ...] | None = None,
     description: str = "",
+    headline: Sequence[Headline] = (),
 ) -> Callable[[Callable[[Mapping[str, Any], BenchContext], Result]], Callable[..., Result]]:
-    """Register ``fn(params, ctx) -> Result`` as a benchmark scenario."""
+    """Register ``fn(params, ctx) -> Result`` as a benchmark scenario.
+
+    ``headline`` lists the metrics the scorecard shows for the row, the first one foremost,
+    each with the target the project states for it (see :class:`Headline`).
+    """
     for s in suites:
         if s not in SUITES:
             raise ParameterError("suites", f"must be among {SUITES}", s)
@@ -135,12 +268,26 @@ def scenario(
     if extra:
         raise ParameterError("full_params", "may only override keys of params", sorted(extra))
 
+    for h in headline:
+        if not isinstance(h, Headline):
+            raise ParameterError("headline", "must hold bench.Headline entries", h)
+
     def deco(fn: Callable[[Mapping[str, Any], BenchContext], Result]) -> Callable[..., Result]:
         doc = description or ((fn.__doc__ or "").strip().splitlines() or [""])[0]
         SCENARIOS.add(
             name,
-            Scenario(name, fn, system, params, dict(full_params or {}), tuple(suites),
-                     tuple(seeds), tuple(full_seeds or seeds), doc),
+            Scenario(
+                name,
+                fn,
+                system,
+                params,
+                dict(full_params or {}),
+                tuple(suites),
+                tuple(seeds),
+                tuple(full_seeds or seeds),
+                doc,
+                tuple(headline),
+            ),
             summary=doc,
         )
         return fn

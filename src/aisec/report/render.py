@@ -17,8 +17,10 @@ from typing import Any
 from aisec.bench.runner import latest_rows, read_rows
 from aisec.errors import InputFileError
 from aisec.io import atomic_write_text
+from aisec.report.scorecard import format_target, format_value, scorecard_rows
+from aisec.report.scorecard import system_summary as summarize
 
-__all__ = ["render_report", "format_metric", "scorecard_rows"]
+__all__ = ["render_report", "format_metric"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -62,25 +64,10 @@ def format_metric(value: Any) -> str:
 def _metric_names(rows: list[dict[str, Any]], key: str = "metrics") -> list[str]:
     names: list[str] = []
     for r in rows:
-        for k in (r.get(key) or {}):
+        for k in r.get(key) or {}:
             if k not in names:
                 names.append(k)
     return names
-
-
-def scorecard_rows(rows: list[dict[str, Any]], max_metrics: int = 4) -> list[dict[str, str]]:
-    """One short line per row for the terminal scorecard."""
-    out = []
-    for r in rows:
-        metrics = r.get("metrics") or {}
-        shown = ", ".join(f"{k}={format_metric(v)}" for k, v in list(metrics.items())[:max_metrics])
-        out.append({
-            "scenario": str(r.get("scenario")), "seed": str(r.get("seed")),
-            "status": str(r.get("status")),
-            "seconds": f"{(r.get('timings') or {}).get('seconds', 0):.1f}",
-            "metrics": shown if r.get("status") == "ok" else str(r.get("error") or "")[:160],
-        })
-    return out
 
 
 def _figure(series: list[dict[str, Any]], title: str) -> str:
@@ -97,8 +84,9 @@ def _figure(series: list[dict[str, Any]], title: str) -> str:
             for i, s in enumerate(series):
                 xs = [j + i * width for j in range(len(s["x"]))]
                 ax.bar(xs, s["y"], width=width, label=s.get("label") or None)
+                ticks = s.get("xticklabels") or [f"{v:g}" for v in s["x"]]
                 ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(s["x"]))])
-                ax.set_xticklabels([f"{v:g}" for v in s["x"]], fontsize=7, rotation=45)
+                ax.set_xticklabels(ticks, fontsize=7, rotation=45, ha="right")
         else:
             for s in series:
                 style = "o" if s.get("kind") == "scatter" else "-o"
@@ -149,13 +137,32 @@ def _overview(rows: list[dict[str, Any]]) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _target_text(h: dict[str, Any]) -> str:
+    """The target in full: ``>= 10x`` or ``> gaussian_shading.avg_tpr_at_1fpr (0.7262)``."""
+    target = str(h.get("target") or "")
+    if not target:
+        return ""
+    op, _, ref = target.partition(" ")
+    try:
+        float(ref)
+    except ValueError:
+        return f"{op} {ref} ({format_target(h).partition(' ')[2]})"
+    return format_target(h)
+
+
 def _table_html(header: list[str], body: list[list[str]]) -> str:
     h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     rows = []
     for r in body:
         cells = []
         for c in r:
-            cls = ' class="ok"' if c == "ok" else (' class="error"' if c == "error" else "")
+            cls = (
+                ' class="ok"'
+                if c == "ok" or c.startswith("met")
+                else ' class="error"'
+                if c == "error" or c.startswith("missed")
+                else ""
+            )
             cells.append(f"<td{cls}>{html.escape(c)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -175,8 +182,10 @@ def _breakdown_table(breakdown: list[dict[str, Any]]) -> tuple[list[str], list[l
     metrics = _metric_names(breakdown, "metrics")
     body = []
     for b in breakdown:
-        body.append([str((b.get("labels") or {}).get(k, "")) for k in labels]
-                    + [format_metric((b.get("metrics") or {}).get(k)) for k in metrics])
+        body.append(
+            [str((b.get("labels") or {}).get(k, "")) for k in labels]
+            + [format_metric((b.get("metrics") or {}).get(k)) for k in metrics]
+        )
     return labels + metrics, body
 
 
@@ -196,21 +205,46 @@ def render_report(run_dir: str | os.PathLike[str], title: str | None = None) -> 
     for r in rows:
         by_system[str(r.get("system", "?"))].append(r)
 
-    h: list[str] = [f"<h1>{html.escape(title)}</h1>",
-                    f"<p class='note'>{len(rows)} rows, {n_ok} ok, "
-                    f"{len(rows) - n_ok} failed; rendered {now} from {html.escape(str(run))}/rows.jsonl</p>"]
-    md: list[str] = [f"# {title}", "", f"{len(rows)} rows, {n_ok} ok, {len(rows) - n_ok} failed; "
-                     f"rendered {now}. Plots: `report.html`.", ""]
+    h: list[str] = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='note'>{len(rows)} rows, {n_ok} ok, "
+        f"{len(rows) - n_ok} failed; rendered {now} from {html.escape(str(run))}/rows.jsonl</p>",
+    ]
+    md: list[str] = [
+        f"# {title}",
+        "",
+        f"{len(rows)} rows, {n_ok} ok, {len(rows) - n_ok} failed; "
+        f"rendered {now}. Plots: `report.html`.",
+        "",
+    ]
 
-    # Scorecard.
-    sc = scorecard_rows(rows)
-    header = ["scenario", "seed", "status", "seconds", "metrics / error"]
-    body = [[s["scenario"], s["seed"], s["status"], s["seconds"], s["metrics"]] for s in sc]
+    # Scorecard: one line per row, its headline against its target.
+    header = ["scenario", "headline", "value", "target", "verdict", "status", "seconds"]
+    body = [[s[c] for c in header] for s in scorecard_rows(rows)]
     h += ["<h2>Scorecard</h2>", _table_html(header, body)]
     md += ["## Scorecard", "", _table_md(header, body), ""]
 
+    header = ["system", "rows", "ok", "failed", "targets met", "missed", "n/a", "seconds"]
+    body = [
+        [
+            str(s["system"]),
+            str(s["rows"]),
+            str(s["ok"]),
+            str(s["failed"]),
+            str(s["met"]),
+            str(s["missed"]),
+            str(s["n/a"]),
+            f"{s['seconds']:.1f}",
+        ]
+        for s in summarize(rows)
+    ]
+    h += ["<h2>Per system</h2>", _table_html(header, body)]
+    md += ["## Per system", "", _table_md(header, body), ""]
+
     img = _overview(rows)
-    h.append(f"<div class='fig'><img alt='wall time per row' src='data:image/png;base64,{img}'></div>")
+    h.append(
+        f"<div class='fig'><img alt='wall time per row' src='data:image/png;base64,{img}'></div>"
+    )
 
     for system in sorted(by_system):
         srows = by_system[system]
@@ -223,14 +257,32 @@ def render_report(run_dir: str | os.PathLike[str], title: str | None = None) -> 
             if r.get("description"):
                 h.append(f"<p>{html.escape(str(r['description']))}</p>")
             params = ", ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
-            h.append(f"<p class='note'>params: <code>{html.escape(params or '(none)')}</code>; "
-                     f"labels: {html.escape(str(r.get('labels') or {}))}</p>")
+            h.append(
+                f"<p class='note'>params: <code>{html.escape(params or '(none)')}</code>; "
+                f"labels: {html.escape(str(r.get('labels') or {}))}</p>"
+            )
             md.append(f"params: `{params or '(none)'}`")
             md.append("")
             if r.get("status") != "ok":
                 h.append(f"<p class='error'>error: {html.escape(str(r.get('error')))}</p>")
                 md += [f"**error**: {r.get('error')}", ""]
                 continue
+            heads = r.get("headline") or []
+            if heads:
+                hh = ["headline", "metric", "value", "target", "met", "target from"]
+                hb = [
+                    [
+                        str(x.get("label") or x.get("metric")),
+                        str(x.get("metric")),
+                        format_value(x.get("value"), x.get("unit", "")),
+                        _target_text(x),
+                        {True: "met", False: "missed"}.get(x.get("met"), "n/a"),
+                        str(x.get("why") or ""),
+                    ]
+                    for x in heads
+                ]
+                h.append(_table_html(hh, hb))
+                md += [_table_md(hh, hb), ""]
             metrics = r.get("metrics") or {}
             if metrics:
                 mh, mb = ["metric", "value"], [[k, format_metric(v)] for k, v in metrics.items()]
@@ -247,13 +299,17 @@ def render_report(run_dir: str | os.PathLike[str], title: str | None = None) -> 
                 if not series or not any(s.get("x") for s in series):
                     continue
                 img = _figure(series, f"{r.get('scenario')}: {sname}")
-                h.append(f"<div class='fig'><img alt='{html.escape(sname)}' "
-                         f"src='data:image/png;base64,{img}'></div>")
+                h.append(
+                    f"<div class='fig'><img alt='{html.escape(sname)}' "
+                    f"src='data:image/png;base64,{img}'></div>"
+                )
 
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style><script>{_JS}</script>"
-            f"</head><body>{''.join(h)}</body></html>")
+    page = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style><script>{_JS}</script>"
+        f"</head><body>{''.join(h)}</body></html>"
+    )
     html_path = atomic_write_text(run / "report.html", page)
     md_path = atomic_write_text(run / "report.md", "\n".join(md) + "\n")
     return html_path, md_path

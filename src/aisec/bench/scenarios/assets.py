@@ -5,12 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aisec.bench import BenchContext, Result, Series, scenario
+from aisec.bench import BenchContext, Headline, Result, Series, scenario
 from aisec.metrics import rate
 
 
-@scenario("assets.check", system="assets", params={"models": True},
-          description="Load every embedded asset and exercise it once")
+@scenario(
+    "assets.check",
+    system="assets",
+    params={"models": True},
+    description="Load every embedded asset and exercise it once",
+    headline=[
+        Headline(
+            "loaded",
+            target="== 1",
+            label="assets loaded",
+            why="README: every embedded asset loads and runs",
+        )
+    ],
+)
 def check_all(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     from aisec.assets import ASSETS, check_asset
 
@@ -26,10 +38,25 @@ def check_all(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         raise RuntimeError(f"{len(failed)} asset(s) failed: " + "; ".join(failed))
     return Result(
         metrics={"loaded": rate(ok, len(results)), "seconds": sum(r["seconds"] for r in results)},
-        breakdown=[{"labels": {"asset": r["name"], "kind": r["kind"]},
-                    "metrics": {"seconds": r["seconds"], "status": r["status"]},
-                    "detail": r["detail"]} for r in results],
-        series={"load seconds": [Series(x=list(range(len(results))), y=[r["seconds"] for r in results],
-                                        xlabel="asset #", ylabel="seconds", label="load + check",
-                                        kind="bar")]},
+        breakdown=[
+            {
+                "labels": {"asset": r["name"], "kind": r["kind"]},
+                "metrics": {"seconds": r["seconds"], "status": r["status"]},
+                "detail": r["detail"],
+            }
+            for r in results
+        ],
+        series={
+            "load seconds": [
+                Series(
+                    x=list(range(len(results))),
+                    y=[r["seconds"] for r in results],
+                    xlabel="asset",
+                    ylabel="seconds",
+                    label="load + check",
+                    kind="bar",
+                    xticklabels=tuple(r["name"] for r in results),
+                )
+            ]
+        },
     )

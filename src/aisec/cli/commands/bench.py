@@ -30,27 +30,46 @@ def _parse_sets(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
 
 def _print_scorecard(rows: list[dict[str, Any]], run_dir: str, report: str | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    """One line per row (headline, value, target, verdict, status), each under 80 columns."""
+    from aisec.report import scorecard_lines, system_summary
+    from aisec.report.scorecard import verdict
 
-    from aisec.report import scorecard_rows
-
-    table = Table(title="aisec scorecard", show_lines=False)
-    for col in ("scenario", "seed", "status", "seconds", "metrics / error"):
-        table.add_column(col, overflow="fold")
-    for s in scorecard_rows(rows):
-        style = "green" if s["status"] == "ok" else "red"
-        table.add_row(s["scenario"], s["seed"], f"[{style}]{s['status']}[/]", s["seconds"], s["metrics"])
-    con = Console()
-    con.print(table)
+    lines = scorecard_lines(rows)
+    click.secho(lines[0], bold=True)
+    for r, line in zip(rows, lines[1:], strict=True):
+        v = verdict(r)
+        colour = (
+            "red"
+            if r.get("status") != "ok"
+            else "yellow"
+            if v.startswith("missed")
+            else "green"
+            if v.startswith("met")
+            else None
+        )
+        click.secho(line, fg=colour)
     ok = sum(r.get("status") == "ok" for r in rows)
-    con.print(f"{ok}/{len(rows)} rows ok; rows: {run_dir}/rows.jsonl")
+    totals = {k: sum(s[k] for s in system_summary(rows)) for k in ("met", "missed", "n/a")}
+    click.echo(
+        f"{ok}/{len(rows)} rows ok; targets: {totals['met']} met, {totals['missed']} missed, "
+        f"{totals['n/a']} n/a"
+    )
+    click.echo(f"rows: {run_dir}/rows.jsonl")
     if report:
-        con.print(f"report: {report}")
+        click.echo(f"report: {report}")
 
 
-def _run(names: tuple[str, ...], suite: str, out: str | None, fmt: str, sets: tuple[str, ...],
-         seeds: tuple[int, ...], report: bool, fresh: bool, recipe: str | None = None) -> None:
+def _run(
+    names: tuple[str, ...],
+    suite: str,
+    out: str | None,
+    fmt: str,
+    sets: tuple[str, ...],
+    seeds: tuple[int, ...],
+    report: bool,
+    fresh: bool,
+    recipe: str | None = None,
+) -> None:
     import os
     import time
     from pathlib import Path
@@ -73,35 +92,66 @@ def _run(names: tuple[str, ...], suite: str, out: str | None, fmt: str, sets: tu
     if fresh and (out_dir / runner.ROWS_FILE).exists():
         (out_dir / runner.ROWS_FILE).rename(out_dir / f"rows.jsonl.bak-{int(time.time())}")
     run_dir, rows = runner.run(
-        scenarios, suite=suite, out_dir=out_dir, overrides=overrides,
-        seeds=seeds or None, show_progress=fmt == "text" or sys.stderr.isatty(),
+        scenarios,
+        suite=suite,
+        out_dir=out_dir,
+        overrides=overrides,
+        seeds=seeds or None,
+        show_progress=fmt == "text" or sys.stderr.isatty(),
         discovery_errors=errors if not names else None,
     )
     if errors and not names:
-        rows = [r for r in runner.latest_rows(runner.read_rows(run_dir))
-                if r["scenario"].startswith("import:")] + rows
+        rows = [
+            r
+            for r in runner.latest_rows(runner.read_rows(run_dir))
+            if r["scenario"].startswith("import:")
+        ] + rows
     html_path = None
     if report:
         from aisec.report import render_report
 
         html_path, _ = render_report(run_dir)
-    payload = {"run_dir": str(run_dir), "report": str(html_path) if html_path else None, "rows": rows}
+    payload = {
+        "run_dir": str(run_dir),
+        "report": str(html_path) if html_path else None,
+        "rows": rows,
+    }
     emit(payload, fmt, lambda p: _print_scorecard(p["rows"], p["run_dir"], p["report"]))
     if any(r.get("status") != "ok" for r in rows):
         raise SystemExit(1)
 
 
 _common = [
-    click.option("--suite", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
-                 help="Suite to run when no scenario is named."),
-    click.option("--out", type=click.Path(file_okay=False), default=None,
-                 help="Run directory (default runs/SUITE); rerunning into it skips finished rows."),
+    click.option(
+        "--suite",
+        type=click.Choice(["quick", "full"]),
+        default="quick",
+        show_default=True,
+        help="Suite to run when no scenario is named.",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Run directory (default runs/SUITE); rerunning into it skips finished rows.",
+    ),
     format_option,
-    click.option("--set", "sets", multiple=True, metavar="SCENARIO.PARAM=VALUE",
-                 help="Override a scenario parameter (repeatable)."),
-    click.option("--seed", "seeds", multiple=True, type=int, help="Seeds (default: the scenario's)."),
-    click.option("--report/--no-report", default=True, show_default=True,
-                 help="Render report.html and report.md into the run directory."),
+    click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="SCENARIO.PARAM=VALUE",
+        help="Override a scenario parameter (repeatable).",
+    ),
+    click.option(
+        "--seed", "seeds", multiple=True, type=int, help="Seeds (default: the scenario's)."
+    ),
+    click.option(
+        "--report/--no-report",
+        default=True,
+        show_default=True,
+        help="Render report.html and report.md into the run directory.",
+    ),
     click.option("--fresh", is_flag=True, help="Set aside finished rows and run everything again."),
 ]
 
@@ -115,8 +165,16 @@ def _with_common(f: Any) -> Any:
 @click.group("bench", invoke_without_command=True)
 @_with_common
 @click.pass_context
-def command(ctx: click.Context, suite: str, out: str | None, fmt: str, sets: tuple[str, ...],
-            seeds: tuple[int, ...], report: bool, fresh: bool) -> None:
+def command(
+    ctx: click.Context,
+    suite: str,
+    out: str | None,
+    fmt: str,
+    sets: tuple[str, ...],
+    seeds: tuple[int, ...],
+    report: bool,
+    fresh: bool,
+) -> None:
     """Benchmarks. Without a subcommand: run the SUITE on the embedded defaults and report."""
     if ctx.invoked_subcommand is None:
         _run((), suite, out, fmt, sets, seeds, report, fresh)
@@ -124,11 +182,24 @@ def command(ctx: click.Context, suite: str, out: str | None, fmt: str, sets: tup
 
 @command.command("run")
 @click.argument("scenarios", nargs=-1)
-@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="YAML recipe: suite, scenarios, params (per scenario), seeds.")
+@click.option(
+    "--recipe",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML recipe: suite, scenarios, params (per scenario), seeds.",
+)
 @_with_common
-def run_cmd(scenarios: tuple[str, ...], recipe: str | None, suite: str, out: str | None, fmt: str,
-            sets: tuple[str, ...], seeds: tuple[int, ...], report: bool, fresh: bool) -> None:
+def run_cmd(
+    scenarios: tuple[str, ...],
+    recipe: str | None,
+    suite: str,
+    out: str | None,
+    fmt: str,
+    sets: tuple[str, ...],
+    seeds: tuple[int, ...],
+    report: bool,
+    fresh: bool,
+) -> None:
     """Run SCENARIOS (names, globs like 'caesar.*', or system names), else the whole SUITE.
 
     Writes one JSONL row per (scenario, seed) to OUT/rows.jsonl; exits 1 if any row failed.
@@ -147,13 +218,25 @@ def list_cmd(suite: str | None, fmt: str) -> None:
 
     errors = discover()
     items = [SCENARIOS.get(n) for n in SCENARIOS.names()]
-    data = [{"name": s.name, "system": s.system, "suites": list(s.suites), "seeds": list(s.seeds),
-             "params": dict(s.params), "full_params": dict(s.full_params),
-             "description": s.description} for s in items if suite is None or suite in s.suites]
+    data = [
+        {
+            "name": s.name,
+            "system": s.system,
+            "suites": list(s.suites),
+            "seeds": list(s.seeds),
+            "params": dict(s.params),
+            "full_params": dict(s.full_params),
+            "description": s.description,
+        }
+        for s in items
+        if suite is None or suite in s.suites
+    ]
 
     def text(rows: list[dict[str, Any]]) -> None:
         for r in rows:
-            click.echo(f"{r['name']:<40} {r['system']:<12} {','.join(r['suites']):<11} {r['description']}")
+            click.echo(
+                f"{r['name']:<40} {r['system']:<12} {','.join(r['suites']):<11} {r['description']}"
+            )
         for mod, err in errors.items():
             click.echo(f"(scenario module {mod} failed to import: {err})", err=True)
 
