@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from aisec.bench import BenchContext, Result, Series, scenario
+from aisec.bench import BenchContext, Headline, Result, Series, scenario
 
 _RADII = {"smoothing": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0],
           "ibp": [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1]}
@@ -109,6 +109,15 @@ _FULL = {"datasets": ["digits", "mnist-5k", "fashion-mnist"],
     full_params={**_FULL, "n": 1000, "n0": 100},
     description="Availability attacks on randomized smoothing: accuracy, abstention, certified "
                 "accuracy vs radius, per attack x data set x poison rate",
+    headline=[
+        Headline("abstain_triggered", ">= 0.5", "trig. abstain",
+                 why="project goal (research/safety.md 6): 1% poison gives triggered-input "
+                     "abstention >= 50%"),
+        Headline("abstain_clean", "<= 0.05", "clean abstain",
+                 why="project goal: clean abstention stays <= 5%"),
+        Headline("clean_acc_drop", "<= 0.01", "clean acc drop",
+                 why="project goal: clean accuracy drops <= 1 point against the unpoisoned model"),
+    ],
 )
 def smoothing_attacks(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     return _attack_rows("smoothing", params, ctx)
@@ -121,6 +130,15 @@ def smoothing_attacks(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     full_params=_FULL,
     description="Availability attacks on interval bound propagation: accuracy, abstention, "
                 "certified accuracy vs radius, per attack x data set x poison rate",
+    headline=[
+        Headline("abstain_triggered", ">= 0.5", "trig. abstain",
+                 why="project goal (research/safety.md 6): 1% poison gives triggered-input "
+                     "abstention >= 50%"),
+        Headline("abstain_clean", "<= 0.05", "clean abstain",
+                 why="project goal: clean abstention stays <= 5%"),
+        Headline("clean_acc_drop", "<= 0.01", "clean acc drop",
+                 why="project goal: clean accuracy drops <= 1 point against the unpoisoned model"),
+    ],
 )
 def ibp_attacks(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     return _attack_rows("ibp", params, ctx)
@@ -133,6 +151,8 @@ def ibp_attacks(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     full_params={"inputs": 50},
     description="Randomized-smoothing CERTIFY throughput (inputs/s at n noise samples) against a "
                 "plain batched forward pass over the same number of noisy inputs",
+    headline=[Headline("ratio_vs_forward", label="time vs forward", unit="x"),
+              Headline("inputs_per_s", label="inputs/s")],
 )
 def throughput(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     import numpy as np
@@ -184,6 +204,7 @@ def throughput(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     suites=("full",),
     description="Defences (spectral-signature and activation-clustering filtering, more training "
                 "noise) against the availability attacks, evaluated like the attacks",
+    headline=[Headline("abstain_triggered", label="worst trig. abst.")],
 )
 def defend(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     from aisec.robustness.experiment import Experiment

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aisec.bench import Result, Series, scenario
+from aisec.bench import Headline, Result, Series, scenario
 
 PAPER_NOTE = (
     "Paper (SD 1.4/2.0/2.1, 512 px, 50-step DDIM inversion): GaussMarker averages TPR@1%FPR 0.997 "
@@ -35,6 +35,27 @@ PAPER_NOTE = (
         "sweep_rotation": [1.0, 3.0, 5.0, 15.0, 30.0, 45.0],
     },
     description="TPR@1%FPR, AUC, bit accuracy of TR / GS / GaussMarker(-GNR) per distortion",
+    headline=[
+        Headline(
+            "gaussmarker.avg_tpr_at_1fpr",
+            "> gaussian_shading.avg_tpr_at_1fpr",
+            "avg TPR vs GS",
+            why="GaussMarker (Li et al., ICML'25): higher average "
+            "TPR@1%FPR over the distortions than Gaussian Shading, run side by side",
+        ),
+        Headline(
+            "gaussmarker.avg_tpr_at_1fpr",
+            "> tree_ring.avg_tpr_at_1fpr",
+            "avg TPR vs TR",
+            why="GaussMarker: higher average TPR@1%FPR than Tree-Ring, run side by side",
+        ),
+        Headline(
+            "gnr_bit_acc_rot_ge15",
+            ">= 0.8",
+            "GNR bits rot>=15",
+            why="README: the GNR restores bit accuracy >= 0.8 at 15-45 degree rotation",
+        ),
+    ],
 )
 def robustness(params: Any, ctx: Any) -> Result:
     import numpy as np
@@ -198,6 +219,7 @@ def robustness(params: Any, ctx: Any) -> Result:
     params={"n": 12, "steps": 10},
     full_params={"n": 100},
     description="image quality vs same-seed clean sample; diversity: fixed vs per-image nonce",
+    headline=[Headline("per_image_over_clean_rms", label="diversity/clean")],
 )
 def nonce_diversity(params: Any, ctx: Any) -> Result:
     import warnings
@@ -280,6 +302,15 @@ def nonce_diversity(params: Any, ctx: Any) -> Result:
     params={"n": 16, "n_fit": 16, "n_cal": 32, "steps": 10, "eps": [0.0314], "iters": 10},
     full_params={"n": 100, "n_fit": 64, "n_cal": 200, "eps": [0.0157, 0.0314]},
     description="white-box PGD through DDIM inversion: TPR@1%FPR of TR / GS / GaussMarker",
+    headline=[
+        Headline(
+            "gaussmarker.tpr_at_1fpr_eps0.0314",
+            "> gaussian_shading.tpr_at_1fpr_eps0.0314",
+            "PGD 8/255 vs GS",
+            why="GaussMarker: more robust than Gaussian Shading; "
+            "white-box PGD at 8/255, run side by side",
+        ),
+    ],
 )
 def adversarial(params: Any, ctx: Any) -> Result:
     from aisec.provenance.robustness import RobustnessRecipe, run_robustness
