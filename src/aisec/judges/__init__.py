@@ -9,11 +9,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from aisec.judges.base import JUDGES, PARTS, Judge, Verdict, select_part
+from aisec.judges.base import (
+    JUDGES,
+    PARTS,
+    SAFE,
+    STATES,
+    UNJUDGED,
+    UNSAFE,
+    Judge,
+    Verdict,
+    select_part,
+)
 from aisec.metrics.safety import Agreement, agreement
 
-__all__ = ["JUDGES", "PARTS", "Judge", "Verdict", "select_part", "make_judge", "Agreement",
-           "agreement", "judge_agreement"]
+__all__ = [
+    "JUDGES",
+    "PARTS",
+    "STATES",
+    "SAFE",
+    "UNSAFE",
+    "UNJUDGED",
+    "Judge",
+    "Verdict",
+    "select_part",
+    "make_judge",
+    "Agreement",
+    "agreement",
+    "judge_agreement",
+]
 
 _MODULES = ("refusal", "llama_guard", "strongreject", "embedding")
 
@@ -34,8 +57,16 @@ def make_judge(name: str, **options: Any) -> Judge:
     return JUDGES.get(name)(**options)
 
 
-def judge_agreement(judge: Judge, prompts: list[str], responses: list[str],
-                    labels_unsafe: list[bool], part: str = "response") -> Agreement:
-    """Run ``judge`` and compare with labels: accuracy, F1 (unsafe class), Pearson."""
+def judge_agreement(
+    judge: Judge,
+    prompts: list[str],
+    responses: list[str],
+    labels_unsafe: list[bool],
+    part: str = "response",
+) -> Agreement:
+    """Run ``judge`` and compare with labels: accuracy, F1 (unsafe class), Pearson over the
+    judged items; ``Agreement.unjudged`` counts the items left out."""
     verdicts = judge.judge(prompts, responses, part)
-    return agreement([v.unsafe for v in verdicts], labels_unsafe, [v.score for v in verdicts])
+    return agreement(
+        [v.unsafe_or_none for v in verdicts], labels_unsafe, [v.score for v in verdicts]
+    )
