@@ -39,7 +39,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +49,7 @@ from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError
-from aisec.io import atomic_write_json, iter_jsonl, read_jsonl_rows
+from aisec.io import JsonlStore, atomic_write_json, fingerprint, iter_jsonl
 from aisec.metrics.safety import safety_at_k
 from aisec.registry import Registry
 
@@ -361,19 +361,44 @@ def load_prompt_file(path: str | os.PathLike[str]) -> list[EvalItem]:
 
 # --- resumable runs ---------------------------------------------------------------------------
 
+#: Settings of EvalConfig that cannot change a sample (the batch only groups independent samples).
+_NOT_SAMPLE_SETTINGS = frozenset({"batch_size"})
+
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (a crash mid-write) is ignored."""
-    return read_jsonl_rows(path)
+    """Rows of a JSONL log; a torn last line (a crash mid-write) is skipped and reported."""
+    return JsonlStore(path).rows()
 
 
-def _append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+def run_settings(lm: Any, cfg: EvalConfig, model_name: str) -> dict[str, Any]:
+    """Every setting that changes a sample: the model, its chat template (and any fallback to a
+    built-in one), the strategy and every decoding parameter, K and the seed."""
+    chat = lm.chat
+    return {
+        "format": 2,
+        "model": model_name,
+        "chat_format": chat.name,
+        "chat_template": fingerprint(chat.template),
+        "chat_template_fallback": getattr(lm, "chat_template_fallback", None),
+        "config": {k: v for k, v in cfg.model_dump(mode="json").items()
+                   if k not in _NOT_SAMPLE_SETTINGS},
+    }
+
+
+def sample_key(settings_key: str, item: EvalItem) -> str:
+    """The resume key of an item's K samples: the run settings, the prompt's id and its text."""
+    return fingerprint({"run": settings_key, "id": item.id, "instruction": item.instruction})
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(prefix + k)
+    return out
 
 
 def _check_run(out: Path, meta: dict[str, Any]) -> None:
@@ -381,9 +406,9 @@ def _check_run(out: Path, meta: dict[str, Any]) -> None:
     if f.exists():
         old = json.loads(f.read_text(encoding="utf-8"))
         if old != meta:
-            diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-            raise ConfigError(f"{out} holds a run with different settings ({', '.join(diff)}); "
-                              "use another --out or the same settings to resume")
+            raise ConfigError(f"{out} holds a run with different settings "
+                              f"({', '.join(_changed(old, meta))}); use another --out or the "
+                              "same settings to resume")
     else:
         atomic_write_json(f, meta)
 
@@ -393,16 +418,23 @@ def run_generation(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, out_dir:
                    prompts_per_chunk: int | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Generate K samples per item into ``out_dir/samples.jsonl``, resuming finished prompts.
 
+    A prompt is finished when a row holds its K samples under the same key: a hash of the run
+    settings (:func:`run_settings`), the prompt's id and its text. A prompt whose text changed
+    under the same id is generated again; ``run.json`` refuses a directory holding a run with
+    other settings.
+
     Returns:
         (rows in item order, timing with ``tokens``, ``seconds``, ``tokens_per_s``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_run(out, {"model": model_name, "config": cfg.model_dump(mode="json"),
-                     "items": len(items), "first_id": items[0].id if items else ""})
-    path = out / "samples.jsonl"
-    done = {r["id"]: r for r in _read_rows(path) if len(r.get("samples", [])) == cfg.k}
-    todo = [it for it in items if it.id not in done]
+    settings = run_settings(lm, cfg, model_name)
+    _check_run(out, settings)
+    skey = fingerprint(settings)
+    keys = {it.id: sample_key(skey, it) for it in items}
+    store = JsonlStore(out / "samples.jsonl", key="key")
+    done = {k: r for k, r in store.latest().items() if len(r.get("samples", [])) == cfg.k}
+    todo = [it for it in items if keys[it.id] not in done]
     chunk = prompts_per_chunk or max(1, cfg.batch_size // max(1, min(cfg.k, cfg.batch_size)))
     tokens, seconds = 0, 0.0
     if progress is not None:
@@ -415,17 +447,17 @@ def run_generation(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, out_dir:
         rows = []
         for it, ss in zip(part, samples, strict=True):
             tokens += sum(s.n_tokens for s in ss)
-            rows.append({"id": it.id, "instruction": it.instruction, "source": it.source,
-                         "category": it.category, "strategy": cfg.strategy,
+            rows.append({"id": it.id, "key": keys[it.id], "instruction": it.instruction,
+                         "source": it.source, "category": it.category, "strategy": cfg.strategy,
                          "samples": [s.__dict__ for s in ss]})
-        _append_rows(path, rows)
+        store.append(rows)
         for r in rows:
-            done[r["id"]] = r
+            done[r["key"]] = r
         if progress is not None:
             progress(len(items) - len(todo) + start + len(part), len(items))
     timing = {"tokens": float(tokens), "seconds": seconds,
               "tokens_per_s": tokens / seconds if seconds > 0 else float("nan")}
-    return [done[it.id] for it in items], timing
+    return [done[keys[it.id]] for it in items], timing
 
 
 def judge_rows(rows: Sequence[dict[str, Any]], judge: Any, part: str, out_dir: str | Path,
@@ -436,27 +468,30 @@ def judge_rows(rows: Sequence[dict[str, Any]], judge: Any, part: str, out_dir: s
         (P, K) bool matrix, True = safe.
     """
     path = Path(out_dir) / f"verdicts-{re.sub(r'[^A-Za-z0-9_.-]+', '_', judge_name)}-{part}.jsonl"
-    cached = {r["id"]: r for r in _read_rows(path)}
+    store = JsonlStore(path, key="key")
+    cached = store.latest()
     field = {"response": "response", "thought": "thought", "answer": "answer"}[part]
-    todo = [r for r in rows if r["id"] not in cached]
+    todo = [r for r in rows if r["key"] not in cached]
     if todo:
+        by_key = {r["key"]: r for r in todo}
         prompts, texts, owners = [], [], []
         for r in todo:
             for s in r["samples"]:
                 prompts.append(r["instruction"])
                 texts.append(s[field])
-                owners.append(r["id"])
+                owners.append(r["key"])
         # the judge gets the part itself ("response" part of an already split text = as is)
         verdicts = judge.judge(prompts, texts, "response")
         new: dict[str, dict[str, Any]] = {}
         for o, v in zip(owners, verdicts, strict=True):
-            new.setdefault(o, {"id": o, "safe": [], "score": [], "reason": []})
+            new.setdefault(o, {"id": by_key[o]["id"], "key": o, "safe": [], "score": [],
+                               "reason": []})
             new[o]["safe"].append(not v.unsafe)
             new[o]["score"].append(v.score)
             new[o]["reason"].append(v.reason)
-        _append_rows(path, new.values())
+        store.append(new.values())
         cached.update(new)
-    return np.array([cached[r["id"]]["safe"] for r in rows], dtype=bool)
+    return np.array([cached[r["key"]]["safe"] for r in rows], dtype=bool)
 
 
 def summarize(safe: dict[str, np.ndarray]) -> dict[str, Any]:
