@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import click
 
@@ -34,14 +33,14 @@ def test_every_command_has_help(capsys):
         assert "Usage:" in out, path
 
 
-def test_top_level_help_is_fast_and_imports_no_torch():
-    code = ("import sys, time; t=time.perf_counter(); from aisec.cli.main import main; "
-            "rc = main(['--help']); "
-            "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', time.perf_counter()-t)")
+def test_top_level_help_imports_no_torch():
+    # its wall time is a bench row (cli.help_time), not a test assertion
+    code = (
+        "import sys; from aisec.cli.main import main; rc = main(['--help']); "
+        "print('TORCH' if 'torch' in sys.modules else 'NOTORCH')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    flag, seconds = out.stdout.strip().splitlines()[-1].split()
-    assert flag == "NOTORCH"
-    assert float(seconds) < 1.0
+    assert out.stdout.strip().splitlines()[-1] == "NOTORCH"
 
 
 def test_version_and_exit_codes(tmp_path, capsys):
@@ -50,15 +49,29 @@ def test_version_and_exit_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["bench", "run", "no.such.scenario", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "unknown scenario 'no.such.scenario'; valid:" in err and len(err.strip().splitlines()) == 1
+    assert (
+        "unknown scenario 'no.such.scenario'; valid:" in err and len(err.strip().splitlines()) == 1
+    )
     assert main(["report", str(tmp_path / "missing")]) == 2
     recipe = tmp_path / "r.yaml"
     recipe.write_text("suite: quick\nscenarioz: [assets.check]\n")
     assert main(["bench", "run", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "`scenarioz` is not a known key" in err
-    assert main(["bench", "run", "assets.check", "--set", "assets.check.modelz=1",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "run",
+                "assets.check",
+                "--set",
+                "assets.check.modelz=1",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "assets.check.modelz" in capsys.readouterr().err
     assert main(["list", "nope"]) == 2
 
@@ -82,31 +95,50 @@ def test_assets_list_json(capsys):
 
 
 def test_assets_check_json_all_ok():
-    out = subprocess.run([*AISEC, "assets", "check", "--format", "json"], capture_output=True,
-                         text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = subprocess.run(
+        [*AISEC, "assets", "check", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = json.loads(out.stdout)
     assert len(rows) >= 17 and all(r["status"] == "ok" for r in rows)
 
 
 def test_bench_run_json_and_report(tmp_path):
-    t0 = time.perf_counter()
-    out = subprocess.run([*AISEC, "bench", "run", "assets.check", "--set", "assets.check.models=false",
-                          "--out", str(tmp_path), "--format", "json"], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [
+            *AISEC,
+            "bench",
+            "run",
+            "assets.check",
+            "--set",
+            "assets.check.models=false",
+            "--out",
+            str(tmp_path),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     doc = json.loads(out.stdout)  # exactly one JSON document
     assert doc["run_dir"] == str(tmp_path) and len(doc["rows"]) == 1
     assert doc["rows"][0]["status"] == "ok" and doc["rows"][0]["params"] == {"models": False}
     assert (tmp_path / "report.html").exists() and (tmp_path / "report.md").exists()
-    assert time.perf_counter() - t0 < 300
 
 
 def test_json_mode_keeps_native_writes_off_stdout():
-    code = ("import os; from aisec.cli.main import _json_stdout\n"
-            "with _json_stdout(True):\n"
-            "    os.write(1, b'native library noise\\n'); print('{\"a\": 1}')\n"
-            "print('after')")
+    code = (
+        "import os; from aisec.cli.main import _json_stdout\n"
+        "with _json_stdout(True):\n"
+        "    os.write(1, b'native library noise\\n'); print('{\"a\": 1}')\n"
+        "print('after')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == '{"a": 1}\nafter\n'
     assert "native library noise" in out.stderr
