@@ -49,7 +49,7 @@ from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError
-from aisec.io import JsonlStore, atomic_write_json, fingerprint, iter_jsonl
+from aisec.io import JsonlStore, atomic_write_json, fingerprint, iter_records
 from aisec.metrics.safety import safety_at_k
 from aisec.registry import Registry
 
@@ -121,12 +121,14 @@ class EvalConfig(StrictModel):
 
 @dataclass(frozen=True)
 class EvalItem:
-    """A prompt to evaluate: ``id`` is unique in its set; ``source`` says where it comes from."""
+    """A prompt to evaluate: ``id`` is unique in its set; ``source`` says where it comes from;
+    ``label`` is the set's own label, if any (XSTest: ``safe``/``unsafe`` prompt)."""
 
     id: str
     instruction: str
     source: str = ""
     category: str = ""
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,7 @@ def eval_set(name: str, n: int | None = None, seed: int = 0, max_template_chars:
             AdvBench prompts of at most 400 characters inserted into PyRIT jailbreak templates
             of at most ``max_template_chars`` characters, one seeded random template per prompt; built
             like WildJailbreak's adversarial-harmful split but from different sources), or
-            ``file:PATH`` (JSONL with ``prompt``/``instruction`` and optional ``id``).
+            ``file:PATH`` (JSONL or CSV, see :func:`load_prompt_file`).
         n: keep a seeded random subset of this size (all when None).
         seed: subset and template choice.
     """
@@ -341,21 +343,40 @@ def eval_set(name: str, n: int | None = None, seed: int = 0, max_template_chars:
     return items
 
 
+def _row_id(p: Path, ln: int, row: dict[str, Any]) -> str:
+    raw = row.get("id")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return f"line-{ln}"
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise InputFileError(p, f"line {ln}: 'id' must be a string or a number; got {raw!r}"[:160])
+    return str(raw).strip()
+
+
 def load_prompt_file(path: str | os.PathLike[str]) -> list[EvalItem]:
-    """Prompts from a JSONL file (``prompt`` or ``instruction``; optional ``id``, ``source``)."""
+    """Prompts from a JSONL or CSV file (CSV when the name ends in ``.csv``).
+
+    Each row needs a non-empty ``prompt`` (or ``instruction``); optional ``id``, ``source``,
+    ``category`` (or ``type``, as in XSTest) and ``label`` (e.g. XSTest's ``safe``/``unsafe``).
+    A row whose ``id`` is missing, null or empty gets ``line-N`` (N = its line in the file);
+    ids must be unique. Errors are one-line :class:`InputFileError` naming the file and line.
+    """
     p = Path(path)
     items = []
-    for ln, row in iter_jsonl(p):
-        text = row.get("prompt", row.get("instruction")) if isinstance(row, dict) else None
+    first_line: dict[str, int] = {}
+    for ln, row in iter_records(p):
+        text = row.get("prompt", row.get("instruction"))
         if not isinstance(text, str) or not text.strip():
             raise InputFileError(p, f"line {ln} has no non-empty 'prompt' or 'instruction'")
-        items.append(EvalItem(str(row.get("id", f"line-{ln}")), text, str(row.get("source", p.name)),
-                              str(row.get("category", ""))))
+        rid = _row_id(p, ln, row)
+        if rid in first_line:
+            raise InputFileError(p, f"line {ln} repeats id {rid!r} of line {first_line[rid]}")
+        first_line[rid] = ln
+        category = row.get("category") or row.get("type") or ""
+        items.append(EvalItem(rid, text, str(row.get("source") or p.name), str(category),
+                              str(row.get("label") or "")))
     if not items:
-        raise InputFileError(p, "holds no prompts (expected JSONL rows with a 'prompt' field)")
-    ids = [it.id for it in items]
-    if len(set(ids)) != len(ids):
-        raise InputFileError(p, "has duplicate ids")
+        raise InputFileError(p, "holds no prompts (expected JSONL rows or CSV lines with a "
+                                "'prompt' field)")
     return items
 
 
@@ -448,7 +469,8 @@ def run_generation(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, out_dir:
         for it, ss in zip(part, samples, strict=True):
             tokens += sum(s.n_tokens for s in ss)
             rows.append({"id": it.id, "key": keys[it.id], "instruction": it.instruction,
-                         "source": it.source, "category": it.category, "strategy": cfg.strategy,
+                         "source": it.source, "category": it.category, "label": it.label,
+                         "strategy": cfg.strategy,
                          "samples": [s.__dict__ for s in ss]})
         store.append(rows)
         for r in rows:
