@@ -50,14 +50,29 @@ def test_certificate_radius_is_consistent(net, rng):
     # certified at its radius, and (for radii below max_radius) not at twice the radius
     for i in np.flatnonzero(ok)[:5]:
         r = float(tiny.radius[i])
-        again = make_certifier("ibp", epsilon=r, search_radius=False).certify(net, x[i: i + 1])
+        again = make_certifier("ibp", epsilon=r, search_radius=False).certify(net, x[i : i + 1])
         assert not again.abstained[0]
+        if 2 * r < 0.2:  # the bisection stops within 0.2 / 2**12 of the largest certified radius
+            twice = make_certifier("ibp", epsilon=2 * r, search_radius=False)
+            assert twice.certify(net, x[i : i + 1]).abstained[0]
     large = make_certifier("ibp", epsilon=0.9, search_radius=False).certify(net, x)
     assert large.abstained.all() and large.norm == "linf"
 
 
+def test_predict_is_the_network_argmax_with_its_logit_gap(net, rng):
+    x = rng.random((7, 1, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        z = net(torch.from_numpy(x)).numpy()
+    p = make_certifier("ibp").predict(net, x)
+    np.testing.assert_array_equal(p.prediction, z.argmax(1))
+    top2 = np.sort(z, axis=1)[:, -2:]
+    np.testing.assert_allclose(p.statistic, top2[:, 1] - top2[:, 0], rtol=1e-5)
+    assert (p.radius == 0).all() and p.params["mode"] == "predict"
+
+
 def test_unsupported_layer_is_an_error(rng):
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Tanh(),
-                                torch.nn.Linear(3, 2))
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2)
+    )
     with pytest.raises(ConfigError, match="Tanh"):
         make_certifier("ibp").certify(model, rng.random((1, 1, 2, 2), dtype=np.float32))
