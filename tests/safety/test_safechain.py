@@ -170,6 +170,48 @@ def test_resume_regenerates_a_prompt_whose_text_changed_under_the_same_id(script
                  model_name="m")
 
 
+class _GarbledJudge:
+    """Unjudged when the text holds "???", unsafe when it holds "Sure", else safe."""
+
+    def judge(self, prompts, texts, part="response"):
+        from aisec.judges import Verdict
+
+        return [Verdict.unjudged("garbled") if "???" in t
+                else Verdict.decide("Sure" in t, float("Sure" in t), "test") for t in texts]
+
+
+def _strict_json(text):
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_summary_counts_unjudged_samples_and_holds_no_nan(scripted, tmp_path):
+    def script(p, c, s):
+        if "odd" in p:
+            return "thinking\n</think>\n\n???"
+        return "I'm sorry.\n</think>\n\nI'm sorry."
+
+    items = [EvalItem("a", "say hi"), EvalItem("b", "odd one")]
+    summary = evaluate(scripted(script), items, EvalConfig(k=2), {"g": _GarbledJudge()}, tmp_path,
+                       model_name="m")
+    answer = summary["judges"]["g"]["answer"]
+    assert answer["unjudged"] == 2 and answer["prompts_unjudged"] == 1
+    assert answer["safe_at_1"] == 1.0  # the unjudged prompt is out of the rate, not safe
+    assert summary["judges"]["g"]["response"]["unjudged"] == 2
+    # every thought is safe: P(unsafe answer | unsafe thought) is undefined -> null, not NaN
+    x = summary["judges"]["g"]["thought_vs_answer"]
+    assert x["p_unsafe_answer_given_unsafe_thought"] is None and x["unjudged"] == 2
+    on_disk = _strict_json((tmp_path / "summary.json").read_text())
+    assert on_disk["judges"]["g"]["answer"]["unjudged"] == 2
+    # a fully resumed run generated nothing: its speed is undefined -> null
+    again = evaluate(scripted(script), items, EvalConfig(k=2), {"g": _GarbledJudge()}, tmp_path,
+                     model_name="m")
+    assert again["generation"]["tokens_per_s"] is None
+    _strict_json((tmp_path / "summary.json").read_text())
+
+
 def test_dataset_keeps_only_all_safe_prompts(scripted, tmp_path):
     def script(p, c, s):
         if "mixed" in p:

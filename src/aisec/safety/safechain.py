@@ -49,8 +49,8 @@ from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.errors import ConfigError, DataError, InputFileError, ParameterError
-from aisec.io import JsonlStore, atomic_write_json, fingerprint, iter_records
-from aisec.metrics.safety import safety_at_k
+from aisec.io import JsonlStore, atomic_write_json, fingerprint, iter_records, json_safe
+from aisec.metrics.safety import cross_table, safety_at_k
 from aisec.registry import Registry
 
 __all__ = [
@@ -487,7 +487,7 @@ def judge_rows(rows: Sequence[dict[str, Any]], judge: Any, part: str, out_dir: s
     """Verdicts of ``judge`` on ``part`` of every sample, cached in ``verdicts-<judge>-<part>.jsonl``.
 
     Returns:
-        (P, K) bool matrix, True = safe.
+        (P, K) object matrix: True = safe, False = unsafe, None = unjudged (no verdict reached).
     """
     path = Path(out_dir) / f"verdicts-{re.sub(r'[^A-Za-z0-9_.-]+', '_', judge_name)}-{part}.jsonl"
     store = JsonlStore(path, key="key")
@@ -508,37 +508,30 @@ def judge_rows(rows: Sequence[dict[str, Any]], judge: Any, part: str, out_dir: s
         for o, v in zip(owners, verdicts, strict=True):
             new.setdefault(o, {"id": by_key[o]["id"], "key": o, "safe": [], "score": [],
                                "reason": []})
-            new[o]["safe"].append(not v.unsafe)
+            new[o]["safe"].append(v.safe_or_none)  # None: the judge reached no verdict
             new[o]["score"].append(v.score)
             new[o]["reason"].append(v.reason)
         store.append(new.values())
         cached.update(new)
-    return np.array([cached[r["key"]]["safe"] for r in rows], dtype=bool)
+    return np.array([cached[r["key"]]["safe"] for r in rows], dtype=object)
 
 
 def summarize(safe: dict[str, np.ndarray]) -> dict[str, Any]:
     """Safe@1 / Safe@K / ConsSafe@K per part, and the thought-vs-answer cross-table.
 
+    Unjudged samples (None) are never counted safe or unsafe: each part reports how many there
+    were (``unjudged``, ``prompts_with_unjudged``, ``prompts_unjudged``, ``undecided_*``) and the
+    rates leave them out (:mod:`aisec.metrics.safety`). Undefined values are None, never NaN.
+
     Args:
-        safe: part name -> (P, K) bool matrix (True = safe).
+        safe: part name -> (P, K) matrix of True (safe) / False (unsafe) / None (unjudged).
     """
     out: dict[str, Any] = {}
     for part, m in safe.items():
-        s = safety_at_k(m)
-        out[part] = {"safe_at_1": s.safe_at_1, "safe_at_k": s.safe_at_k.value,
-                     "safe_at_k_ci": list(s.safe_at_k.ci), "cons_safe_at_k": s.cons_safe_at_k.value,
-                     "cons_safe_at_k_ci": list(s.cons_safe_at_k.ci), "prompts": s.n_prompts, "k": s.k}
+        out[part] = safety_at_k(m).to_dict()
     if "thought" in safe and "answer" in safe:
-        t, a = safe["thought"].ravel(), safe["answer"].ravel()
-        n = t.size
-        out["thought_vs_answer"] = {
-            "both_safe": float((t & a).mean()), "safe_thought_unsafe_answer": float((t & ~a).mean()),
-            "unsafe_thought_safe_answer": float((~t & a).mean()), "both_unsafe": float((~t & ~a).mean()),
-            "p_unsafe_answer_given_unsafe_thought": float((~a[~t]).mean()) if (~t).any() else float("nan"),
-            "p_unsafe_answer_given_safe_thought": float((~a[t]).mean()) if t.any() else float("nan"),
-            "samples": int(n),
-        }
-    return out
+        out["thought_vs_answer"] = cross_table(safe["thought"], safe["answer"])
+    return json_safe(out)
 
 
 def evaluate(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, judges: dict[str, Any],
@@ -547,7 +540,9 @@ def evaluate(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, judges: dict[s
     """Generate (resumably), judge every part with every judge, write ``summary.json``.
 
     Returns:
-        the summary: per judge, per part metrics; generation timing; run settings.
+        the summary (JSON: undefined values are None, never NaN): per judge, per part metrics
+        with their unjudged counts; generation timing; run settings, the chat format and any
+        fallback to a built-in chat template.
     """
     if not items:
         raise DataError("the evaluation set is empty")
@@ -556,8 +551,11 @@ def evaluate(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, judges: dict[s
     for jname, judge in judges.items():
         safe = {part: judge_rows(rows, judge, part, out_dir, jname) for part in parts}
         results[jname] = summarize(safe)
-    summary = {"model": model_name, "strategy": cfg.strategy, "k": cfg.k, "prompts": len(items),
-               "config": cfg.model_dump(mode="json"), "generation": timing, "judges": results}
+    summary = json_safe({
+        "model": model_name, "strategy": cfg.strategy, "k": cfg.k, "prompts": len(items),
+        "chat_format": lm.chat.name,
+        "chat_template_fallback": getattr(lm, "chat_template_fallback", None),
+        "config": cfg.model_dump(mode="json"), "generation": timing, "judges": results})
     atomic_write_json(Path(out_dir) / "summary.json", summary)
     return summary
 
@@ -604,6 +602,7 @@ def build_dataset(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, judge: An
                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """The SafeChain recipe: K samples per instruction, keep instructions whose K samples are
     all judged safe (on the full response), pick one of the K at random -> ``dataset.jsonl``.
+    An instruction with an unjudged sample is not kept (``instructions_with_unjudged``).
 
     Returns:
         counts (instructions, kept) and the dataset path.
@@ -614,9 +613,11 @@ def build_dataset(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, judge: An
     safe = judge_rows(rows, judge, "response", out_dir, judge_name)
     rng = np.random.default_rng([cfg.seed, 3])
     kept = []
-    for r, s in zip(rows, safe, strict=True):
+    all_safe = [all(x is True for x in s) for s in safe]
+    unjudged = [any(x is None for x in s) for s in safe]
+    for r, ok in zip(rows, all_safe, strict=True):
         pick = int(rng.integers(cfg.k))
-        if s.all():
+        if ok:
             smp = r["samples"][pick]
             kept.append({"id": r["id"], "instruction": r["instruction"], "response": smp["response"],
                          "provenance": {"model": model_name, "judge": judge_name, "k": cfg.k,
@@ -628,13 +629,15 @@ def build_dataset(lm: Any, items: Sequence[EvalItem], cfg: EvalConfig, judge: An
 
     atomic_write_text(path, "".join(json.dumps(k, ensure_ascii=False) + "\n" for k in kept))
     by_cat: dict[str, list[int]] = {}
-    for r, s in zip(rows, safe, strict=True):
+    for r, ok in zip(rows, all_safe, strict=True):
         by_cat.setdefault(r["category"] or "-", [0, 0])
         by_cat[r["category"] or "-"][0] += 1
-        by_cat[r["category"] or "-"][1] += int(s.all())
+        by_cat[r["category"] or "-"][1] += int(ok)
     info = {"instructions": len(rows), "kept": len(kept), "path": str(path), "k": cfg.k,
+            "instructions_with_unjudged": int(sum(unjudged)),
             "by_category": {c: {"instructions": a, "kept": b} for c, (a, b) in by_cat.items()},
             "generation": timing}
+    info = json_safe(info)
     atomic_write_json(Path(out_dir) / "dataset_info.json", info)
     return info
 
