@@ -43,7 +43,9 @@ def check_images(x: Any, name: str = "x") -> np.ndarray:
     """Validate images: ``(..., H, W)`` (at least 2-D), finite, values in [0, 1]; returns float32."""
     arr = np.asarray(x)
     if arr.ndim < 2 or min(arr.shape[-2:]) < 1:
-        raise DataError(f"`{name}` must have shape (..., H, W) with H, W >= 1; got shape {arr.shape}")
+        raise DataError(
+            f"`{name}` must have shape (..., H, W) with H, W >= 1; got shape {arr.shape}"
+        )
     if not np.issubdtype(arr.dtype, np.floating):
         raise DataError(f"`{name}` must be floating point in [0, 1]; got dtype {arr.dtype}")
     if arr.size and not np.isfinite(arr).all():
@@ -55,16 +57,25 @@ def check_images(x: Any, name: str = "x") -> np.ndarray:
 
 
 class Trigger(ABC):
-    """A trigger: ``apply(x)`` stamps it onto images ``x`` of shape ``(..., H, W)`` in [0, 1]."""
+    """A trigger: ``apply(x)`` stamps it onto images ``x`` of shape ``(..., H, W)`` in [0, 1].
+
+    Attributes:
+        neutral: the parameter values at which the trigger is the identity (its "strength 0"),
+            e.g. ``{"opacity": 0.0}``; every trigger declares them, and the contract tests check
+            that it is the identity there.
+    """
 
     Params: ClassVar[type[StrictModel]]
     name: ClassVar[str]
+    neutral: ClassVar[dict[str, Any]]
 
     def __init__(self, params: StrictModel | None = None, **kwargs: Any) -> None:
         if params is None:
             params = validate(self.Params, kwargs, where=f"trigger {self.name!r}")
         elif kwargs:
-            params = validate(self.Params, {**params.model_dump(), **kwargs}, f"trigger {self.name!r}")
+            params = validate(
+                self.Params, {**params.model_dump(), **kwargs}, f"trigger {self.name!r}"
+            )
         self.params = params
 
     def apply(self, x: np.ndarray) -> np.ndarray:
@@ -107,6 +118,7 @@ class PatchTrigger(Trigger):
 
     Params = PatchParams
     name = "patch"
+    neutral = {"opacity": 0.0}
 
     def _box(self, shape: tuple[int, int]) -> tuple[slice, slice]:
         p: PatchParams = self.params  # type: ignore[assignment]
@@ -155,6 +167,7 @@ class BlendTrigger(Trigger):
 
     Params = BlendParams
     name = "blend"
+    neutral = {"alpha": 0.0}
 
     def pattern(self, shape: tuple[int, int]) -> np.ndarray:
         p: BlendParams = self.params  # type: ignore[assignment]
@@ -181,6 +194,7 @@ class WarpTrigger(Trigger):
 
     Params = WarpParams
     name = "warp"
+    neutral = {"strength": 0.0}
 
     def field(self, shape: tuple[int, int]) -> np.ndarray:
         """(2, H, W) pixel displacements (rows, cols); max |displacement| is ``strength``."""
@@ -190,7 +204,9 @@ class WarpTrigger(Trigger):
         h, w = shape
         coarse = np.random.default_rng(p.seed).uniform(-1.0, 1.0, size=(2, p.grid, p.grid))
         coarse /= np.abs(coarse).max()
-        fine = np.stack([zoom(c, (h / p.grid, w / p.grid), order=3, mode="nearest") for c in coarse])
+        fine = np.stack(
+            [zoom(c, (h / p.grid, w / p.grid), order=3, mode="nearest") for c in coarse]
+        )
         fine = fine[:, :h, :w]
         return (p.strength * fine / max(np.abs(fine).max(), 1e-12)).astype(np.float32)
 
