@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from aisec.errors import ParameterError, PeerError
+from aisec.errors import ConfigError, ParameterError, PeerError
 from aisec.llm import GenerationConfig
 from aisec.llm.chat import chat_format
 from aisec.llm.remote import RemoteLM, load_lm, parse_server_spec
@@ -82,3 +82,16 @@ def test_server_spec_parsing(server):
         parse_server_spec("http://h:1/v1")
     lm = load_lm(server + "#m", chat_format_name="deepseek-r1")
     assert isinstance(lm, RemoteLM) and lm.chat.thinking
+
+
+def test_chat_template_fallback_is_recorded_or_refused(server, caplog):
+    with caplog.at_level("WARNING", logger="aisec.llm"):
+        lm = load_lm(server + "#no-such-org/no-such-model")
+    assert lm.chat.name == "chatml"
+    assert "no-such-org/no-such-model" in lm.chat_template_fallback
+    assert "did not load" in lm.chat_template_fallback and "did not load" in caplog.text
+    with pytest.raises(ConfigError, match="pass a chat format") as e:
+        load_lm(server + "#no-such-org/no-such-model", allow_chat_fallback=False)
+    assert "\n" not in str(e.value)
+    chosen = load_lm(server + "#no-such-org/no-such-model", chat_format_name="chatml")
+    assert chosen.chat_template_fallback is None  # the user chose the format

@@ -61,10 +61,21 @@ class Generation:
 
 
 class LanguageModel(ABC):
-    """A text generator with a chat format."""
+    """A text generator with a chat format.
+
+    Attributes:
+        name: the model's name.
+        chat: the chat format prompts are rendered with.
+        context_length: tokens the model attends to (prompt plus generation), or None when
+            unknown (then callers cannot check lengths up front).
+        chat_template_fallback: None when ``chat`` is the model's own template; otherwise why a
+            built-in format stands in for it (recorded by callers in their results).
+    """
 
     name: str
     chat: ChatFormat
+    context_length: int | None = None
+    chat_template_fallback: str | None = None
 
     @abstractmethod
     def generate(

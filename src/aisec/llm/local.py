@@ -80,6 +80,11 @@ class LocalLM(LanguageModel):
     def render(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
         return self.chat.render(messages, add_generation_prompt)
 
+    @property
+    def context_length(self) -> int | None:  # type: ignore[override]
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        return int(n) if n else None
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -98,7 +103,7 @@ class LocalLM(LanguageModel):
         cfg = config or GenerationConfig()
         seed_list = self._check(prompts, seeds, batch_size)
         encoded = [self.encode(p) for p in prompts]
-        limit = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
+        limit = self.context_length or (1 << 30)
         for i, ids in enumerate(encoded):
             if len(ids) + cfg.max_new_tokens > limit:
                 raise ParameterError(

@@ -3,7 +3,7 @@
 Full-size models run where a GPU is: start ``vllm serve MODEL`` there and point
 ``RemoteLM("http://host:8000/v1", "MODEL")`` (or ``--model http://host:8000/v1#MODEL``) at it.
 Prompts are rendered locally (with the model's tokenizer when it can be loaded, else a named
-built-in chat format) and sent to ``/completions`` as raw text, so prefills and continuation
+built-in chat format, and that fallback is recorded on the model) and sent to ``/completions`` as raw text, so prefills and continuation
 work exactly as with a local model. Only the standard library is used (``urllib``).
 
 Security: the API key is read from ``$AISEC_LLM_API_KEY`` (or passed in) and never logged.
@@ -12,6 +12,7 @@ Security: the API key is read from ``$AISEC_LLM_API_KEY`` (or passed in) and nev
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -19,11 +20,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aisec.errors import ParameterError, PeerError
+from aisec.errors import ConfigError, ParameterError, PeerError
 from aisec.llm.base import Generation, GenerationConfig, LanguageModel, Progress
 from aisec.llm.chat import ChatFormat, chat_format
 
 __all__ = ["RemoteLM", "load_lm", "parse_server_spec"]
+
+_log = logging.getLogger("aisec.llm")
 
 
 class RemoteLM(LanguageModel):
@@ -37,10 +40,16 @@ class RemoteLM(LanguageModel):
         timeout: seconds per request.
         workers: concurrent requests (the server batches them).
         tokenizer: optional local tokenizer, for exact token counts.
+        context_length: the served model's context in tokens, if known (vLLM's
+            ``max_model_len``), so callers can check prompt lengths before generating.
+        chat_template_fallback: why ``chat`` is a built-in format rather than the model's own
+            template (None when it is the model's own or one the user chose).
     """
 
     def __init__(self, base_url: str, model: str, chat: ChatFormat, *, api_key: str | None = None,
-                 timeout: float = 600.0, workers: int = 8, tokenizer: Any = None) -> None:
+                 timeout: float = 600.0, workers: int = 8, tokenizer: Any = None,
+                 context_length: int | None = None,
+                 chat_template_fallback: str | None = None) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ParameterError("base_url", "must start with http:// or https://", base_url)
         if not model:
@@ -52,6 +61,10 @@ class RemoteLM(LanguageModel):
         self.timeout = float(timeout)
         self.workers = max(1, int(workers))
         self.tokenizer = tokenizer
+        if context_length is not None and context_length < 1:
+            raise ParameterError("context_length", "must be >= 1 tokens", context_length)
+        self.context_length = context_length
+        self.chat_template_fallback = chat_template_fallback
 
     def __repr__(self) -> str:  # never show the key
         return f"RemoteLM({self.base_url!r}, {self.name!r})"
@@ -138,11 +151,15 @@ def parse_server_spec(spec: str) -> tuple[str, str] | None:
 
 
 def load_lm(spec: str, *, chat_format_name: str | None = None, adapter: str | None = None,
-            tokenizer: str | None = None) -> LanguageModel:
+            tokenizer: str | None = None, allow_chat_fallback: bool = True) -> LanguageModel:
     """A local model (name, path, hub id) or a server (``URL#MODEL``) behind one interface.
 
     For a server the chat format is ``chat_format_name`` if given, else the template of the
-    tokenizer named by ``tokenizer`` (or the served model id) when it loads locally, else ChatML.
+    tokenizer named by ``tokenizer`` (or the served model id), loaded locally. When that tokenizer
+    cannot be loaded (offline, unknown id), prompts would be rendered with built-in ChatML, which
+    may not be the model's template: with ``allow_chat_fallback`` the model carries the reason in
+    ``chat_template_fallback`` (SafeChain records it in its run settings, rows and summary) and a
+    warning is logged; without it a one-line :class:`ConfigError` says to pass a chat format.
     """
     server = parse_server_spec(spec)
     if server is None:
@@ -150,17 +167,21 @@ def load_lm(spec: str, *, chat_format_name: str | None = None, adapter: str | No
 
         return load_causal_lm(spec, adapter=adapter, chat_format=chat_format_name)
     url, model = server
-    tok = None
     if chat_format_name:
-        fmt = chat_format(chat_format_name)
-    else:
-        fmt = chat_format("chatml")
-        try:
-            from aisec.llm.chat import from_tokenizer
-            from aisec.llm.model import load_tokenizer
+        return RemoteLM(url, model, chat_format(chat_format_name))
+    from aisec.llm.chat import from_tokenizer
+    from aisec.llm.model import load_tokenizer
 
-            tok = load_tokenizer(tokenizer or model)
-            fmt = from_tokenizer(tok, model)
-        except Exception:  # noqa: BLE001 - offline or unknown tokenizer: fall back to ChatML
-            tok = None
-    return RemoteLM(url, model, fmt, tokenizer=tok)
+    source = tokenizer or model
+    try:
+        tok = load_tokenizer(source)
+    except Exception as exc:  # noqa: BLE001 - offline or unknown tokenizer: say so, never silently
+        problem = " ".join(str(exc).split())[:160] or type(exc).__name__
+        reason = (f"tokenizer {source!r} did not load ({type(exc).__name__}: {problem}); prompts "
+                  "are rendered with the built-in chatml format")
+        if not allow_chat_fallback:
+            raise ConfigError(f"{reason.split(';')[0]}; pass a chat format (--chat-format chatml, "
+                              "chatml-think, deepseek-r1, plain) or a loadable tokenizer") from None
+        _log.warning("%s; pass --chat-format to choose one", reason)
+        return RemoteLM(url, model, chat_format("chatml"), chat_template_fallback=reason)
+    return RemoteLM(url, model, from_tokenizer(tok, model), tokenizer=tok)
