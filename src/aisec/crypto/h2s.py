@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aisec.crypto.keys import HEPublicKey, HESecretKey
+from aisec.crypto.he import HEPublicKey, HESecretKey
 from aisec.crypto.sharing import STAT_SIGMA
 from aisec.errors import ParameterError
 from aisec.rng import CryptoRandom, SecureRandom

@@ -23,11 +23,14 @@ import struct
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 
-import gmpy2
-from gmpy2 import mpz
-
-from aisec.errors import InputFileError, ParameterError
+from aisec.errors import DependencyError, InputFileError, ParameterError
 from aisec.rng import CryptoRandom, SecureRandom
+
+try:
+    import gmpy2
+    from gmpy2 import mpz
+except ImportError:
+    raise DependencyError("gmpy2", "crypto") from None
 
 __all__ = [
     "PaillierPublicKey",
@@ -94,6 +97,8 @@ class PaillierPublicKey:
         hs: ``h^n mod n^2`` for a random quadratic non-residue-free ``h = -x^2 mod n``.
         exp_bits: length of the random exponent (multiple of 8).
     """
+
+    scheme = "gmpy2-paillier"
 
     def __init__(self, n: int, hs: int, exp_bits: int) -> None:
         if exp_bits % _WINDOW or exp_bits <= 0:
@@ -199,7 +204,7 @@ class PaillierPublicKey:
             acc = acc * c % nsq
         return acc
 
-    # -- vectors (the interface CAESAR shares with aisec.crypto.ou) ---------------------------
+    # -- vectors (the interface CAESAR shares with aisec.crypto.heu) --------------------------
     def count(self, cts: Sequence[mpz]) -> int:
         return len(cts)
 
@@ -246,6 +251,18 @@ class PaillierPublicKey:
                 raise ParameterError("ciphertext", "must lie in [1, n^2)", "out of range")
         return out
 
+    def ciphertexts_to_ints(self, cts: Sequence[mpz]) -> list[int]:
+        """Standard Paillier ciphertexts ``(1 + n)^m r^n mod n^2`` (these already are)."""
+        return [int(c) for c in cts]
+
+    def ciphertexts_from_ints(self, values: Sequence[int]) -> list[mpz]:
+        """Ciphertexts from another Paillier implementation with ``g = n + 1``."""
+        nsq = self.nsq
+        out = [mpz(v) for v in values]
+        if any(not 0 < c < nsq for c in out):
+            raise ParameterError("ciphertext", "must lie in [1, n^2)", "out of range")
+        return out
+
     def to_bytes(self) -> bytes:
         return _MAGIC_PUB + _pack_ints(self.n, self.hs, self.exp_bits)
 
@@ -266,6 +283,8 @@ class PaillierSecretKey:
         p, q: the prime factors of ``public.n``.
         public: the matching public key.
     """
+
+    scheme = "gmpy2-paillier"
 
     def __init__(self, p: int, q: int, public: PaillierPublicKey) -> None:
         self.p, self.q = mpz(p), mpz(q)

@@ -21,11 +21,16 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from gmpy2 import mpz
 
-from aisec.crypto import h2s, sparse_he
-from aisec.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from aisec.errors import DependencyError, ParameterError
+
+try:
+    from gmpy2 import mpz
+except ImportError:
+    raise DependencyError("gmpy2", "crypto") from None
+
+from aisec.crypto import h2s, sparse_he  # noqa: E402 (after the gmpy2 check)
+from aisec.crypto.paillier import PaillierPublicKey, PaillierSecretKey  # noqa: E402
 
 __all__ = ["HEWorkers"]
 

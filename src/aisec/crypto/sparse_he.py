@@ -16,14 +16,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gmpy2
 import numpy as np
 import scipy.sparse as sp
-from gmpy2 import mpz
 
-from aisec.crypto.keys import HEPublicKey
-from aisec.crypto.paillier import PaillierPublicKey
-from aisec.errors import ParameterError
+from aisec.crypto.he import HEPublicKey
+from aisec.errors import DependencyError, ParameterError
+
+try:
+    import gmpy2
+    from gmpy2 import mpz
+except ImportError:
+    raise DependencyError("gmpy2", "crypto") from None
+
+from aisec.crypto.paillier import PaillierPublicKey  # noqa: E402 (needs gmpy2)
 
 __all__ = ["integer_csr", "matvec", "rmatvec"]
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from aisec.crypto.h2s import random_masks
-from aisec.crypto.keys import HEPublicKey, HESecretKey
+from aisec.crypto.he import HEPublicKey, HESecretKey
 from aisec.crypto.sharing import STAT_SIGMA
 from aisec.errors import ParameterError, PeerError
 from aisec.rng import SecureRandom

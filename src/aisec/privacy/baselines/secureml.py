@@ -153,7 +153,7 @@ class _HETriples:
         self.sk: Any = None
 
     def setup(self, n: int, d: int) -> np.ndarray:
-        from aisec.crypto.keys import generate_he_keypair, public_key_from_bytes
+        from aisec.crypto.he import generate_he_keypair, public_key_from_bytes
 
         self.sk = generate_he_keypair(self.scheme, self.bits)
         self.ch.send("he_keys", {"pk": self.sk.public.to_bytes()})

@@ -57,7 +57,7 @@ from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.crypto import h2s
-from aisec.crypto.keys import (
+from aisec.crypto.he import (
     HEPublicKey,
     HESecretKey,
     generate_he_keypair,

@@ -1,30 +1,35 @@
-"""Okamoto-Uchiyama keys from SecretFlow HEU, with the interface of :mod:`aisec.crypto.paillier`.
+"""SecretFlow HEU keys (Okamoto-Uchiyama and Paillier in C++) behind aisec's HE key interface.
 
 CAESAR's protocol code calls a small set of vector operations on its keys (encrypt, decrypt, add,
 add a plaintext, multiply by a plaintext, gather and scatter, serialise, the sparse products and
-the packing of HE-to-SS). :class:`PaillierPublicKey` implements them on gmpy2; the classes here
-implement the same calls on HEU's C++ Okamoto-Uchiyama (``OU``) arrays, which SecretFlow's HESS-LR
-uses. A ciphertext vector is a ``heu.numpy.CiphertextArray`` instead of a list of ``mpz``; code that
-only goes through the key's methods works with either.
+the packing of HE-to-SS; see :mod:`aisec.crypto.he`). :class:`PaillierPublicKey` implements them on
+gmpy2; the classes here implement the same calls on HEU's C++ arrays for two of its schemas:
 
-OU with a 2048-bit modulus ``n = p^2 q`` has a plaintext space of about 680 bits (``p``), enough for
-the 40-bit-masked HE-to-SS slots; encryption is about 6 times and decryption about 10 times faster
-here than gmpy2 Paillier at the same modulus size; homomorphic additions cost about the same.
+* ``heu-ou``: Okamoto-Uchiyama (``OU``), which SecretFlow's HESS-LR uses. With a 2048-bit modulus
+  ``n = p^2 q`` its plaintext space is about 680 bits (``p``), enough for the 40-bit-masked
+  HE-to-SS slots; encryption is about 6 times and decryption about 10 times faster here than
+  gmpy2 Paillier at the same modulus size; homomorphic additions cost about the same.
+* ``heu-zpaillier``: HEU's Paillier (``ZPaillier``), the same ciphertexts as any Paillier with
+  ``g = n + 1``.
 
-HEU draws the encryption randomness from its own C++ CSPRNG, so the ``rng`` arguments of the
-Paillier interface are accepted and ignored. The library is optional: ``pip install sf-heu``
-(the ``crypto`` extra pins it).
+A ciphertext vector is a ``heu.numpy.CiphertextArray`` instead of a list of ``mpz``; code that only
+goes through the key's methods works with either. HEU draws the encryption randomness from its own
+C++ CSPRNG, so the ``rng`` arguments of the interface are accepted and ignored. The library is
+optional: ``pip install sf-heu`` (the ``crypto`` extra pins it); it is imported on first use.
 
 Reference: Okamoto and Uchiyama, "A New Public-Key Cryptosystem as Secure as Factoring",
-EUROCRYPT 1998; SecretFlow HEU (``heu.numpy``), https://www.secretflow.org.cn/docs/heu.
+EUROCRYPT 1998; Paillier, EUROCRYPT 1999; SecretFlow HEU (``heu.numpy``),
+https://www.secretflow.org.cn/docs/heu.
 
-Threat model: IND-CPA under the p-subgroup assumption; keys are secret-key material only in
-:class:`OUSecretKey`, whose bytes are written owner-only by the caller and never printed.
+Threat model: IND-CPA under the p-subgroup (OU) or decisional composite residuosity (Paillier)
+assumption; secret-key material lives only in :class:`HeuSecretKey`, whose bytes are written
+owner-only by the caller and never printed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -34,14 +39,34 @@ import scipy.sparse as sp
 
 from aisec.errors import DependencyError, InputFileError, ParameterError
 
-__all__ = ["OUPublicKey", "OUSecretKey", "generate_ou_keypair", "ou_available"]
+__all__ = [
+    "HeuPublicKey",
+    "HeuSecretKey",
+    "generate_heu_keypair",
+    "heu_available",
+    "load_heu",
+]
 
-_MAGIC_PUB = b"AISEC-OU-PUB-1\n"
-_MAGIC_SEC = b"AISEC-OU-SEC-1\n"
 KEY_BITS = (1024, 2048, 3072, 4096)
 
 
-def _heu() -> tuple[Any, Any]:
+class _Schema:
+    """One HEU schema: its HEU name, key-file tags and whether it is Paillier."""
+
+    def __init__(self, name: str, heu_name: str, tag: bytes, paillier: bool) -> None:
+        self.name, self.heu_name, self.paillier = name, heu_name, paillier
+        self.magic_pub, self.magic_sec = tag + b"-PUB-1\n", tag + b"-SEC-1\n"
+
+
+# the OU tags predate heu-zpaillier; stored OU keys (CAESAR checkpoints) keep loading
+_SCHEMAS = {
+    "heu-ou": _Schema("heu-ou", "OU", b"AISEC-OU", paillier=False),
+    "heu-zpaillier": _Schema("heu-zpaillier", "ZPaillier", b"AISEC-HEU-ZPAILLIER", paillier=True),
+}
+
+
+def load_heu() -> tuple[Any, Any]:
+    """HEU's ``numpy`` and ``phe`` modules (DependencyError naming the ``crypto`` extra)."""
     try:
         from heu import numpy as hnp
         from heu import phe
@@ -50,27 +75,44 @@ def _heu() -> tuple[Any, Any]:
     return hnp, phe
 
 
-def ou_available() -> bool:
+def heu_available() -> bool:
     """Whether sf-heu imports here."""
     try:
-        _heu()
+        load_heu()
     except DependencyError:
         return False
     return True
 
 
-class OUPublicKey:
-    """An OU public key with vector operations on HEU ciphertext arrays."""
+def _schema(name: str) -> _Schema:
+    try:
+        return _SCHEMAS[name]
+    except KeyError:
+        raise ParameterError("HEU scheme", f"must be one of {sorted(_SCHEMAS)}", name) from None
 
-    scheme = "heu-ou"
 
-    def __init__(self, raw: bytes, bits: int) -> None:
-        hnp, phe = _heu()
+def _hex_field(text: str, field: str) -> int:
+    """An integer that HEU prints as ``field=HEX[...]`` in a key's text form."""
+    found = re.search(rf"\b{field}=([0-9A-Fa-f]+)", text)
+    if found is None:
+        raise ParameterError("HEU key", f"must print its {field}", text[:20])
+    return int(found.group(1), 16)
+
+
+class HeuPublicKey:
+    """An HEU public key (OU or Paillier) with vector operations on HEU ciphertext arrays."""
+
+    def __init__(self, raw: bytes, bits: int, scheme: str = "heu-ou") -> None:
+        hnp, phe = load_heu()
+        self._schema = _schema(scheme)
+        self.scheme = scheme
         try:
             self._pk = phe.PublicKey.load_from(raw)
             self._kit = hnp.DestinationHeKit(phe.setup(self._pk))
         except Exception as exc:  # HEU raises its own error types on malformed input
-            raise InputFileError("public key", f"not a valid OU public key ({exc})") from None
+            raise InputFileError("public key", f"not a valid {scheme} public key ({exc})") from None
+        if self._kit.get_schema().name != self._schema.heu_name:
+            raise InputFileError("public key", f"holds an HEU {self._kit.get_schema().name} key")
         self._raw = bytes(raw)
         self.bits = int(bits)
         bound = int(str(self._pk.plaintext_bound()))
@@ -81,10 +123,10 @@ class OUPublicKey:
         self._hnp = hnp
 
     def __repr__(self) -> str:
-        return f"OUPublicKey(bits={self.bits}, id={self.fingerprint})"
+        return f"HeuPublicKey({self.scheme}, bits={self.bits}, id={self.fingerprint})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, OUPublicKey) and self._raw == other._raw
+        return isinstance(other, HeuPublicKey) and self._raw == other._raw
 
     def __hash__(self) -> int:
         return hash(self._raw)
@@ -213,40 +255,75 @@ class OUPublicKey:
             raise ParameterError("ciphertext buffer", "must hold a vector", f"{arr.ndim}-d")
         return arr
 
+    # -- Paillier interoperation (heu-zpaillier only) -------------------------------------------
+    def _need_paillier(self) -> None:
+        if not self._schema.paillier:
+            raise ParameterError("HE scheme", "must be a Paillier scheme", self.scheme)
+
+    @cached_property
+    def n(self) -> int:
+        """The Paillier modulus (public)."""
+        self._need_paillier()
+        return _hex_field(str(self._pk), "n")
+
+    def ciphertexts_to_ints(self, cts: Any) -> list[int]:
+        """Standard Paillier ciphertexts ``(1 + n)^m r^n mod n^2``.
+
+        HEU 0.5 keeps ciphertexts in Montgomery form over libtommath's 60-bit digits and prints
+        them that way; this divides out ``R = 2**(60 * digits(n^2))``. The contract test
+        (``tests/contract/test_he_contract.py``) checks the result against python-paillier.
+        """
+        nsq = self.n * self.n
+        r_inv = pow(1 << (60 * -(-nsq.bit_length() // 60)), -1, nsq)
+        return [int(str(cts[i])) * r_inv % nsq for i in range(self.count(cts))]
+
     def to_bytes(self) -> bytes:
-        return _MAGIC_PUB + self.bits.to_bytes(2, "big") + self._raw
+        return self._schema.magic_pub + self.bits.to_bytes(2, "big") + self._raw
 
     @classmethod
-    def from_bytes(cls, buf: bytes, where: str = "public key") -> OUPublicKey:
-        if not buf.startswith(_MAGIC_PUB) or len(buf) < len(_MAGIC_PUB) + 3:
-            raise InputFileError(where, "not an aisec OU public key")
-        head = len(_MAGIC_PUB)
+    def from_bytes(cls, buf: bytes, where: str = "public key") -> HeuPublicKey:
+        schema = next((s for s in _SCHEMAS.values() if buf.startswith(s.magic_pub)), None)
+        if schema is None or len(buf) < len(schema.magic_pub) + 3:
+            raise InputFileError(where, "not an aisec HEU public key")
+        head = len(schema.magic_pub)
         bits = int.from_bytes(buf[head : head + 2], "big")
         if bits not in KEY_BITS:
-            raise InputFileError(where, f"OU key size {bits} is not one of {KEY_BITS}")
-        return cls(buf[head + 2 :], bits)
+            raise InputFileError(where, f"HEU key size {bits} is not one of {KEY_BITS}")
+        return cls(buf[head + 2 :], bits, schema.name)
 
 
-class OUSecretKey:
-    """An OU secret key (HEU); ``public`` is its :class:`OUPublicKey`."""
+class HeuSecretKey:
+    """An HEU secret key (OU or Paillier); ``public`` is its :class:`HeuPublicKey`."""
 
-    scheme = "heu-ou"
-
-    def __init__(self, raw_sk: bytes, raw_pk: bytes, bits: int) -> None:
-        hnp, phe = _heu()
+    def __init__(self, raw_sk: bytes, raw_pk: bytes, bits: int, scheme: str = "heu-ou") -> None:
+        hnp, phe = load_heu()
+        self.scheme = scheme
         try:
             sk = phe.SecretKey.load_from(raw_sk)
             pk = phe.PublicKey.load_from(raw_pk)
             self._kit = hnp.HeKit(phe.setup(pk, sk))
         except Exception:
-            raise InputFileError("secret key", "not a valid OU secret key") from None
+            raise InputFileError("secret key", f"not a valid {scheme} secret key") from None
+        self._sk = sk
         self._raw = bytes(raw_sk)
-        self.public = OUPublicKey(raw_pk, bits)
+        self.public = HeuPublicKey(raw_pk, bits, scheme)
         self._dec = self._kit.decryptor()
         self._codec = self._kit.bigint_encoder()
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OUSecretKey(bits={self.public.bits}, id={self.public.fingerprint})"
+        return f"HeuSecretKey({self.scheme}, bits={self.public.bits}, id={self.public.fingerprint})"
+
+    @property
+    def p(self) -> int:
+        """First prime factor of the Paillier modulus (secret; heu-zpaillier only)."""
+        self.public._need_paillier()
+        return _hex_field(str(self._sk), "p")
+
+    @property
+    def q(self) -> int:
+        """Second prime factor of the Paillier modulus (secret; heu-zpaillier only)."""
+        self.public._need_paillier()
+        return _hex_field(str(self._sk), "q")
 
     def encrypt(self, ms: Sequence[int], rng: Any = None) -> Any:
         return self.public.encrypt(ms)
@@ -258,7 +335,7 @@ class OUSecretKey:
     def to_bytes(self) -> bytes:
         pk = self.public._raw
         return (
-            _MAGIC_SEC
+            self.public._schema.magic_sec
             + self.public.bits.to_bytes(2, "big")
             + len(pk).to_bytes(4, "big")
             + pk
@@ -266,23 +343,26 @@ class OUSecretKey:
         )
 
     @classmethod
-    def from_bytes(cls, buf: bytes, where: str = "secret key") -> OUSecretKey:
-        head = len(_MAGIC_SEC)
-        if not buf.startswith(_MAGIC_SEC) or len(buf) < head + 6:
-            raise InputFileError(where, "not an aisec OU secret key")
+    def from_bytes(cls, buf: bytes, where: str = "secret key") -> HeuSecretKey:
+        schema = next((s for s in _SCHEMAS.values() if buf.startswith(s.magic_sec)), None)
+        head = len(schema.magic_sec) if schema is not None else 0
+        if schema is None or len(buf) < head + 6:
+            raise InputFileError(where, "not an aisec HEU secret key")
         bits = int.from_bytes(buf[head : head + 2], "big")
         plen = int.from_bytes(buf[head + 2 : head + 6], "big")
         if bits not in KEY_BITS or len(buf) <= head + 6 + plen:
-            raise InputFileError(where, "not a valid aisec OU secret key")
-        return cls(buf[head + 6 + plen :], buf[head + 6 : head + 6 + plen], bits)
+            raise InputFileError(where, f"not a valid aisec {schema.name} secret key")
+        return cls(buf[head + 6 + plen :], buf[head + 6 : head + 6 + plen], bits, schema.name)
 
 
-def generate_ou_keypair(bits: int = 2048) -> OUSecretKey:
-    """A fresh OU key pair (HEU); returns the secret key, whose ``public`` is the public key."""
+def generate_heu_keypair(scheme: str = "heu-ou", bits: int = 2048) -> HeuSecretKey:
+    """A fresh HEU key pair of ``scheme`` (``heu-ou`` or ``heu-zpaillier``); returns the secret
+    key, whose ``public`` is the public key."""
+    schema = _schema(scheme)
     if bits not in KEY_BITS:
         raise ParameterError("key_bits", f"must be one of {KEY_BITS}", bits)
-    hnp, phe = _heu()
-    kit = phe.setup(phe.SchemaType.OU, bits)
-    return OUSecretKey(
-        bytes(kit.secret_key().serialize()), bytes(kit.public_key().serialize()), bits
+    hnp, phe = load_heu()
+    kit = phe.setup(getattr(phe.SchemaType, schema.heu_name), bits)
+    return HeuSecretKey(
+        bytes(kit.secret_key().serialize()), bytes(kit.public_key().serialize()), bits, scheme
     )
