@@ -142,3 +142,40 @@ def test_json_mode_keeps_native_writes_off_stdout():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == '{"a": 1}\nafter\n'
     assert "native library noise" in out.stderr
+
+
+def _strict_json(text: str):
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_writes_null_for_nan(capsys):
+    import numpy as np
+
+    from aisec.cli.common import emit
+
+    emit({"x": float("nan"), "y": [float("inf")], "z": np.float64("nan"), "ok": 1.5}, "json")
+    assert _strict_json(capsys.readouterr().out) == {"x": None, "y": [None], "z": None, "ok": 1.5}
+
+
+def test_bench_json_and_rows_hold_no_nan(tmp_path, capsys, monkeypatch):
+    from aisec.bench import Headline, Result, runner
+    from aisec.bench.scenario import Scenario
+
+    def nan_metrics(params, ctx):
+        return Result(metrics={"auc": float("nan"), "n": 3}, notes=[])
+
+    scen = Scenario(
+        "t.nan", nan_metrics, "t", {}, {}, ("quick",), (0,), (0,), "", (Headline("auc", ">= 0.5"),)
+    )
+    monkeypatch.setattr(runner, "select", lambda names, suite: [scen])
+    rc = main(["bench", "run", "t.nan", "--out", str(tmp_path), "--format", "json", "--no-report"])
+    assert rc == 0
+    doc = _strict_json(capsys.readouterr().out)
+    row = doc["rows"][0]
+    assert row["metrics"]["auc"] is None and row["headline"][0]["value"] is None
+    assert row["headline"][0]["met"] is None
+    for line in (tmp_path / "rows.jsonl").read_text().splitlines():
+        _strict_json(line)

@@ -50,7 +50,7 @@ def test_report_from_rows_alone(run_dir):
     assert "demo.roc" in page and "it broke" in page and "&lt;b&gt;escaped" in page
     assert "<script src" not in page and "http" not in page.split("<body>")[1]  # self-contained
     md = md_path.read_text()
-    assert "| demo.roc | auc | 0.97 |  | n/a | ok |" in md and "0.9 [0.555, 0.997]" in md
+    assert "| demo.roc | tpr_at_1fpr | 0.9 |  | n/a | ok |" in md and "0.9 [0.555, 0.997]" in md
     assert "## Per system" in md and "| demo | 2 | 1 | 1 | 0 | 0 | 0 |" in md
 
 

@@ -1,8 +1,10 @@
 """Run scenarios and write one JSONL row per (scenario, seed); resumable.
 
-Rows are appended to ``RUN_DIR/rows.jsonl`` and flushed one by one, so an interrupted run keeps
-what it finished; a rerun into the same directory skips rows already ``ok`` for the same
-parameters and retries the failed ones. The resolved run configuration is saved as ``run.yaml``.
+Rows are appended to ``RUN_DIR/rows.jsonl`` through :class:`aisec.io.JsonlStore` (one fsynced
+write per row, NaN written as null), so an interrupted run keeps what it finished; a rerun into
+the same directory skips rows already ``ok`` for the same parameters and retries the failed
+ones. The resolved run configuration is saved as ``run.yaml``; what other libraries print while
+the scenarios run goes to ``third_party.log`` (:mod:`aisec.bench.quiet`).
 """
 
 from __future__ import annotations
@@ -15,22 +17,34 @@ import math
 import os
 import pkgutil
 import platform
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from aisec import __version__
+from aisec.bench.quiet import LOG_FILE, third_party_to_log
 from aisec.bench.scenario import SCENARIOS, SUITES, BenchContext, Result, Scenario, Series
 from aisec.errors import ParameterError, UnknownNameError
+from aisec.io import JsonlStore, atomic_write_text
 from aisec.metrics.stats import Rate
 
-__all__ = ["discover", "select", "run", "read_rows", "latest_rows", "RunPlan", "ROWS_FILE"]
+__all__ = [
+    "discover",
+    "select",
+    "run",
+    "read_rows",
+    "latest_rows",
+    "RunPlan",
+    "ROWS_FILE",
+    "LOG_FILE",
+]
 
 ROWS_FILE = "rows.jsonl"
 
@@ -104,8 +118,6 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "numpy": np.__version__,
     }
-    import sys
-
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         env["torch"] = torch.__version__
@@ -114,18 +126,20 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def read_rows(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All rows of a run, skipping a torn last line left by a crash."""
-    from aisec.io import read_jsonl_rows
+def _row_key(row: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return (row.get("scenario"), row.get("seed"), row.get("params_key"))
 
-    return read_jsonl_rows(Path(run_dir) / ROWS_FILE)
+
+def read_rows(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All rows of a run; a torn last line left by a crash is skipped (and logged)."""
+    return JsonlStore(Path(run_dir) / ROWS_FILE, key=_row_key).rows()
 
 
 def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last row per (scenario, seed, params), in first-seen order."""
     last: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        last[(r.get("scenario"), r.get("seed"), r.get("params_key"))] = r
+        last[_row_key(r)] = r
     return list(last.values())
 
 
@@ -224,20 +238,21 @@ def run(
     seeds: Iterable[int] | None = None,
     show_progress: bool = True,
     discovery_errors: Mapping[str, str] | None = None,
+    third_party_log: bool = True,
 ) -> tuple[Path, list[dict[str, Any]]]:
-    """Run ``scenarios``; returns (run_dir, the rows of this plan, old and new)."""
-    import yaml
+    """Run ``scenarios``; returns (run_dir, the rows of this plan, old and new).
 
-    from aisec.io import atomic_write_text
+    With ``third_party_log`` (default), what other libraries write to stdout and stderr while
+    the scenarios run (progress bars, warnings, native log lines) goes to
+    ``RUN_DIR/third_party.log`` instead of the console; our progress stays on the console.
+    """
+    import yaml
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     plans = plan(scenarios, suite, overrides, seeds)
-    done = {
-        (r["scenario"], r["seed"], r["params_key"]): r
-        for r in latest_rows(read_rows(run_dir))
-        if r.get("status") == "ok"
-    }
+    store = JsonlStore(run_dir / ROWS_FILE, key=_row_key)
+    done = {k: r for k, r in store.latest().items() if r.get("status") == "ok"}
     atomic_write_text(
         run_dir / "run.yaml",
         yaml.safe_dump(
@@ -254,51 +269,58 @@ def run(
 
     rows: list[dict[str, Any]] = []
     todo = [p for p in plans if p.key not in done]
-    with open(run_dir / ROWS_FILE, "a", encoding="utf-8") as fh:
+    store.append(
+        {
+            "scenario": f"import:{module}",
+            "system": module,
+            "seed": 0,
+            "suite": suite,
+            "params": {},
+            "params_key": "",
+            "status": "error",
+            "metrics": {},
+            "headline": [],
+            "error": f"scenario module failed to import: {err}",
+            "timings": {"seconds": 0},
+        }
+        for module, err in (discovery_errors or {}).items()
+    )
+    quiet = third_party_to_log(run_dir / LOG_FILE) if third_party_log else _Stderr()
+    with quiet as console, _progress(show_progress, console) as prog:
+        total = prog.add_task("bench", total=len(todo)) if prog else None
+        for p in plans:
+            if p.key in done:
+                rows.append(done[p.key])
+                continue
+            label = _short(f"{p.scenario.name} (seed {p.seed})", 36)
+            sub = prog.add_task(label, total=1.0) if prog else None
 
-        def write(row: dict[str, Any]) -> None:
-            fh.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-        for module, err in (discovery_errors or {}).items():
-            write(
-                {
-                    "scenario": f"import:{module}",
-                    "system": module,
-                    "seed": 0,
-                    "suite": suite,
-                    "params": {},
-                    "params_key": "",
-                    "status": "error",
-                    "metrics": {},
-                    "error": f"scenario module failed to import: {err}",
-                    "timings": {"seconds": 0},
-                }
-            )
-        progress_ctx = _progress(show_progress)
-        with progress_ctx as prog:
-            total = prog.add_task("bench", total=len(todo)) if prog else None
-            for p in plans:
-                if p.key in done:
-                    rows.append(done[p.key])
-                    continue
-                label = f"{p.scenario.name} (seed {p.seed})"
-                sub = prog.add_task(label, total=1.0) if prog else None
-
-                def report(
-                    frac: float, msg: str = "", _sub: Any = sub, _label: str = label
-                ) -> None:
-                    if prog is not None:
-                        prog.update(_sub, completed=frac, description=f"{_label} {msg}".strip())
-
-                row = _run_one(p, suite, run_dir, report)
-                write(row)
-                rows.append(row)
+            def report(frac: float, msg: str = "", _sub: Any = sub, _label: str = label) -> None:
                 if prog is not None:
-                    prog.update(sub, completed=1.0, visible=False)
-                    prog.advance(total)
+                    text = _short(f"{_label} {msg}".strip(), 44)
+                    prog.update(_sub, completed=frac, description=text)
+
+            row = _run_one(p, suite, run_dir, report)
+            store.append([row])
+            rows.append(row)
+            if prog is not None:
+                prog.update(sub, completed=1.0, visible=False)
+                prog.advance(total)
     return run_dir, rows
+
+
+def _short(text: str, width: int) -> str:
+    """Our progress lines stay within 80 columns with the bar, percentage and clock."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _Stderr:
+    def __enter__(self) -> TextIO:
+        return sys.stderr
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 class _NoProgress:
@@ -309,17 +331,20 @@ class _NoProgress:
         return None
 
 
-def _progress(show: bool) -> Any:
+def _progress(show: bool, console: TextIO) -> Any:
     if not show:
         return _NoProgress()
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # No stdout/stderr redirection by rich: third-party writes go to the log, not through us.
     return Progress(
         TextColumn("{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=20),
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=Console(file=console),
         transient=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
     )

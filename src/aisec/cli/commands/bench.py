@@ -57,6 +57,23 @@ def _print_scorecard(rows: list[dict[str, Any]], run_dir: str, report: str | Non
     click.echo(f"rows: {run_dir}/rows.jsonl")
     if report:
         click.echo(f"report: {report}")
+    log = _third_party_log(run_dir)
+    if log:
+        click.echo(f"other libraries' output: {log}")
+
+
+def _third_party_log(run_dir: str) -> str | None:
+    """The run's third-party log when something besides the run headers landed in it."""
+    from pathlib import Path
+
+    from aisec.bench.runner import LOG_FILE
+
+    path = Path(run_dir) / LOG_FILE
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    return str(path) if any(not ln.startswith("--- aisec bench") for ln in lines) else None
 
 
 def _run(
@@ -115,6 +132,7 @@ def _run(
         "run_dir": str(run_dir),
         "report": str(html_path) if html_path else None,
         "rows": rows,
+        "third_party_log": _third_party_log(str(run_dir)),
     }
     emit(payload, fmt, lambda p: _print_scorecard(p["rows"], p["run_dir"], p["report"]))
     if any(r.get("status") != "ok" for r in rows):
