@@ -178,7 +178,7 @@ def test_scorecard_one_line_per_row_within_80_columns(tmp_path):
     assert all(len(line) < 80 for line in lines), [len(x) for x in lines]
     caesar, gm0, gm1, chain, fail = lines[1:]
     # the missed target is the one shown; both targets are counted
-    assert caesar.startswith("caesar.vs_secureml_wit… speed-up vs Secu…") and "7.7x" in caesar
+    assert caesar.startswith("caesar.vs_secureml_wit… speed-up vs Sec…") and "7.7x" in caesar
     assert ">= 10x" in caesar and "missed 1/2" in caesar and caesar.endswith("ok")
     assert (
         "0.87" in gm0 and "> 0.73" in gm0 and " met " in gm0 and gm1.startswith("gm.robustness#1")

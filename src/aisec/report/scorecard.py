@@ -25,7 +25,7 @@ __all__ = [
 
 COLUMNS = ("scenario", "headline", "value", "target", "verdict", "status")
 # 79 columns with the single spaces between them: a scorecard line never wraps at 80.
-WIDTHS = (23, 17, 9, 10, 10, 5)
+WIDTHS = (23, 16, 9, 10, 10, 6)
 
 
 def format_value(value: Any, unit: str = "") -> str:

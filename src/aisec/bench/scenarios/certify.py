@@ -204,7 +204,7 @@ def throughput(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     suites=("full",),
     description="Defences (spectral-signature and activation-clustering filtering, more training "
                 "noise) against the availability attacks, evaluated like the attacks",
-    headline=[Headline("abstain_triggered", label="worst trig. abst.")],
+    headline=[Headline("abstain_triggered", label="max trig. abst.")],
 )
 def defend(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     from aisec.robustness.experiment import Experiment

@@ -197,7 +197,7 @@ def _embedding_cv(prompts: list[str], responses: list[str], labels: list[bool], 
     full_params={"n_batch": 32, "n_single": 4, "max_new_tokens": 64},
     description="Generation tokens/s, batched vs one prompt at a time, same model and settings",
     headline=[
-        Headline("batch_speedup", "> 1", "batched vs single", "x",
+        Headline("batch_speedup", "> 1", "batch speed-up", "x",
                  why="batched generation must beat one prompt at a time, same model and settings"),
         Headline("tokens_per_s", label="tokens/s"),
     ],
