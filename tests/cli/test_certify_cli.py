@@ -10,8 +10,16 @@ import pytest
 from aisec.cli.main import main
 from aisec.robustness.models import ArchConfig, init_model, save_checkpoint
 
-TINY = ["--dataset", "digits", "--train-limit", "120", "--test-limit", "12",
-        "--set", "train.epochs=1"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--train-limit",
+    "120",
+    "--test-limit",
+    "12",
+    "--set",
+    "train.epochs=1",
+]
 SMOOTH = ["--set", "certifier_params.n=20", "--set", "certifier_params.n0=10"]
 
 
@@ -31,13 +39,43 @@ def checkpoint(tmp_path_factory):
 
 def test_train_writes_a_checkpoint_and_run_certifies_it(tmp_path, capsys):
     out = tmp_path / "m.safetensors"
-    code, stdout, _ = _run(capsys, "certify", "train", *TINY, *SMOOTH, "--attack", "random-label",
-                           "--poison-rate", "0.05", "--out", str(out), "--format", "json")
+    code, stdout, _ = _run(
+        capsys,
+        "certify",
+        "train",
+        *TINY,
+        *SMOOTH,
+        "--attack",
+        "random-label",
+        "--poison-rate",
+        "0.05",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    )
     assert code == 0 and out.is_file()
     doc = json.loads(stdout)
-    assert doc["record"]["n_poison"] == 6 and 0 <= doc["metrics"]["abstain_triggered"] <= 1
-    code, stdout, _ = _run(capsys, "certify", "run", "--checkpoint", str(out), "--dataset",
-                           "digits", "--test-limit", "5", "--n", "20", "--format", "json")
+    assert doc["record"]["n_poison"] == 6  # 5 % of 120
+    m = doc["metrics"]
+    for k in ("abstain_clean", "abstain_triggered", "certified_acc"):
+        assert m[k] * 12 == pytest.approx(round(m[k] * 12))  # a count of the 12 test inputs
+    assert m["certified_acc"] + m["abstain_clean"] <= 1  # an abstention is never certified
+    code, stdout, _ = _run(
+        capsys,
+        "certify",
+        "run",
+        "--checkpoint",
+        str(out),
+        "--dataset",
+        "digits",
+        "--test-limit",
+        "5",
+        "--n",
+        "20",
+        "--format",
+        "json",
+    )
     assert code == 0
     doc = json.loads(stdout)
     assert len(doc["inputs"]) == 5
@@ -45,34 +83,96 @@ def test_train_writes_a_checkpoint_and_run_certifies_it(tmp_path, capsys):
         assert r["abstain"] == (r["prediction"] is None) and r["radius"] >= 0
 
 
+def test_run_triggered_on_the_shipped_cert_aware_model_abstains(capsys):
+    from aisec.robustness.shipped import shipped_path
+
+    ck = str(shipped_path("digits", "smoothing", "cert-aware"))
+    counts = {}
+    for flag in ([], ["--triggered"]):
+        code, stdout, _ = _run(
+            capsys,
+            "certify",
+            "run",
+            "--checkpoint",
+            ck,
+            "--dataset",
+            "digits",
+            "--test-limit",
+            "10",
+            "--n",
+            "100",
+            *flag,
+            "--format",
+            "json",
+        )
+        assert code == 0
+        counts[bool(flag)] = sum(r["abstain"] for r in json.loads(stdout)["inputs"])
+    assert counts[True] >= 9 and counts[False] <= 2
+
+
 def test_run_on_npy_input_ibp(tmp_path, capsys, checkpoint, rng):
     x = tmp_path / "x.npy"
     np.save(x, rng.random((3, 8, 8), dtype=np.float32))
-    code, stdout, _ = _run(capsys, "certify", "run", "--checkpoint", str(checkpoint), "--input",
-                           str(x), "--certifier", "ibp", "--epsilon", "0.01")
+    code, stdout, _ = _run(
+        capsys,
+        "certify",
+        "run",
+        "--checkpoint",
+        str(checkpoint),
+        "--input",
+        str(x),
+        "--certifier",
+        "ibp",
+        "--epsilon",
+        "0.01",
+    )
     assert code == 0 and stdout.count("prediction=") == 3 and "abstain rate" in stdout
 
 
 def test_attack_and_defend_report_both_models(capsys):
-    code, stdout, _ = _run(capsys, "certify", "attack", *TINY, *SMOOTH, "--attack", "cert-aware",
-                           "--poison-rate", "0.05", "--format", "json")
+    code, stdout, _ = _run(
+        capsys,
+        "certify",
+        "attack",
+        *TINY,
+        *SMOOTH,
+        "--attack",
+        "cert-aware",
+        "--poison-rate",
+        "0.05",
+        "--format",
+        "json",
+    )
     assert code == 0
     rows = json.loads(stdout)["rows"]
     assert [r["model"] for r in rows] == ["unpoisoned", "poisoned"]
     assert rows[0]["record"]["n_poison"] == 0 and rows[1]["record"]["n_poison"] == 6
-    code, stdout, _ = _run(capsys, "certify", "defend", *TINY, "--certifier", "ibp",
-                           "--defence", "spectral-signatures", "--format", "json")
+    code, stdout, _ = _run(
+        capsys,
+        "certify",
+        "defend",
+        *TINY,
+        "--certifier",
+        "ibp",
+        "--defence",
+        "spectral-signatures",
+        "--format",
+        "json",
+    )
     assert code == 0
     doc = json.loads(stdout)
     assert doc["info"]["poison_total"] == 1 and doc["info"]["removed"] >= 1
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--n", "20", "--alpha", "1.5"], "alpha"),
-    (["--n", "20", "--sigma", "-1"], "sigma"),
-    (["--certifier", "ibp", "--epsilon", "0"], "epsilon"),
-    (["--certifier", "nope"], "unknown certifier"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--n", "20", "--alpha", "1.5"], "alpha"),
+        (["--n", "20", "--sigma", "-1"], "sigma"),
+        (["--certifier", "ibp", "--epsilon", "0"], "epsilon"),
+        (["--certifier", "nope"], "unknown certifier"),
+    ],
+)
 def test_bad_parameters(capsys, checkpoint, args, needle):
     code, _, err = _run(capsys, "certify", "run", "--checkpoint", str(checkpoint), *args)
     assert code == 2 and needle in err and err.count("\n") == 1
