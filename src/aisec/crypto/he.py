@@ -23,8 +23,9 @@ raises :class:`~aisec.errors.DependencyError`, and :func:`available_backends` li
   (:mod:`aisec.crypto.heu`, package ``sf-heu``).
 
 Paillier-scheme keys (``HEScheme.paillier``) also expose their modulus ``n`` (public), factors
-``p`` and ``q`` (secret) and ``ciphertexts_to_ints``: the standard ciphertexts
-``(1 + n)^m r^n mod n^2``, which any Paillier implementation with ``g = n + 1`` decrypts. CAESAR
+``p`` and ``q`` (secret), ``ciphertexts_to_ints`` and ``ciphertexts_from_ints``: the standard
+ciphertexts ``(1 + n)^m r^n mod n^2`` that any Paillier implementation with ``g = n + 1``
+decrypts and makes, so python-paillier, gmpy2 and HEU parties can read each other's. CAESAR
 additionally needs ``pack`` and the sparse products (:mod:`aisec.crypto.sparse_he`), which the
 ``gmpy2-paillier`` and ``heu-ou`` keys provide.
 

@@ -274,8 +274,36 @@ class HeuPublicKey:
         (``tests/contract/test_he_contract.py``) checks the result against python-paillier.
         """
         nsq = self.n * self.n
-        r_inv = pow(1 << (60 * -(-nsq.bit_length() // 60)), -1, nsq)
+        r_inv = pow(self._montgomery_r, -1, nsq)
         return [int(str(cts[i])) * r_inv % nsq for i in range(self.count(cts))]
+
+    @cached_property
+    def _montgomery_r(self) -> int:
+        nsq = self.n * self.n
+        return (1 << (60 * -(-nsq.bit_length() // 60))) % nsq
+
+    def ciphertexts_from_ints(self, values: Sequence[int]) -> Any:
+        """Ciphertexts from another Paillier implementation with ``g = n + 1``.
+
+        Each is written in HEU 0.5's serialised form (a msgpack string holding the Montgomery
+        value, little-endian, then a trailer), framed like a ciphertext of this key.
+        """
+        nsq, r = self.n * self.n, self._montgomery_r
+        vals = [int(v) for v in values]
+        if any(not 0 < v < nsq for v in vals):
+            raise ParameterError("ciphertext", "must lie in [1, n^2)", "out of range")
+        if not vals:
+            return self.slice(self.encrypt([0]), 0, 0)
+        out = self._zeros(len(vals))
+        frame = bytes(out[0].serialize())
+        width = int.from_bytes(frame[2:4], "big")
+        if frame[:2] != b"\x91\xda" or len(frame) != 4 + width + 8 or nsq.bit_length() > 8 * width:
+            raise ParameterError("HEU ciphertext", "must have sf-heu 0.5's layout", frame[:4].hex())
+        _, phe = load_heu()
+        for i, v in enumerate(vals):
+            body = (v * r % nsq).to_bytes(width, "little")
+            out[i] = phe.Ciphertext.load_from(frame[:4] + body + frame[-8:])
+        return out
 
     def to_bytes(self) -> bytes:
         return self._schema.magic_pub + self.bits.to_bytes(2, "big") + self._raw
