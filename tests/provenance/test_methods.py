@@ -22,7 +22,30 @@ def test_registry_lists_the_three_methods() -> None:
         get_method("gaussian_shading", hw_copies=4)
 
 
-@pytest.mark.parametrize("name", ["tree_ring", "gaussian_shading", "gaussmarker"])
+def test_gaussmarker_variants_share_one_class_and_its_keys(crypto) -> None:
+    gm, raw = get_method("gaussmarker"), get_method("gaussmarker_nognr")
+    assert type(gm) is type(raw)
+    assert gm.uses_gnr and not raw.uses_gnr
+    assert "gnr_margin" in gm.fusion_features and "gnr_margin" not in raw.fusion_features
+    key = gm.keygen(SHAPE, crypto)
+    assert "restorer" not in key.params  # a detection setting, not part of the mark
+    z = torch.zeros(2, *SHAPE)
+    raw.detect(key, z)  # the same key serves both variants
+    # The GNR variant never falls back to the raw signs silently.
+    with pytest.raises(ConfigError, match="detects with a GNR"):
+        gm.detect(key, z)
+    with pytest.raises(ConfigError, match="fuser calibrated for this key"):
+        gm.threshold(key, 0.01)
+    with pytest.raises(ConfigError, match="without a GNR"):
+        raw.with_detector(gnr=object())
+    assert raw.threshold(key, 0.01) == get_method("gaussian_shading").threshold(
+        gm.split(key)[0], 0.01
+    )
+    with pytest.raises(ConfigError, match="takes no GNR"):
+        get_method("tree_ring").with_detector(gnr=object())
+
+
+@pytest.mark.parametrize("name", ["tree_ring", "gaussian_shading", "gaussmarker_nognr"])
 def test_embedded_noise_is_standard_normal_and_detected(name: str, crypto, seed: int) -> None:
     m = get_method(name)
     key = m.keygen(SHAPE, crypto)
@@ -31,8 +54,6 @@ def test_embedded_noise_is_standard_normal_and_detected(name: str, crypto, seed:
     assert z.shape == (64, *SHAPE) and z.dtype == torch.float32
     assert abs(float(z.mean())) < 0.1 and abs(float(z.std()) - 1.0) < 0.1
     clean = torch.randn((64, *SHAPE), generator=g)
-    if name == "gaussmarker":
-        m.with_detector(gnr=None, fuser=None)
     pos, neg = m.detect(key, z), m.detect(key, clean)
     assert pos.score.min() > neg.score.max()
     if m.multibit:

@@ -8,15 +8,17 @@ from aisec.errors import ConfigError, UnknownNameError
 from aisec.provenance.robustness import METHODS, RobustnessRecipe, run_robustness
 
 
-def test_tiny_run_reports_every_method_and_condition(gmm) -> None:
+def test_run_on_gmm_detects_every_method_at_its_calibrated_threshold(gmm) -> None:
+    # Seed 0 draws the benchmark GaussMarker key, so the shipped GNR serves "gaussmarker".
+    fpr = 0.05
     r = RobustnessRecipe(
         backbone="gmm-digits",
-        n=8,
-        n_fit=8,
-        n_cal=12,
-        n_heldout=8,
-        steps=10,
-        gnr=None,
+        n=32,
+        n_fit=16,
+        n_cal=100,
+        n_heldout=100,
+        steps=20,
+        fpr=fpr,
         distortions={"jpeg": 50.0},
         attacks={},
         sweep={"rotation": [3.0]},
@@ -25,18 +27,91 @@ def test_tiny_run_reports_every_method_and_condition(gmm) -> None:
     conds = {(row["distortion"], row["strength"]) for row in rep.rows}
     assert conds == {("none", 0.0), ("jpeg", 50.0), ("rotation", 3.0)}
     assert {row["method"] for row in rep.rows} == set(METHODS)
+    assert rep.calibration["n_cal"] == 100
+    # clean FPR at the deployed thresholds: the target plus three binomial standard errors of
+    # calibration and measurement
+    margin = 3 * (fpr * (1 - fpr) * (1 / 100 + 1 / 100)) ** 0.5
+    for meth in METHODS:
+        row = rep.get(meth, "none")
+        assert row["n_pos"] == row["n_neg"] == 32
+        # undistorted watermarked images are detected at the clean-calibrated threshold
+        assert row["tpr_fixed"] >= 0.9, (meth, row["tpr_fixed"])
+        assert row["auc"] >= 0.97, (meth, row["auc"])
+        assert row["fpr_fixed"] <= fpr + margin, (meth, row["fpr_fixed"])
+        assert rep.calibration["heldout_fpr"][meth] <= fpr + margin, meth
+    for meth in ("gaussian_shading", "gaussmarker_nognr", "gaussmarker"):
+        row = rep.get(meth, "none")
+        assert row["bit_acc"] >= 0.9 and abs(row["bit_acc_clean"] - 0.5) < 0.1, meth
     gm = rep.get("gaussmarker", "none")
-    assert 0.0 <= gm["tpr_at_1fpr"] <= 1.0 and gm["n_pos"] == gm["n_neg"] == 8
-    assert "tpr_tr_score" in gm and "tpr_gs_bit_acc" in gm
+    assert {"tpr_tr_score", "tpr_gs_bit_acc", "tpr_gnr_margin"} <= set(gm)
     assert set(rep.fusers) == {"gaussmarker", "gaussmarker_nognr"}
     assert rep.fusers["gaussmarker"].kind == "minimax"
-    assert rep.calibration["n_cal"] == 12
-    assert set(rep.calibration["heldout_fpr"]) == set(METHODS)
-    assert all(0.0 <= v <= 1.0 for v in rep.calibration["heldout_fpr"].values())
-    # Without a GNR both fusers are fitted on none and the recipe's distortions only.
-    assert set(rep.calibration["gaussmarker.fit_margin"]) == {"none", "jpeg"}
+    assert "gnr_margin" in rep.fusers["gaussmarker"].features
+    assert rep.fusers["gaussmarker"].key_fingerprint == "e4a18ea87863bcf6"  # the shipped GNR's
+    assert rep.fusers["gaussmarker"].threshold == rep.calibration["thresholds"]["gaussmarker"]
+    # the GNR fuser also fits on the fit_sweep rotations; the raw one only where it has signal
+    assert set(rep.calibration["gaussmarker.fit_margin"]) == {
+        "none",
+        "jpeg",
+        "rotation@15",
+        "rotation@45",
+    }
     assert set(rep.calibration["gaussmarker_nognr.fit_margin"]) == {"none", "jpeg"}
     assert rep.timings["detect_s_per_image"] > 0
+
+
+def test_gaussmarker_without_a_gnr_is_refused_before_any_work(monkeypatch) -> None:
+    from aisec.provenance import pipeline
+
+    def no_backbone(*a, **k):
+        raise AssertionError("the run started work")
+
+    monkeypatch.setattr(pipeline, "load_backbone", no_backbone)
+    with pytest.raises(ConfigError, match="gaussmarker_nognr"):
+        run_robustness(RobustnessRecipe(backbone="gmm-digits", gnr=None, attacks={}))
+
+
+def test_raw_variant_runs_without_a_gnr_under_its_own_name(gmm) -> None:
+    r = RobustnessRecipe(
+        backbone="gmm-digits",
+        methods=("gaussmarker_nognr",),
+        n=8,
+        n_fit=8,
+        n_cal=12,
+        n_heldout=0,
+        steps=10,
+        gnr=None,
+        distortions={},
+        attacks={},
+    )
+    rep = run_robustness(r, seed=1)
+    assert [row["method"] for row in rep.rows] == ["gaussmarker_nognr"]
+    assert rep.fusers["gaussmarker_nognr"].features == ("gs_bit_acc", "tr_score")
+
+
+def test_user_key_is_used_and_must_match_the_recipe(gmm, crypto) -> None:
+    from aisec.provenance.base import get_method
+
+    key = get_method("gaussmarker").keygen(gmm.latent_shape, crypto)
+    r = RobustnessRecipe(
+        backbone="gmm-digits",
+        methods=("gaussmarker_nognr",),
+        n=8,
+        n_fit=8,
+        n_cal=12,
+        n_heldout=0,
+        steps=10,
+        gnr=None,
+        distortions={},
+        attacks={},
+    )
+    rep = run_robustness(r, seed=0, key=key)
+    kfp = get_method("gaussmarker").key_fingerprint(key)
+    assert rep.fusers["gaussmarker_nognr"].key_fingerprint == kfp
+    with pytest.raises(ConfigError, match="gs_hw_copy"):
+        run_robustness(r.model_copy(update={"gs_hw_copy": 2}), key=key)
+    with pytest.raises(ConfigError, match="no method of the recipe"):
+        run_robustness(r.model_copy(update={"methods": ("tree_ring",)}), key=key)
 
 
 def test_fit_sweep_conditions_fit_the_gnr_fuser_only(gmm, monkeypatch) -> None:
@@ -97,9 +172,7 @@ def test_pgd_through_inversion_lowers_the_spatial_mark() -> None:
         warnings.simplefilter("ignore")
         key = gs.keygen(bb.latent_shape, InsecureRandom(5))
     wm = generate(bb, gs, key, 6, torch.Generator().manual_seed(0), 10).images
-    attack = _pgd(
-        8 / 255, 5, bb, "gaussian_shading", {"gaussian_shading": gs}, {"gaussian_shading": key}, 10
-    )
+    attack = _pgd(8 / 255, 5, bb, gs, key, 10)
     adv = attack.apply(wm, np.random.default_rng(0))
     assert np.abs(adv - wm).max() <= 8 / 255 + 1e-6  # inside the L-inf budget (8-bit grid)
     before = gs.detect(key, invert(bb, wm, 10)).bit_acc.mean()
@@ -130,9 +203,9 @@ def test_pgd_on_gaussmarker_also_attacks_the_gnr_margin() -> None:
     fp = key_fingerprint(gm.encrypted_map(key))
     gnr = GNR.load(Path(prov.__file__).parent / "weights" / f"gnr_{fp}.safetensors")
     wm = generate(bb, gm, key, 6, torch.Generator().manual_seed(0), 10).images
-    attack = _pgd(8 / 255, 5, bb, "gaussmarker", {"gaussmarker": gm}, {"gaussmarker": key}, 10, gnr)
-    adv = attack.apply(wm, np.random.default_rng(0))
     gm.with_detector(gnr=gnr)
+    attack = _pgd(8 / 255, 5, bb, gm, key, 10)
+    adv = attack.apply(wm, np.random.default_rng(0))
     before = gm.detect(key, invert(bb, wm, 10)).features["gnr_margin"].mean()
     after = gm.detect(key, invert(bb, adv, 10)).features["gnr_margin"].mean()
     assert after < before - 1.0

@@ -81,6 +81,8 @@ class LatentWatermark(ABC):
     Params: ClassVar[type[StrictModel]]
     name: ClassVar[str]
     multibit: ClassVar[bool] = False
+    gnr: Any = None  # attached detector parts (see with_detector); none by default
+    fuser: Any = None
 
     def __init__(self, params: StrictModel | None = None, **overrides: Any) -> None:
         if params is None:
@@ -125,6 +127,49 @@ class LatentWatermark(ABC):
         self, key: WatermarkKey, z: torch.Tensor, nonces: list[bytes] | None = None
     ) -> Detection:
         """Scores for recovered initial noise z (B, C, H, W)."""
+
+    @abstractmethod
+    def soft_score(self, key: WatermarkKey, z: torch.Tensor) -> torch.Tensor:
+        """Differentiable surrogate of the detection score, (B,) float, for noise z (B, C, H, W).
+
+        Higher = more watermarked, as ``detect``'s score; white-box attacks (PGD through the
+        inversion) lower it. It uses the key's fixed nonce.
+        """
+
+    @abstractmethod
+    def threshold(self, key: WatermarkKey, fpr: float) -> float:
+        """Deployed threshold on ``detect(...).score`` ("score > threshold" = watermarked).
+
+        It needs no clean images from the user, or is the calibrated threshold the attached
+        detector carries; a method that has neither raises :class:`ConfigError` saying how to
+        calibrate one.
+        """
+
+    # -- detector attachments (GNR, fuser); methods without them take none --------------------
+    @property
+    def uses_gnr(self) -> bool:
+        """Whether ``detect`` needs a Gaussian Noise Restorer attached (``with_detector``)."""
+        return False
+
+    @property
+    def fusion_features(self) -> tuple[str, ...]:
+        """Names of the ``Detection.features`` a fitted fuser combines (empty: no fuser)."""
+        return ()
+
+    def key_fingerprint(self, key: WatermarkKey) -> str:
+        """Short public fingerprint of a key (matches a fitted fuser or a GNR with its key)."""
+        import hashlib
+
+        h = hashlib.sha256(b"aisec-key")
+        for name in sorted(key.material):
+            h.update(name.encode() + np.ascontiguousarray(key.material[name]).tobytes())
+        return h.hexdigest()[:16]
+
+    def with_detector(self, gnr: Any = None, fuser: Any = None) -> LatentWatermark:
+        """Attach a trained GNR and/or a fitted fuser (returns self)."""
+        if gnr is not None or fuser is not None:
+            raise ConfigError(f"{self.name} takes no GNR or fuser")
+        return self
 
 
 def get_method(name: str, **params: Any) -> LatentWatermark:

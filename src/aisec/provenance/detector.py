@@ -1,10 +1,12 @@
 """Detection of watermarks in image files with deployed thresholds (used by the CLI).
 
 For each image: DDIM-invert with the backbone, score with the key's method, and decide with a
-fixed threshold at the requested FPR: the binomial bit-accuracy threshold (Gaussian Shading, and
-GaussMarker without a fuser), the simulated N(0, I) threshold (Tree-Ring), or the fuser's
-calibrated logit threshold (GaussMarker with a fuser). A fuser is fitted for one key (the ring
-score's scale depends on the key), so the shipped one is used only with the benchmark key.
+fixed threshold at the requested FPR, the method's ``threshold`` verb: the binomial bit-accuracy
+threshold (Gaussian Shading, and GaussMarker without GNR and fuser), the simulated N(0, I)
+threshold (Tree-Ring), or the fuser's calibrated logit threshold (GaussMarker with a fuser).
+A fuser is fitted for one key (the ring score's scale depends on the key), so the shipped one is
+used only with the benchmark key. GaussMarker with a GNR and no fuser for the key is refused:
+the binomial threshold is not valid on GNR-restored bits.
 """
 
 from __future__ import annotations
@@ -38,56 +40,47 @@ def detect_files(
     steps: int = 10,
 ) -> list[dict[str, Any]]:
     """Detect in image files; one dict per image (image, score, threshold, watermarked, bits ...)."""
-    from aisec.metrics.watermark import binomial_threshold
     from aisec.provenance.base import get_method
     from aisec.provenance.fuser import Fuser
-    from aisec.provenance.gnr import GNR
+    from aisec.provenance.gnr import GNR, key_fingerprint
     from aisec.provenance.imageio import read_images
     from aisec.provenance.keys import load_key
     from aisec.provenance.pipeline import detect, load_backbone
-    from aisec.provenance.thresholds import tree_ring_threshold
 
     key = load_key(key_path)
-    method = get_method(key.method, **key.params)
     kwargs = (
         {}
         if model is None
         else ({"weights": model} if backbone == "ddpm-fmnist" else {"model": model})
     )
     bb = load_backbone(backbone, **kwargs)
-    method.check_key(key, bb.latent_shape)
-    shape = getattr(bb, "image_shape", None)
-    images = read_images(paths, shape[:2] if shape and shape[-1] in (1, 3) else None)
-    threshold: float
     if key.method == "gaussmarker":
-        g = GNR.load(gnr) if gnr else None
-        if g is not None:
-            from aisec.provenance.gnr import key_fingerprint
-
-            if g.fingerprint != key_fingerprint(method.encrypted_map(key)):
-                raise ConfigError(f"GNR {gnr} was trained for another key")
-        from aisec.provenance.gnr import key_fingerprint
-
+        # The variant follows the detector given: with a GNR "gaussmarker", else "_nognr".
+        method = get_method("gaussmarker" if gnr else "gaussmarker_nognr", **key.params)
         kfp = key_fingerprint(method.encrypted_map(key))
+        g = GNR.load(gnr) if gnr else None
+        if g is not None and g.fingerprint != kfp:
+            raise ConfigError(f"GNR {gnr} was trained for another key")
         fpath = Path(fuser) if fuser else shipped_fuser(backbone, g is not None)
         f = Fuser.load(fpath) if fpath else None
         if f is not None and f.key_fingerprint != kfp:
             if fuser:
                 raise ConfigError(
                     f"fuser {fuser} was fitted for another key; refit it with "
-                    "`aisec watermark robustness` for this key"
+                    "`aisec watermark robustness --key KEY` for this key"
                 )
             f = None  # the shipped fuser belongs to the benchmark key: use the bit accuracy
         method.with_detector(gnr=g, fuser=f)
-    elif gnr or fuser:
-        raise ConfigError(f"--gnr/--fuser apply to gaussmarker keys, not {key.method!r}")
-    det = detect(bb, method, key, images, num_steps=steps)
-    if key.method == "tree_ring":
-        threshold = tree_ring_threshold(method, key, fpr)
-    elif key.method == "gaussmarker" and method.fuser is not None:
-        threshold = method.fuser.threshold
     else:
-        threshold = binomial_threshold(method.n_bits(key.latent_shape), fpr)
+        if gnr or fuser:
+            raise ConfigError(f"--gnr/--fuser apply to gaussmarker keys, not {key.method!r}")
+        method = get_method(key.method, **key.params)
+    method.check_key(key, bb.latent_shape)
+    # Before any image work: gaussmarker with a GNR and no calibrated fuser has no valid one.
+    threshold = method.threshold(key, fpr)
+    shape = getattr(bb, "image_shape", None)
+    images = read_images(paths, shape[:2] if shape and shape[-1] in (1, 3) else None)
+    det = detect(bb, method, key, images, num_steps=steps)
     rows = []
     for i, p in enumerate(paths):
         row: dict[str, Any] = {

@@ -184,6 +184,20 @@ class GaussianShading(LatentWatermark):
         bits, acc = self.decode_signs(key, signs, nonces)
         return Detection(score=acc, bits=bits, bit_acc=acc, features={"gs_bit_acc": acc})
 
+    def soft_score(self, key: WatermarkKey, z: torch.Tensor) -> torch.Tensor:
+        """Soft sign agreement with the key's sign map m: mean tanh(3 z) (2 m - 1), in [-1, 1]."""
+        import torch
+
+        self.check_key(key, tuple(z.shape[1:]))
+        sign = torch.from_numpy(self.encrypted_map(key).astype(np.float32) * 2 - 1)
+        return (torch.tanh(3 * z) * sign.to(z.dtype)).flatten(1).mean(1)
+
+    def threshold(self, key: WatermarkKey, fpr: float) -> float:
+        """Exact binomial bit-accuracy threshold at ``fpr`` (bits of clean noise are fair coins)."""
+        from aisec.metrics.watermark import binomial_threshold
+
+        return binomial_threshold(self.n_bits(key.latent_shape), fpr)
+
 
 def require_multibit(method: LatentWatermark) -> None:
     if not method.multibit:

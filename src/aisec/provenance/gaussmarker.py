@@ -10,6 +10,12 @@ Tree-Ring score, and fuses them with a small fitted classifier (:mod:`aisec.prov
 Without a fuser the score is the spatial branch alone (bit accuracy, GNR-restored when a GNR
 is attached); the fuser must be fitted per diffusion model (the reference ships one for SD 2.1).
 
+Two registered variants of the one class: ``gaussmarker`` detects with the GNR (``restorer``
+True: a GNR must be attached, or detection refuses to run) and ``gaussmarker_nognr`` without it
+(raw signs and ring only). Both use the same keys (``method`` "gaussmarker"). The GNR-restored
+bit accuracy is not a binomial test (the GNR pulls some clean maps to the mark), so the
+``gaussmarker`` variant has no user-free threshold: it needs a fuser calibrated for its key.
+
 Reference: Li, Huang, Hou, Hong, "GaussMarker: Robust Dual-Domain Watermark for Diffusion
 Models", ICML 2025, arXiv 2506.11444 (code: SunnierLee/GaussMarker).
 """
@@ -37,15 +43,26 @@ __all__ = ["GaussMarker", "GaussMarkerParams"]
 
 
 class GaussMarkerParams(StrictModel):
-    """GaussMarker parameters: the two component marks."""
+    """GaussMarker parameters: the two component marks, and whether detection uses the GNR.
+
+    ``restorer`` is a detection setting, not part of the mark: keys do not store it.
+    """
 
     gs: GaussianShadingParams = GaussianShadingParams()
     tr: TreeRingParams = TreeRingParams()
+    restorer: bool = True
 
 
-@IMAGE_WATERMARKS.register("gaussmarker", summary="GaussMarker: GS bits + Tree-Ring ring, fused")
+@IMAGE_WATERMARKS.register(
+    "gaussmarker", summary="GaussMarker: GS bits restored by the GNR + Tree-Ring ring, fused"
+)
+@IMAGE_WATERMARKS.register(
+    "gaussmarker_nognr",
+    summary="GaussMarker without the GNR: raw GS bits + Tree-Ring ring, fused",
+    restorer=False,
+)
 class GaussMarker(LatentWatermark):
-    """GaussMarker with optional GNR and fuser (set with :meth:`with_detector`)."""
+    """GaussMarker with a GNR (``restorer``) and an optional fuser (see :meth:`with_detector`)."""
 
     Params = GaussMarkerParams
     name: ClassVar[str] = "gaussmarker"
@@ -59,11 +76,49 @@ class GaussMarker(LatentWatermark):
         self.gnr: GNR | None = None
         self.fuser: Fuser | None = None
 
+    @property
+    def variant(self) -> str:
+        """The registered name of this configuration."""
+        return "gaussmarker" if self.params.restorer else "gaussmarker_nognr"
+
+    @property
+    def uses_gnr(self) -> bool:
+        return self.params.restorer
+
+    @property
+    def fusion_features(self) -> tuple[str, ...]:
+        if self.params.restorer:
+            return ("gs_bit_acc", "gnr_margin", "tr_score")
+        return ("gs_bit_acc", "tr_score")
+
     def with_detector(self, gnr: GNR | None = None, fuser: Fuser | None = None) -> GaussMarker:
-        """Attach a trained GNR and/or a fitted fuser (returns self)."""
+        """Attach a trained GNR and/or a fitted fuser (returns self); None detaches."""
+        if gnr is not None and not self.params.restorer:
+            raise ConfigError("gaussmarker_nognr detects without a GNR; use gaussmarker for one")
+        if fuser is not None:
+            extra = sorted(set(fuser.features) - set(self.fusion_features))
+            if extra:
+                raise ConfigError(
+                    f"the fuser reads {extra}, which {self.variant} does not compute"
+                    + ("; give the key's GNR (gaussmarker)" if "gnr_margin" in extra else "")
+                )
         self.gnr = gnr
         self.fuser = fuser
         return self
+
+    def key_fingerprint(self, key: WatermarkKey) -> str:
+        """:func:`aisec.provenance.gnr.key_fingerprint` of the key's sign map (GNR and fuser)."""
+        from aisec.provenance.gnr import key_fingerprint
+
+        return key_fingerprint(self.encrypted_map(key))
+
+    def _require_gnr(self) -> GNR:
+        if self.gnr is None:
+            raise ConfigError(
+                "gaussmarker detects with a GNR: attach the key's GNR (with_detector(gnr=...); "
+                "train one with `aisec watermark train-gnr`), or use gaussmarker_nognr"
+            )
+        return self.gnr
 
     # -- key: the union of both components' material, prefixed ------------------------------
     def keygen(self, latent_shape: tuple[int, int, int], rng: CryptoRandom) -> WatermarkKey:
@@ -71,7 +126,8 @@ class GaussMarker(LatentWatermark):
         kt = self.tr.keygen(latent_shape, rng)
         material = {f"gs.{k}": v for k, v in ks.material.items()}
         material.update({f"tr.{k}": v for k, v in kt.material.items()})
-        return WatermarkKey(self.name, ks.latent_shape, self.params.model_dump(), material)
+        params = self.params.model_dump(exclude={"restorer"})  # the mark only
+        return WatermarkKey(self.name, ks.latent_shape, params, material)
 
     def split(self, key: WatermarkKey) -> tuple[WatermarkKey, WatermarkKey]:
         """The Gaussian-Shading and Tree-Ring sub-keys of a GaussMarker key."""
@@ -112,7 +168,8 @@ class GaussMarker(LatentWatermark):
         ring = self.tr.detect(kt, z)
         feats = {"gs_bit_acc": raw.bit_acc, "tr_score": ring.score}
         bits, acc = raw.bits, raw.bit_acc
-        if self.gnr is not None:
+        if self.params.restorer:
+            gnr = self._require_gnr()
             if nonces is not None:
                 raise ConfigError(
                     "the GNR is trained for the key's fixed nonce; per-image nonces cannot use it"
@@ -120,7 +177,7 @@ class GaussMarker(LatentWatermark):
             from aisec.provenance.gnr import mark_margin
 
             signs = (z.detach().cpu().numpy() > 0).astype(np.uint8)
-            logits = self.gnr.logits(signs)
+            logits = gnr.logits(signs)
             bits, acc = self.gs.decode_signs(ks, (logits > 0).astype(np.uint8))
             feats["gnr_bit_acc"] = acc
             feats["gnr_margin"] = mark_margin(logits, self.gs.encrypted_map(ks))
@@ -131,3 +188,44 @@ class GaussMarker(LatentWatermark):
         return Detection(
             score=np.asarray(score, np.float64), bits=bits, bit_acc=acc, features=feats
         )
+
+    def soft_score(self, key: WatermarkKey, z: torch.Tensor) -> torch.Tensor:
+        """Sum of the branch surrogates: GS soft sign agreement, Tree-Ring ring score and, with
+        the GNR, its logit margin towards m on the soft signs tanh(3 z) over its clip (so an
+        attacker lowers every statistic the fuser reads)."""
+        import torch
+
+        self.check_key(key, tuple(z.shape[1:]))
+        ks, kt = self.split(key)
+        score = self.gs.soft_score(ks, z) + self.tr.soft_score(kt, z)
+        if self.params.restorer:
+            from aisec.provenance.gnr import MARGIN_CLIP
+
+            gnr = self._require_gnr()
+            sign = torch.from_numpy(self.gs.encrypted_map(ks).astype(np.float32) * 2 - 1)
+            logits = gnr.net(torch.tanh(3 * z)).clamp(-MARGIN_CLIP, MARGIN_CLIP)
+            score = score + (logits * sign).flatten(1).mean(1) / MARGIN_CLIP
+        return score
+
+    def threshold(self, key: WatermarkKey, fpr: float) -> float:
+        """The attached fuser's calibrated threshold; without a fuser, the binomial threshold on
+        the raw bit accuracy (``gaussmarker_nognr``). ``gaussmarker`` without a fuser has none:
+        the GNR-restored bit accuracy is not a binomial test (measured FPR 0.014 at 1 %)."""
+        self.check_key(key)
+        if self.fuser is not None:
+            kfp = self.key_fingerprint(key)
+            if self.fuser.key_fingerprint != kfp:
+                raise ConfigError(
+                    "the fuser was not calibrated for this key (fuser key "
+                    f"{self.fuser.key_fingerprint or 'none'}, key {kfp}); fit one with "
+                    "`aisec watermark robustness --key KEY`"
+                )
+            return float(self.fuser.threshold)
+        if self.params.restorer:
+            raise ConfigError(
+                "gaussmarker with a GNR needs a fuser calibrated for this key (the binomial "
+                "threshold is not valid on GNR-restored bits): fit one with `aisec watermark "
+                "robustness --key KEY --set gnr=GNR --out DIR` and pass "
+                "--fuser DIR/fuser_<backbone>_gnr.safetensors"
+            )
+        return self.gs.threshold(self.split(key)[0], fpr)

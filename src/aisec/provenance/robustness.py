@@ -12,8 +12,13 @@ degrees), never on the evaluation images. With ``n_heldout`` > 0 the deployed th
 further clean images (and, for comparison, the user-free thresholds of the CLI: binomial for the
 bit accuracy, simulated N(0, I) noise for Tree-Ring).
 
-Methods: ``tree_ring``, ``gaussian_shading``, ``gaussmarker_nognr`` (fuser over GS bit accuracy
-and the ring score) and ``gaussmarker`` (plus the GNR-restored bit accuracy).
+Methods: any registered image watermark (registry ``image watermark``), by default
+``tree_ring``, ``gaussian_shading``, ``gaussmarker_nognr`` (fuser over GS bit accuracy and the ring
+score) and ``gaussmarker`` (plus the GNR's margin; it needs a GNR for its key, and the run refuses
+to start without one). Methods of one key family (the two GaussMarker variants) share the key,
+the images and their inversions. Steps: prepare (backbone, methods, keys, GNR), generate, fit
+the fusers, calibrate the deployed thresholds, then per condition distort, invert, score and
+summarise into rows.
 """
 
 from __future__ import annotations
@@ -31,13 +36,18 @@ from aisec.config import StrictModel
 from aisec.errors import ConfigError
 
 if TYPE_CHECKING:
-    from aisec.provenance.base import WatermarkKey
+    import torch
+
+    from aisec.provenance.base import Detection, LatentWatermark, WatermarkKey
+    from aisec.provenance.fuser import Fuser
     from aisec.rng import CryptoRandom
 
 __all__ = ["RobustnessRecipe", "RobustnessReport", "run_robustness", "EVAL_STRENGTHS", "METHODS"]
 
 METHODS = ("tree_ring", "gaussian_shading", "gaussmarker_nognr", "gaussmarker")
 SUPPORTED_ATTACKS = ("diffusion_regen", "compression_regen", "adversarial")
+#: Key families are drawn from the key source in this order (then any other, sorted).
+KEY_ORDER = ("gaussmarker", "tree_ring", "gaussian_shading")
 
 #: Strengths used for the 32x32 embedded model: the reference values, except blur, whose pixel
 #: sigma (4 px at 512 px) is rescaled to the image size (0.25 px would be a no-op, so 1 px).
@@ -104,8 +114,246 @@ class RobustnessReport:
         raise KeyError((method, distortion))
 
 
+@dataclass
+class _Setup:
+    """What every step of a run shares: the backbone, the methods and their keys."""
+
+    recipe: RobustnessRecipe
+    seed: int
+    backbone: Any
+    methods: dict[str, LatentWatermark]  # registered name -> instance (GNR attached if used)
+    family: dict[str, str]  # registered name -> key family (methods of a family share a key)
+    keys: dict[str, WatermarkKey]  # key family -> key
+    gnr: Any
+    gen: torch.Generator
+    log: Callable[[str], None]
+    progress: Callable[[float, str], None]
+
+    def families(self) -> list[str]:
+        """The key families of the recipe's methods (one image set each), sorted."""
+        return sorted(set(self.family.values()))
+
+    def members(self, fam: str) -> list[str]:
+        return [m for m in self.methods if self.family[m] == fam]
+
+    def invert(self, images: np.ndarray) -> torch.Tensor:
+        from aisec.provenance.pipeline import invert
+
+        r = self.recipe
+        return invert(self.backbone, images, r.steps, r.refine, r.batch)
+
+    def generate(self, fam: str | None, n: int) -> np.ndarray:
+        from aisec.provenance.pipeline import generate
+
+        m = self.methods[self.members(fam)[0]] if fam else None
+        k = self.keys[fam] if fam else None
+        return generate(
+            self.backbone, m, k, n, self.gen, self.recipe.steps, batch=self.recipe.batch
+        ).images
+
+    def detect(self, names: list[str], z: torch.Tensor) -> dict[str, Detection]:
+        return {m: self.methods[m].detect(self.keys[self.family[m]], z) for m in names}
+
+
+def run_robustness(
+    recipe: RobustnessRecipe,
+    seed: int = 0,
+    crypto: CryptoRandom | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    key: WatermarkKey | None = None,
+) -> RobustnessReport:
+    """Run the experiment (see module docstring).
+
+    Args:
+        recipe: what to run.
+        seed: seed of the images, distortions, attacks and fits.
+        crypto: source of the keys; defaults to a test source seeded with ``seed``.
+        progress, log: callbacks.
+        key: a user's key for one method family (a GaussMarker key file, say), used instead of a
+            drawn key, so that the fitted fusers and calibrated thresholds belong to it.
+    """
+    import torch
+
+    _check_recipe(recipe)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)  # restored below: the caller's setting is not ours
+    try:
+        return _run(recipe, seed, crypto, progress, log, key)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(
+    recipe: RobustnessRecipe,
+    seed: int,
+    crypto: CryptoRandom | None,
+    progress: Callable[[float, str], None] | None,
+    log: Callable[[str], None] | None,
+    key: WatermarkKey | None,
+) -> RobustnessReport:
+    report = RobustnessReport()
+    t0 = time.time()
+    s = _prepare(recipe, seed, crypto, key, log, progress)
+    s.progress(0.02, "generating")
+    images = {"clean": s.generate(None, recipe.n)}
+    for fam in s.families():
+        images[fam] = s.generate(fam, recipe.n)
+    report.timings["generate_s_per_image"] = (time.time() - t0) / (
+        recipe.n * (1 + len(s.families()))
+    )
+    s.progress(0.1, "fitting the fusers")
+    fusers, z_fit_clean = _fit_fusers(s, report)
+    s.progress(0.14, "calibrating deployed thresholds")
+    cal_thr = _calibrate(s, fusers, z_fit_clean, report)
+    if recipe.n_heldout:
+        s.progress(0.16, "measuring deployed FPR on held-out clean images")
+        _heldout_fpr(s, cal_thr, report)
+    conditions = _conditions(recipe)
+    det_time, det_count = 0.0, 0
+    for ci, (dname, strength, main) in enumerate(conditions):
+        s.progress(0.15 + 0.85 * ci / len(conditions), f"{dname} {strength:g}")
+        ts = time.time()
+        pos, neg, n_sets = _score_condition(s, images, ci, dname, strength)
+        det_time += time.time() - ts
+        det_count += recipe.n * n_sets
+        for meth in s.methods:
+            report.rows.append(
+                _summarise(s, meth, (dname, strength, main), pos[meth], neg[meth], cal_thr, ci)
+            )
+            if main:
+                from aisec.metrics import roc_curve
+
+                fpr_c, tpr_c, _ = roc_curve(pos[meth].score, neg[meth].score)
+                report.roc[f"{meth}/{dname}"] = (fpr_c.tolist(), tpr_c.tolist())
+        s.log(
+            f"{dname} {strength:g}: "
+            + ", ".join(
+                f"{r['method']} tpr {r['tpr_at_1fpr']:.2f}" for r in report.rows[-len(s.methods) :]
+            )
+        )
+    report.timings["detect_s_per_image"] = det_time / max(det_count, 1)
+    report.timings["total_s"] = time.time() - t0
+    s.progress(1.0, "done")
+    return report
+
+
+# -- step 0: check the recipe before any work ---------------------------------------------------
+def _check_recipe(recipe: RobustnessRecipe) -> None:
+    from aisec.perturb.distortions import DISTORTIONS
+    from aisec.provenance.base import IMAGE_WATERMARKS, get_method
+
+    get_method("tree_ring")  # importing the methods registers them
+    unknown = [m for m in recipe.methods if m not in IMAGE_WATERMARKS]
+    if unknown:
+        raise ConfigError(f"unknown methods {unknown}; valid: {IMAGE_WATERMARKS.names()}")
+    for d in list(recipe.distortions) + list(recipe.sweep) + list(recipe.fit_sweep):
+        DISTORTIONS.entry(d)  # one-line error listing valid names
+    for a in recipe.attacks:
+        if a not in SUPPORTED_ATTACKS:
+            raise ConfigError(
+                f"attack {a!r} is not supported by the robustness run {SUPPORTED_ATTACKS}"
+            )
+
+
+# -- step 1: backbone, methods, keys, GNR ------------------------------------------------------
+def _method_params(family: str, recipe: RobustnessRecipe) -> dict[str, Any]:
+    """The recipe's mark parameters for a key family (a parameter table, not behaviour)."""
+    gs = {"hw_copy": recipe.gs_hw_copy}
+    tr = {"radius": recipe.tr_radius, "channel": recipe.tr_channel}
+    return {"gaussian_shading": gs, "tree_ring": tr, "gaussmarker": {"gs": gs, "tr": tr}}.get(
+        family, {}
+    )
+
+
+def _prepare(
+    recipe: RobustnessRecipe,
+    seed: int,
+    crypto: CryptoRandom | None,
+    key: WatermarkKey | None,
+    log: Callable[[str], None] | None,
+    progress: Callable[[float, str], None] | None,
+) -> _Setup:
+    import torch
+
+    from aisec.provenance.base import IMAGE_WATERMARKS, get_method
+    from aisec.provenance.pipeline import load_backbone
+    from aisec.rng import InsecureRandom
+
+    log = log or (lambda s: None)
+    family = {m: IMAGE_WATERMARKS.get(m).name for m in recipe.methods}
+    if key is not None and key.method not in family.values():
+        raise ConfigError(
+            f"the key is for {key.method!r}, which no method of the recipe uses "
+            f"({list(recipe.methods)})"
+        )
+    methods = {m: get_method(m, **_method_params(family[m], recipe)) for m in recipe.methods}
+    if key is not None:
+        for m in [m for m in methods if family[m] == key.method]:
+            mark = {k: v for k, v in methods[m].params.model_dump().items() if k in key.params}
+            if mark != key.params:
+                raise ConfigError(
+                    f"the key's parameters {key.params} differ from the recipe's {mark}; "
+                    "set gs_hw_copy / tr_radius / tr_channel to the key's"
+                )
+    users = [m for m in methods if methods[m].uses_gnr]
+    if users and recipe.gnr is None:
+        raise ConfigError(
+            f"methods {users} detect with a GNR and the recipe sets gnr: null; give one with "
+            "--set gnr=PATH (`aisec watermark train-gnr`) or run gaussmarker_nognr instead"
+        )
+    backbone = load_backbone(recipe.backbone, **recipe.backbone_args)
+    shape = backbone.latent_shape
+    if "adversarial" in recipe.attacks and not hasattr(backbone, "invert_differentiable"):
+        raise ConfigError(f"backbone {recipe.backbone!r} has no differentiable inversion for PGD")
+    if crypto is None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            crypto = InsecureRandom(seed)
+    # Keys are drawn in a fixed order (GaussMarker's first, so that seed 0 gives the key of the
+    # shipped GNR), also for families the recipe leaves out, so a key does not depend on them.
+    keys: dict[str, WatermarkKey] = {}
+    for fam in [*KEY_ORDER, *sorted(set(family.values()) - set(KEY_ORDER))]:
+        if key is not None and fam == key.method:
+            methods_of = [m for m in methods if family[m] == fam]
+            methods[methods_of[0]].check_key(key, shape)
+            keys[fam] = key
+            continue
+        keys[fam] = get_method(fam, **_method_params(fam, recipe)).keygen(shape, crypto)
+    gnr_fams = sorted({family[m] for m, obj in methods.items() if obj.uses_gnr})
+    if len(gnr_fams) > 1:
+        raise ConfigError(f"a run takes one GNR; methods of {gnr_fams} each need one")
+    gnr = None
+    if gnr_fams:
+        kmap = methods[users[0]].encrypted_map(keys[gnr_fams[0]])
+        gnr = _gnr_for(kmap, recipe.gnr, log)
+        if gnr is None:
+            raise ConfigError(
+                f"methods {users} detect with a GNR and none is shipped for this key "
+                f"(fingerprint {methods[users[0]].key_fingerprint(keys[gnr_fams[0]])}); give "
+                "one with --set gnr=PATH (`aisec watermark train-gnr`) or run "
+                "gaussmarker_nognr instead"
+            )
+        for m in users:
+            methods[m].with_detector(gnr=gnr)
+    return _Setup(
+        recipe,
+        seed,
+        backbone,
+        methods,
+        family,
+        keys,
+        gnr,
+        torch.Generator().manual_seed(seed),
+        log,
+        progress or (lambda f, m="": None),
+    )
+
+
 def _gnr_for(key_map: np.ndarray, spec: str | None, log: Callable[[str], None]) -> Any:
-    """The GNR for an encrypted map: a path, the shipped one (if it matches) or none."""
+    """The GNR for an encrypted map: a path, the shipped one (None if none matches) or none."""
     from aisec.provenance.gnr import GNR, key_fingerprint
 
     if spec is None:
@@ -114,7 +362,6 @@ def _gnr_for(key_map: np.ndarray, spec: str | None, log: Callable[[str], None]) 
     if spec == "shipped":
         path = Path(__file__).resolve().parent / "weights" / f"gnr_{fp}.safetensors"
         if not path.is_file():
-            log(f"no shipped GNR for this key (fingerprint {fp}); GaussMarker runs without GNR")
             return None
     else:
         path = Path(spec)
@@ -126,168 +373,116 @@ def _gnr_for(key_map: np.ndarray, spec: str | None, log: Callable[[str], None]) 
     return gnr
 
 
-def run_robustness(
-    recipe: RobustnessRecipe,
-    seed: int = 0,
-    crypto: CryptoRandom | None = None,
-    progress: Callable[[float, str], None] | None = None,
-    log: Callable[[str], None] | None = None,
-) -> RobustnessReport:
-    """Run the experiment (see module docstring). ``crypto`` defaults to a seeded test source."""
-    import torch
-
-    from aisec.metrics import auc, roc_curve
-    from aisec.metrics.detection import threshold_at_fpr
-    from aisec.metrics.watermark import empirical_tpr_at_fpr, tpr_fpr_at_threshold
-    from aisec.perturb.distortions import DISTORTIONS, make_distortion
-    from aisec.provenance.base import get_method
+# -- step 2: fit the fusers on separate images under every distortion --------------------------
+def _fit_fusers(s: _Setup, report: RobustnessReport) -> tuple[dict[str, Fuser], torch.Tensor]:
+    """Fit a fuser for each method that fuses branch statistics; returns them and the inverted
+    undistorted clean fitting images (the first part of the calibration set)."""
+    from aisec.perturb.distortions import make_distortion
     from aisec.provenance.fuser import fit_fuser, fit_minimax_fuser
-    from aisec.provenance.pipeline import generate, invert, load_backbone
-    from aisec.rng import InsecureRandom
 
-    torch.set_num_threads(recipe.threads)
-    log = log or (lambda s: None)
-    progress = progress or (lambda f, m="": None)
-    unknown = [m for m in recipe.methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(f"unknown methods {unknown}; valid: {list(METHODS)}")
-    for d in list(recipe.distortions) + list(recipe.sweep) + list(recipe.fit_sweep):
-        DISTORTIONS.entry(d)  # one-line error listing valid names
-    for a in recipe.attacks:
-        if a not in SUPPORTED_ATTACKS:
-            raise ConfigError(
-                f"attack {a!r} is not supported by the robustness run {SUPPORTED_ATTACKS}"
-            )
-    report = RobustnessReport()
-    t0 = time.time()
-    backbone = load_backbone(recipe.backbone, **recipe.backbone_args)
-    shape = backbone.latent_shape
-    if crypto is None:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            crypto = InsecureRandom(seed)
-    gs_p = {"hw_copy": recipe.gs_hw_copy}
-    tr_p = {"radius": recipe.tr_radius, "channel": recipe.tr_channel}
-    tr = get_method("tree_ring", **tr_p)
-    gs = get_method("gaussian_shading", **gs_p)
-    gm = get_method("gaussmarker", gs=gs_p, tr=tr_p)
-    # GaussMarker's key comes first from the stream so a shipped GNR matches seed 0.
-    keys: dict[str, WatermarkKey] = {"gaussmarker": gm.keygen(shape, crypto)}
-    keys["tree_ring"] = tr.keygen(shape, crypto)
-    keys["gaussian_shading"] = gs.keygen(shape, crypto)
-    gnr = _gnr_for(gm.encrypted_map(keys["gaussmarker"]), recipe.gnr, log)
-    if "gaussmarker" in recipe.methods and gnr is None:
-        report.notes.append("gaussmarker ran without a GNR (none available for this key)")
-    gen = torch.Generator().manual_seed(seed)
-    n, steps, b = recipe.n, recipe.steps, recipe.batch
-    sets_needed = {
-        "tree_ring": "tree_ring",
-        "gaussian_shading": "gaussian_shading",
-        "gaussmarker_nognr": "gaussmarker",
-        "gaussmarker": "gaussmarker",
-    }
-    base_methods = sorted({sets_needed[m] for m in recipe.methods})
-    objs = {"tree_ring": tr, "gaussian_shading": gs, "gaussmarker": gm}
-
-    progress(0.02, "generating")
-    images = {"clean": generate(backbone, None, None, n, gen, steps, batch=b).images}
-    for m in base_methods:
-        images[m] = generate(backbone, objs[m], keys[m], n, gen, steps, batch=b).images
-    report.timings["generate_s_per_image"] = (time.time() - t0) / (n * (1 + len(base_methods)))
-
-    def gm_features(z: torch.Tensor) -> dict[str, np.ndarray]:
-        gm.with_detector(gnr=gnr, fuser=None)
-        return gm.detect(keys["gaussmarker"], z).features or {}
-
-    # --- fuser fitting on separate images under every distortion -------------------------
-    fusers: dict[str, Any] = {}
-    progress(0.1, "fitting the fuser")
-    fit_wm = generate(backbone, gm, keys["gaussmarker"], recipe.n_fit, gen, steps, batch=b).images
-    fit_cl = generate(backbone, None, None, recipe.n_fit, gen, steps, batch=b).images
-    fit_pos: dict[str, dict[str, np.ndarray]] = {}
-    fit_neg: dict[str, dict[str, np.ndarray]] = {}
-    z_fit_cl0 = None
-    fit_conds = [("none", "none", 0.0)] + [(d, d, v) for d, v in recipe.distortions.items()]
-    fit_conds += [(f"{d}@{v:g}", d, v) for d, vs in recipe.fit_sweep.items() for v in vs]
-    for fi, (cond, d, strength) in enumerate(fit_conds):
-        dist = make_distortion(d, strength) if d != "none" else None
-        frng = np.random.default_rng([seed, 10_000 + fi])
-        xw = dist.apply(fit_wm, frng) if dist else fit_wm
-        xc = dist.apply(fit_cl, frng) if dist else fit_cl
-        fit_pos[cond] = gm_features(invert(backbone, xw, steps, recipe.refine, b))
-        zc = invert(backbone, xc, steps, recipe.refine, b)
-        fit_neg[cond] = gm_features(zc)
-        if d == "none":
-            z_fit_cl0 = zc
-    feats_all = (
-        ("gs_bit_acc", "gnr_margin", "tr_score") if gnr is not None else ("gs_bit_acc", "tr_score")
-    )
-    main_conds = {"none", *recipe.distortions}
-    for name, feats in (
-        ("gaussmarker_nognr", ("gs_bit_acc", "tr_score")),
-        ("gaussmarker", feats_all),
-    ):
+    r = s.recipe
+    fused = [m for m in s.methods if s.methods[m].fusion_features]
+    fams = sorted({s.family[m] for m in fused})
+    fit_wm = {fam: s.generate(fam, r.n_fit) for fam in fams}
+    fit_cl = s.generate(None, r.n_fit)
+    conds = [("none", "none", 0.0)] + [(d, d, v) for d, v in r.distortions.items()]
+    sweep = [(f"{d}@{v:g}", d, v) for d, vs in r.fit_sweep.items() for v in vs]
+    pos: dict[str, dict[str, dict[str, np.ndarray]]] = {m: {} for m in fused}
+    neg: dict[str, dict[str, dict[str, np.ndarray]]] = {m: {} for m in fused}
+    z_clean0 = None
+    for fi, (cond, d, strength) in enumerate(conds + sweep):
         # the fit_sweep conditions (small rotations) carry signal only through the GNR branch;
         # without it every branch is at chance there, and they would only add noise
-        conds = [c for c in fit_pos if "gnr_margin" in feats or c in main_conds]
-        pos = {c: fit_pos[c] for c in conds}
-        neg = {c: fit_neg[c] for c in conds}
-        if recipe.fuser == "minimax":
-            fusers[name], margin = fit_minimax_fuser(pos, neg, feats, recipe.fpr, seed=seed)
-            report.calibration[f"{name}.fit_margin"] = margin
+        users = [m for m in fused if fi < len(conds) or s.methods[m].uses_gnr]
+        if not users and fi >= len(conds):
+            continue
+        dist = make_distortion(d, strength) if d != "none" else None
+        frng = np.random.default_rng([s.seed, 10_000 + fi])
+        xw = {fam: dist.apply(fit_wm[fam], frng) if dist else fit_wm[fam] for fam in fams}
+        zc = s.invert(dist.apply(fit_cl, frng) if dist else fit_cl)
+        if d == "none":
+            z_clean0 = zc
+        for fam in sorted({s.family[m] for m in users}):
+            names = [m for m in users if s.family[m] == fam]
+            zw = s.invert(xw[fam])
+            for m, det in s.detect(names, zw).items():
+                pos[m][cond] = det.features or {}
+            for m, det in s.detect(names, zc).items():
+                neg[m][cond] = det.features or {}
+    fusers: dict[str, Fuser] = {}
+    for m in fused:
+        feats = s.methods[m].fusion_features
+        if r.fuser == "minimax":
+            fusers[m], margin = fit_minimax_fuser(pos[m], neg[m], feats, r.fpr, seed=s.seed)
+            report.calibration[f"{m}.fit_margin"] = margin
         else:
-            pooled_p = {f: np.concatenate([pos[c][f] for c in pos]) for f in feats}
-            pooled_n = {f: np.concatenate([neg[c][f] for c in neg]) for f in feats}
-            fusers[name] = fit_fuser(pooled_p, pooled_n, feats, kind=recipe.fuser, seed=seed)
-    # Deployed thresholds: 1 % FPR on n_cal undistorted clean images (the clean fitting images
-    # and fresh ones), none of them evaluation images.
-    progress(0.14, "calibrating deployed thresholds")
-    extra = recipe.n_cal - recipe.n_fit
-    z_cal = z_fit_cl0
-    if extra > 0:
-        more = generate(backbone, None, None, extra, gen, steps, batch=b).images
-        z_cal = torch.cat([z_cal, invert(backbone, more, steps, recipe.refine, b)])
-    cl0 = _scores(z_cal, keys, tr, gs, gm, gnr, fusers, recipe.methods)
-    cal_thr = {m: threshold_at_fpr(cl0[m][0], recipe.fpr) for m in recipe.methods}
-    report.calibration["n_cal"] = int(len(z_cal))
-    report.calibration["thresholds"] = dict(cal_thr)
+            pooled_p = {f: np.concatenate([pos[m][c][f] for c in pos[m]]) for f in feats}
+            pooled_n = {f: np.concatenate([neg[m][c][f] for c in neg[m]]) for f in feats}
+            fusers[m] = fit_fuser(pooled_p, pooled_n, feats, kind=r.fuser, seed=s.seed)
+        s.methods[m].with_detector(gnr=s.gnr if s.methods[m].uses_gnr else None, fuser=fusers[m])
+    assert z_clean0 is not None  # "none" is always the first condition
+    return fusers, z_clean0
+
+
+# -- step 3: deployed thresholds on clean images that are not evaluation images -----------------
+def _calibrate(
+    s: _Setup, fusers: dict[str, Fuser], z_fit_clean: torch.Tensor, report: RobustnessReport
+) -> dict[str, float]:
+    """Thresholds at the recipe's FPR on ``n_cal`` undistorted clean images (the clean fitting
+    images and fresh ones); the fusers get them, with their key's fingerprint."""
     import dataclasses
 
-    from aisec.provenance.gnr import key_fingerprint
+    import torch
 
-    kfp = key_fingerprint(gm.encrypted_map(keys["gaussmarker"]))
+    from aisec.metrics.detection import threshold_at_fpr
+
+    r = s.recipe
+    z_cal = z_fit_clean
+    extra = r.n_cal - r.n_fit
+    if extra > 0:
+        z_cal = torch.cat([z_cal, s.invert(s.generate(None, extra))])
+    clean = s.detect(list(s.methods), z_cal)
+    cal_thr = {m: threshold_at_fpr(clean[m].score, r.fpr) for m in s.methods}
+    report.calibration["n_cal"] = int(len(z_cal))
+    report.calibration["thresholds"] = dict(cal_thr)
     for m, f in fusers.items():
-        if m in cal_thr:
-            fusers[m] = dataclasses.replace(f, threshold=cal_thr[m], key_fingerprint=kfp)
+        obj = s.methods[m]
+        fp = obj.key_fingerprint(s.keys[s.family[m]])
+        fusers[m] = dataclasses.replace(f, threshold=cal_thr[m], key_fingerprint=fp)
+        obj.with_detector(gnr=s.gnr if obj.uses_gnr else None, fuser=fusers[m])
     report.fusers = dict(fusers)
-    if recipe.n_heldout:
-        progress(0.16, "measuring deployed FPR on held-out clean images")
-        held = generate(backbone, None, None, recipe.n_heldout, gen, steps, batch=b).images
-        z_h = invert(backbone, held, steps, recipe.refine, b)
-        hs = _scores(z_h, keys, tr, gs, gm, gnr, fusers, recipe.methods)
-        fpr_h = {m: float(np.mean(hs[m][0] > cal_thr[m])) for m in recipe.methods}
-        report.calibration["n_heldout"] = recipe.n_heldout
-        report.calibration["heldout_fpr"] = fpr_h
-        from aisec.metrics.watermark import binomial_threshold
-        from aisec.provenance.thresholds import tree_ring_threshold
+    return cal_thr
 
-        user_free: dict[str, float] = {}
-        if "tree_ring" in recipe.methods:
-            thr = tree_ring_threshold(tr, keys["tree_ring"], recipe.fpr)
-            user_free["tree_ring"] = float(np.mean(hs["tree_ring"][0] > thr))
-        kbits = gs.n_bits(shape)
-        for m in ("gaussian_shading", "gaussmarker_nognr", "gaussmarker"):
-            if m in recipe.methods and hs[m][1] is not None:
-                thr = binomial_threshold(kbits, recipe.fpr)
-                user_free[f"{m}.bit_acc_binomial"] = float(np.mean(hs[m][1] > thr))
-        report.calibration["heldout_fpr_user_free"] = user_free
-        log(
-            f"deployed FPR on {recipe.n_heldout} held-out clean images: {fpr_h}; "
-            f"user-free thresholds: {user_free}"
-        )
 
+def _heldout_fpr(s: _Setup, cal_thr: dict[str, float], report: RobustnessReport) -> None:
+    """FPR of the deployed thresholds, and of the user-free ones, on further clean images."""
+    from aisec.metrics.watermark import binomial_threshold
+
+    r = s.recipe
+    hs = s.detect(list(s.methods), s.invert(s.generate(None, r.n_heldout)))
+    fpr_h = {m: float(np.mean(hs[m].score > cal_thr[m])) for m in s.methods}
+    report.calibration["n_heldout"] = r.n_heldout
+    report.calibration["heldout_fpr"] = fpr_h
+    user_free: dict[str, float] = {}
+    for m, obj in s.methods.items():
+        key = s.keys[s.family[m]]
+        if obj.multibit and hs[m].bit_acc is not None:
+            # the binomial test on the bits the method decodes (GNR-restored for a GNR method:
+            # there it is not a valid test, and this measures by how much)
+            thr = binomial_threshold(obj.n_bits(key.latent_shape), r.fpr)
+            user_free[f"{m}.bit_acc_binomial"] = float(np.mean(hs[m].bit_acc > thr))
+        elif not obj.fusion_features:
+            user_free[m] = float(np.mean(hs[m].score > obj.threshold(key, r.fpr)))
+    report.calibration["heldout_fpr_user_free"] = user_free
+    s.log(
+        f"deployed FPR on {r.n_heldout} held-out clean images: {fpr_h}; "
+        f"user-free thresholds: {user_free}"
+    )
+
+
+# -- step 4: distort, invert and score under each condition ------------------------------------
+def _conditions(recipe: RobustnessRecipe) -> list[tuple[str, float, bool]]:
+    """(distortion or attack, strength, main) in run order; sweep points are not main."""
     conditions: list[tuple[str, float, bool]] = [("none", 0.0, True)]
     conditions += [(d, s, True) for d, s in recipe.distortions.items()]
     conditions += [(a, s, True) for a, s in recipe.attacks.items()]
@@ -297,89 +492,91 @@ def run_robustness(
             for s in strengths
             if not (d in recipe.distortions and float(s) == recipe.distortions[d])
         ]
-    det_time, det_count = 0.0, 0
-    for ci, (dname, strength, main) in enumerate(conditions):
-        progress(0.15 + 0.85 * ci / len(conditions), f"{dname} {strength:g}")
-        drng = np.random.default_rng([seed, ci])
-        per_method: dict[str, Any] = {}
+    return conditions
+
+
+def _score_condition(
+    s: _Setup, images: dict[str, np.ndarray], ci: int, dname: str, strength: float
+) -> tuple[dict[str, Detection], dict[str, Detection], int]:
+    """Detections on the watermarked (per method) and clean images under one condition, and
+    the number of image sets inverted."""
+    from aisec.perturb.distortions import make_distortion
+
+    r = s.recipe
+    drng = np.random.default_rng([s.seed, ci])
+    if dname == "adversarial":
+        dist = None  # white-box: each method's own images against its own detector (below)
+    elif dname in r.attacks:
+        dist = _attack(dname, strength, s.backbone, s.seed, ci)
+    else:
+        dist = make_distortion(dname, strength) if dname != "none" else None
+    x = dist.apply(images["clean"], drng) if dist else images["clean"]
+    neg = s.detect(list(s.methods), s.invert(x))
+    pos: dict[str, Detection] = {}
+    n_sets = 1
+    for fam in s.families():
+        members = s.members(fam)
         if dname == "adversarial":
-            # White-box removal: PGD on each method's watermarked images against a
-            # differentiable surrogate of that method's detector; clean images are untouched.
-            dist = None
-            for m in base_methods:
-                per_method[m] = _pgd(
-                    strength, recipe.pgd_iters, backbone, m, objs, keys, steps, gnr
-                )
-        elif dname in recipe.attacks:
-            dist = _attack(dname, strength, backbone, seed, ci)
+            # PGD on the watermarked images only; clean images are untouched
+            groups = [
+                ([m], _pgd(strength, r.pgd_iters, s.backbone, s.methods[m], s.keys[fam], r.steps))
+                for m in members
+            ]
         else:
-            dist = make_distortion(dname, strength) if dname != "none" else None
-        scores: dict[str, dict[str, tuple[np.ndarray, np.ndarray | None]]] = {}
-        ts = time.time()
-        z_clean = invert(
-            backbone,
-            dist.apply(images["clean"], drng) if dist else images["clean"],
-            steps,
-            recipe.refine,
-            b,
-        )
-        neg = _scores(z_clean, keys, tr, gs, gm, gnr, fusers, recipe.methods)
-        for m in base_methods:
-            mdist = per_method.get(m, dist)
-            x = mdist.apply(images[m], drng) if mdist else images[m]
-            z = invert(backbone, x, steps, recipe.refine, b)
-            pos = _scores(z, keys, tr, gs, gm, gnr, fusers, recipe.methods)
-            for meth in recipe.methods:
-                if sets_needed[meth] == m:
-                    scores[meth] = {"pos": pos[meth], "neg": neg[meth]}
-        det_time += time.time() - ts
-        det_count += n * (1 + len(base_methods))
-        for meth in recipe.methods:
-            (sp, bp, fp), (sn, bn, fn) = scores[meth]["pos"], scores[meth]["neg"]
-            tpr, real_fpr, _ = empirical_tpr_at_fpr(sp, sn, recipe.fpr)
-            row: dict[str, Any] = {
-                "method": meth,
-                "distortion": dname,
-                "strength": strength,
-                "main": main,
-                "auc": auc(sp, sn),
-                "tpr_at_1fpr": tpr,
-                "realized_fpr": real_fpr,
-                "n_pos": len(sp),
-                "n_neg": len(sn),
-            }
-            if meth in cal_thr:
-                row["tpr_fixed"], row["fpr_fixed"] = tpr_fpr_at_threshold(sp, sn, cal_thr[meth])
-            if bp is not None:
-                row["bit_acc"] = float(np.mean(bp))
-                row["bit_acc_clean"] = float(np.mean(bn))
-            # Each branch of the fused detector alone, on the same images (fusion check).
-            for feat in ("gs_bit_acc", "gnr_bit_acc", "gnr_margin", "tr_score"):
-                if meth.startswith("gaussmarker") and fp and feat in fp:
-                    if feat.startswith("gnr_") and meth != "gaussmarker":
-                        continue
-                    row[f"tpr_{feat}"] = empirical_tpr_at_fpr(fp[feat], fn[feat], recipe.fpr)[0]
-                    row[f"auc_{feat}"] = auc(fp[feat], fn[feat])
-            if meth in fusers and fp:
-                used = {f: (fp[f], fn[f]) for f in fusers[meth].features}
-                row["fused_margin"], row["fused_margin_ci95"] = _fused_margin(
-                    (sp, sn), used, recipe.fpr, np.random.default_rng([seed, ci, 7])
-                )
-            report.rows.append(row)
-            if main:
-                fpr_c, tpr_c, _ = roc_curve(sp, sn)
-                report.roc[f"{meth}/{dname}"] = (fpr_c.tolist(), tpr_c.tolist())
-        log(
-            f"{dname} {strength:g}: "
-            + ", ".join(
-                f"{r['method']} tpr {r['tpr_at_1fpr']:.2f}"
-                for r in report.rows[-len(recipe.methods) :]
+            groups = [(members, dist)]
+        for names, d in groups:
+            z = s.invert(d.apply(images[fam], drng) if d else images[fam])
+            pos.update(s.detect(names, z))
+            n_sets += 1
+    return pos, neg, n_sets
+
+
+# -- step 5: one row per (method, condition) ---------------------------------------------------
+def _summarise(
+    s: _Setup,
+    meth: str,
+    cond: tuple[str, float, bool],
+    pos: Detection,
+    neg: Detection,
+    cal_thr: dict[str, float],
+    ci: int,
+) -> dict[str, Any]:
+    from aisec.metrics import auc
+    from aisec.metrics.watermark import empirical_tpr_at_fpr, tpr_fpr_at_threshold
+
+    fpr = s.recipe.fpr
+    sp, sn = pos.score, neg.score
+    tpr, real_fpr, _ = empirical_tpr_at_fpr(sp, sn, fpr)
+    row: dict[str, Any] = {
+        "method": meth,
+        "distortion": cond[0],
+        "strength": cond[1],
+        "main": cond[2],
+        "auc": auc(sp, sn),
+        "tpr_at_1fpr": tpr,
+        "realized_fpr": real_fpr,
+        "n_pos": len(sp),
+        "n_neg": len(sn),
+    }
+    row["tpr_fixed"], row["fpr_fixed"] = tpr_fpr_at_threshold(sp, sn, cal_thr[meth])
+    if pos.bit_acc is not None and neg.bit_acc is not None:
+        row["bit_acc"] = float(np.mean(pos.bit_acc))
+        row["bit_acc_clean"] = float(np.mean(neg.bit_acc))
+    obj = s.methods[meth]
+    if obj.fusion_features and pos.features and neg.features:
+        # each branch of the fused detector alone, on the same images (fusion check)
+        for feat in pos.features:
+            row[f"tpr_{feat}"] = empirical_tpr_at_fpr(pos.features[feat], neg.features[feat], fpr)[
+                0
+            ]
+            row[f"auc_{feat}"] = auc(pos.features[feat], neg.features[feat])
+        fuser = getattr(obj, "fuser", None)
+        if fuser is not None:
+            used = {f: (pos.features[f], neg.features[f]) for f in fuser.features}
+            row["fused_margin"], row["fused_margin_ci95"] = _fused_margin(
+                (sp, sn), used, fpr, np.random.default_rng([s.seed, ci, 7])
             )
-        )
-    report.timings["detect_s_per_image"] = det_time / max(det_count, 1)
-    report.timings["total_s"] = time.time() - t0
-    progress(1.0, "done")
-    return report
+    return row
 
 
 class _AttackAdapter:
@@ -400,52 +597,23 @@ def _pgd(
     strength: float,
     iters: int,
     backbone: Any,
-    method: str,
-    objs: dict[str, Any],
-    keys: dict[str, WatermarkKey],
+    method: LatentWatermark,
+    key: WatermarkKey,
     steps: int,
-    gnr: Any = None,
 ) -> _AttackAdapter:
     """PGD (``aisec.perturb.attacks.Adversarial``) against a differentiable detector surrogate.
 
-    The surrogate runs the same DDIM inversion with gradients, then scores the recovered noise z:
-    Gaussian Shading, the mean of tanh(3 z) (2m - 1) (a soft sign agreement with the key's sign
-    map m); Tree-Ring, minus the ring distance divided by the mean key magnitude on the ring;
-    GaussMarker, the sum of both, plus, with a GNR, the GNR's margin towards m on the soft signs
-    tanh(3 z) divided by its clip (the attacker lowers every statistic the fuser reads).
+    The surrogate runs the same DDIM inversion with gradients and scores the recovered noise with
+    the method's ``soft_score`` (for GaussMarker with a GNR that includes the GNR's margin, so
+    the attacker lowers every statistic the fuser reads).
     """
-    import torch
-
     from aisec.perturb.attacks import make_attack
-    from aisec.provenance.tree_ring import _fft
 
     if not hasattr(backbone, "invert_differentiable"):
         raise ConfigError(f"backbone {backbone.name!r} has no differentiable inversion for PGD")
-    parts: list[Callable[[torch.Tensor], torch.Tensor]] = []
-    obj, key = objs[method], keys[method]
-    if method in ("gaussian_shading", "gaussmarker"):
-        gs, sub = (obj.gs, obj.split(key)[0]) if method == "gaussmarker" else (obj, key)
-        sign = torch.from_numpy(gs.encrypted_map(sub).astype(np.float32) * 2 - 1)
-        parts.append(lambda z: (torch.tanh(3 * z) * sign).flatten(1).mean(1))
-    if method in ("tree_ring", "gaussmarker"):
-        tr, sub = (obj.tr, obj.split(key)[1]) if method == "gaussmarker" else (obj, key)
-        pat, mask = tr.pattern(sub)
-        m = torch.from_numpy(mask)
-        target = torch.from_numpy(pat[mask])
-        norm = float(np.abs(pat[mask]).mean())
-        parts.append(lambda z: -(_fft(z)[:, m] - target[None]).abs().mean(1) / norm)
-    if method == "gaussmarker" and gnr is not None:
-        from aisec.provenance.gnr import MARGIN_CLIP
-
-        def gnr_margin(z: torch.Tensor) -> torch.Tensor:
-            logits = gnr.net(torch.tanh(3 * z)).clamp(-MARGIN_CLIP, MARGIN_CLIP)
-            return (logits * sign).flatten(1).mean(1) / MARGIN_CLIP
-
-        parts.append(gnr_margin)
 
     def score(images: torch.Tensor) -> torch.Tensor:
-        z = backbone.invert_differentiable(images, steps)
-        return torch.stack([p(z) for p in parts]).sum(0)
+        return method.soft_score(key, backbone.invert_differentiable(images, steps))
 
     return _AttackAdapter(make_attack("adversarial", score, strength, iters=iters), 0)
 
@@ -497,31 +665,3 @@ def _fused_margin(
     ]
     lo, hi = np.quantile(draws, [0.025, 0.975])
     return float(point), [float(lo), float(hi)]
-
-
-def _scores(
-    z: Any,
-    keys: dict[str, WatermarkKey],
-    tr: Any,
-    gs: Any,
-    gm: Any,
-    gnr: Any,
-    fusers: dict[str, Any],
-    methods: tuple[str, ...],
-) -> dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]]:
-    """(score, bit accuracy or None, branch statistics) per method for recovered noise z."""
-    out: dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]] = {}
-    if "tree_ring" in methods:
-        out["tree_ring"] = (tr.detect(keys["tree_ring"], z).score, None, {})
-    if "gaussian_shading" in methods:
-        d = gs.detect(keys["gaussian_shading"], z)
-        out["gaussian_shading"] = (d.score, d.bit_acc, {})
-    if "gaussmarker_nognr" in methods:
-        gm.with_detector(gnr=None, fuser=fusers.get("gaussmarker_nognr"))
-        d = gm.detect(keys["gaussmarker"], z)
-        out["gaussmarker_nognr"] = (d.score, d.bit_acc, d.features or {})
-    if "gaussmarker" in methods:
-        gm.with_detector(gnr=gnr, fuser=fusers.get("gaussmarker"))
-        d = gm.detect(keys["gaussmarker"], z)
-        out["gaussmarker"] = (d.score, d.bit_acc, d.features or {})
-    return out

@@ -147,3 +147,20 @@ class TreeRing(LatentWatermark):
         pat, mask = self.pattern(key)
         d = ring_distance(z.detach().cpu(), pat, mask)
         return Detection(score=-d, features={"tr_score": -d})
+
+    def soft_score(self, key: WatermarkKey, z: torch.Tensor) -> torch.Tensor:
+        """Minus the complex L1 ring distance over the mean key magnitude on the ring (B,)."""
+        import torch
+
+        self.check_key(key, tuple(z.shape[1:]))
+        pat, mask = self.pattern(key)
+        m = torch.from_numpy(mask)
+        target = torch.from_numpy(pat[mask])
+        norm = float(np.abs(pat[mask]).mean())
+        return -(_fft(z)[:, m] - target[None]).abs().mean(1) / norm
+
+    def threshold(self, key: WatermarkKey, fpr: float) -> float:
+        """The ``fpr`` point of the score on simulated N(0, I) noise (seeded Monte Carlo)."""
+        from aisec.provenance.thresholds import tree_ring_threshold
+
+        return tree_ring_threshold(self, key, fpr)
