@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aisec.diffusion.common import to_gray
+from aisec.diffusion.backbone import DDIMBackbone
 from aisec.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["GMMDiffusion"]
 
 
-class GMMDiffusion:
+class GMMDiffusion(DDIMBackbone):
     """Exact-score DDIM on a Gaussian mixture fitted to images (N, h, w) uint8 with labels.
 
     Args:
@@ -40,6 +40,7 @@ class GMMDiffusion:
 
     name = "gmm-digits"
     channels = 1
+    clip = 1.0
 
     def __init__(
         self,
@@ -83,10 +84,6 @@ class GMMDiffusion:
     def latent_shape(self) -> tuple[int, int, int]:
         return self._latent  # type: ignore[return-value]
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.size, self.size, 1)
-
     def _x0(self, xt: torch.Tensor, a: float) -> torch.Tensor:
         import torch
 
@@ -111,37 +108,17 @@ class GMMDiffusion:
         x0 = (r[:, :, None] * torch.stack(posts, 1)).sum(1)
         return x0.reshape(xt.shape)
 
-    def eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
+    def _eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
         a = float(self.alphas_cumprod[t])
         x0 = self._x0(x, a)
         return ((x.to(x0.dtype) - a**0.5 * x0) / (1 - a) ** 0.5).to(x.dtype)
 
-    def decode(self, z0: torch.Tensor) -> np.ndarray:
+    def _to_model(self, x: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
-        x = F.pixel_shuffle(z0.float(), 2)
-        return ((x.clamp(-1, 1) + 1) / 2).numpy().astype(np.float32)
+        return F.pixel_unshuffle(x * 2 - 1, 2)
 
-    def encode(self, images: np.ndarray) -> torch.Tensor:
-        import torch
+    def _from_model(self, z0: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
-        x = np.asarray(images, dtype=np.float32)
-        x = to_gray(x)
-        if x.ndim != 3 or x.shape[1:] != (self.size, self.size):
-            raise ParameterError(
-                "images", f"must be {self.size}x{self.size} pixels for {self.name}", x.shape
-            )
-        return F.pixel_unshuffle(torch.from_numpy(x * 2 - 1)[:, None], 2)
-
-    def generate(self, z_t: torch.Tensor, num_steps: int = 20) -> np.ndarray:
-        from aisec.diffusion.schedule import ddim_sample
-
-        return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps, clip=1.0))
-
-    def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
-        from aisec.diffusion.schedule import ddim_invert
-
-        return ddim_invert(
-            self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine, clip=1.0
-        )
+        return (F.pixel_shuffle(z0.float(), 2).clamp(-1, 1) + 1) / 2

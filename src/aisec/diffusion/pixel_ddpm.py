@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aisec.config import StrictModel
-from aisec.diffusion.common import to_gray
-from aisec.errors import InputFileError, ParameterError
+from aisec.diffusion.backbone import DDIMBackbone
+from aisec.errors import DependencyError, InputFileError, ParameterError
 
 if TYPE_CHECKING:
     import torch
@@ -78,7 +78,10 @@ class DDPMTrainConfig(StrictModel):
 
 def build_unet(cfg: DDPMConfig) -> Any:
     """The diffusers ``UNet2DModel`` noise predictor for ``cfg`` (random init)."""
-    from diffusers import UNet2DModel
+    try:
+        from diffusers import UNet2DModel
+    except ImportError:
+        raise DependencyError("diffusers", "diffusion") from None
 
     c, s, _ = cfg.latent_shape
     n = len(cfg.block_out_channels)
@@ -115,10 +118,11 @@ def images_to_model_space(images: np.ndarray, cfg: DDPMConfig) -> torch.Tensor:
     return F.pixel_unshuffle(t, cfg.unshuffle)
 
 
-class PixelDDPM:
+class PixelDDPM(DDIMBackbone):
     """The trained DDPM as a diffusion backbone: ``generate`` from noise, ``invert`` to noise.
 
-    Images at the boundary are float arrays (B, 1, H, W) in [0, 1] (grayscale, channel first).
+    Images at the boundary are float arrays (B, 1, H, W) in [0, 1] (grayscale, channel first);
+    RGB input is reduced to luminance. Sampling and inversion clamp the predicted x_0 to [-1, 1].
 
     Args:
         unet: the noise predictor (a diffusers ``UNet2DModel``) in eval mode.
@@ -127,12 +131,14 @@ class PixelDDPM:
 
     name = "ddpm-fmnist"
     channels = 1
+    clip = 1.0
 
     def __init__(self, unet: Any, cfg: DDPMConfig) -> None:
         from aisec.diffusion.schedule import linear_alphas_cumprod
 
         self.unet = unet.eval()
         self.cfg = cfg
+        self.size = cfg.image_size
         self.alphas_cumprod = linear_alphas_cumprod(
             cfg.num_train_steps, cfg.beta_start, cfg.beta_end
         )
@@ -140,10 +146,6 @@ class PixelDDPM:
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return self.cfg.latent_shape
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.cfg.image_size, self.cfg.image_size, 1)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PixelDDPM:
@@ -168,59 +170,22 @@ class PixelDDPM:
             raise InputFileError(p, "weights do not match the DDPM architecture") from None
         return cls(unet, cfg)
 
-    def eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
+    def _eps(self, x: torch.Tensor, t: int) -> torch.Tensor:
         import torch
 
-        with torch.no_grad():
-            return self.unet(x, torch.full((x.shape[0],), t, dtype=torch.long)).sample
+        return self.unet(x, torch.full((x.shape[0],), t, dtype=torch.long)).sample
 
-    def decode(self, z0: torch.Tensor) -> np.ndarray:
-        """Model-space x_0 (B, 4, 16, 16) -> images (B, 1, 32, 32) float in [0, 1]."""
+    def _to_model(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, 1, 32, 32) in [0, 1] -> model space (B, 4, 16, 16) in [-1, 1]."""
         import torch.nn.functional as F
 
-        x = F.pixel_shuffle(z0, self.cfg.unshuffle)
-        return ((x.clamp(-1, 1) + 1) / 2).cpu().numpy().astype(np.float32)
+        return F.pixel_unshuffle(x * 2.0 - 1.0, self.cfg.unshuffle)
 
-    def encode(self, images: np.ndarray) -> torch.Tensor:
-        """Images (B, 1 or 3, H, W) or (B, H, W) float in [0, 1] -> model space (B, 4, 16, 16)."""
-        import torch
+    def _from_model(self, z0: torch.Tensor) -> torch.Tensor:
+        """Model space (B, 4, 16, 16) -> images (B, 1, 32, 32) in [0, 1]."""
         import torch.nn.functional as F
 
-        x = np.asarray(images, dtype=np.float32)
-        x = to_gray(x)
-        s = self.cfg.image_size
-        if x.ndim != 3 or x.shape[1:] != (s, s):
-            raise ParameterError("images", f"must be {s}x{s} pixels for {self.name}", x.shape)
-        t = torch.from_numpy(x * 2.0 - 1.0)[:, None]
-        return F.pixel_unshuffle(t, self.cfg.unshuffle)
-
-    def generate(self, z_t: torch.Tensor, num_steps: int = 20) -> np.ndarray:
-        """DDIM-sample images from initial noise z_T (B, 4, 16, 16) -> (B, 1, 32, 32) in [0, 1]."""
-        from aisec.diffusion.schedule import ddim_sample
-
-        return self.decode(ddim_sample(self.eps, z_t, self.alphas_cumprod, num_steps, clip=1.0))
-
-    def invert_differentiable(self, images: torch.Tensor, num_steps: int = 20) -> torch.Tensor:
-        """DDIM inversion with gradients: images (B, 1, H, W) tensor in [0, 1] -> z_T (white-box
-        attacks on the detector differentiate through it)."""
-        import torch
-        import torch.nn.functional as F
-
-        from aisec.diffusion.schedule import ddim_invert
-
-        def eps(x: torch.Tensor, t: int) -> torch.Tensor:
-            return self.unet(x, torch.full((x.shape[0],), t, dtype=torch.long)).sample
-
-        x = F.pixel_unshuffle(images * 2.0 - 1.0, self.cfg.unshuffle)
-        return ddim_invert(eps, x, self.alphas_cumprod, num_steps, 0, clip=1.0)
-
-    def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor:
-        """DDIM-invert images (B, 1, 32, 32) in [0, 1] back to z_T (B, 4, 16, 16)."""
-        from aisec.diffusion.schedule import ddim_invert
-
-        return ddim_invert(
-            self.eps, self.encode(images), self.alphas_cumprod, num_steps, refine, clip=1.0
-        )
+        return (F.pixel_shuffle(z0, self.cfg.unshuffle).clamp(-1, 1) + 1) / 2
 
 
 def train_ddpm(
@@ -236,6 +201,27 @@ def train_ddpm(
     Checkpoints are written atomically every 250 steps, so an interrupted run leaves usable
     weights. Stops after ``train.steps`` steps or ``train.max_minutes`` minutes.
     """
+
+    import torch
+
+    cfg = cfg or DDPMConfig()
+    train = train or DDPMTrainConfig()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(train.threads)
+    try:
+        return _train(images, out, cfg, train, seed, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    images: np.ndarray,
+    out: str | Path,
+    cfg: DDPMConfig,
+    train: DDPMTrainConfig,
+    seed: int,
+    log: Callable[[str], None] | None,
+) -> Path:
     import copy
 
     import torch
@@ -243,13 +229,13 @@ def train_ddpm(
     from aisec.diffusion.schedule import linear_alphas_cumprod
     from aisec.io import save_safetensors
 
-    cfg = cfg or DDPMConfig()
-    train = train or DDPMTrainConfig()
-    torch.set_num_threads(train.threads)
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # diffusers initialises weights from the global torch generator
     data = images_to_model_space(images, cfg)
-    unet = build_unet(cfg).train()
+    # diffusers initialises weights from torch's global generator: seed it inside a fork, so the
+    # caller's global random state is left as it was
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = build_unet(cfg).train()
     ema = copy.deepcopy(unet).eval()
     for p in ema.parameters():
         p.requires_grad_(False)

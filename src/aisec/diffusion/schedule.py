@@ -21,7 +21,20 @@ from aisec.errors import ParameterError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["linear_alphas_cumprod", "ddim_timesteps", "ddim_sample", "ddim_invert", "EpsFn"]
+__all__ = [
+    "linear_alphas_cumprod",
+    "scaled_linear_alphas_cumprod",
+    "ddim_timesteps",
+    "ddim_sample",
+    "ddim_invert",
+    "add_noise",
+    "to_eps",
+    "PREDICTION_TYPES",
+    "EpsFn",
+]
+
+#: What a noise-prediction network may output (diffusers' ``scheduler.config.prediction_type``).
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 EpsFn = Callable[["torch.Tensor", int], "torch.Tensor"]
 
@@ -48,14 +61,53 @@ def scaled_linear_alphas_cumprod(
     return torch.cumprod(1.0 - betas, dim=0)
 
 
-def ddim_timesteps(num_steps: int, num_train_steps: int) -> list[int]:
-    """Evenly spaced training timesteps, descending from ``num_train_steps - 1`` to 0."""
+def ddim_timesteps(num_steps: int, num_train_steps: int, start: int | None = None) -> list[int]:
+    """Evenly spaced training timesteps, descending from ``start`` (default T - 1) to 0.
+
+    With ``start`` below ``num_steps - 1`` some rounded timesteps coincide; duplicates are dropped,
+    so fewer than ``num_steps`` timesteps come back.
+    """
     if not 1 <= num_steps <= num_train_steps:
         raise ParameterError("num_steps", f"must be in [1, {num_train_steps}]", num_steps)
+    top = num_train_steps - 1 if start is None else start
+    if not 0 <= top <= num_train_steps - 1:
+        raise ParameterError("start", f"must be in [0, {num_train_steps - 1}]", start)
     if num_steps == 1:
-        return [num_train_steps - 1]
-    step = (num_train_steps - 1) / (num_steps - 1)
-    return [round(num_train_steps - 1 - i * step) for i in range(num_steps)]
+        return [top]
+    step = top / (num_steps - 1)
+    ts = [round(top - i * step) for i in range(num_steps)]
+    return sorted(set(ts), reverse=True)
+
+
+def add_noise(
+    z0: torch.Tensor, t: int, alphas_cumprod: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """The forward process q(z_t | z_0): sqrt(a_t) z_0 + sqrt(1 - a_t) n, n ~ N(0, I) from ``generator``."""
+    import torch
+
+    a = float(alphas_cumprod[t])
+    noise = torch.randn(z0.shape, generator=generator).to(z0.device, z0.dtype)
+    return a**0.5 * z0 + (1 - a) ** 0.5 * noise
+
+
+def to_eps(
+    output: torch.Tensor, x: torch.Tensor, alpha_bar: float, prediction_type: str
+) -> torch.Tensor:
+    """Convert a network's output at x_t (noise level ``alpha_bar``) to its implied epsilon.
+
+    With x_t = sqrt(a) x_0 + sqrt(1 - a) eps and v = sqrt(a) eps - sqrt(1 - a) x_0:
+    ``epsilon``: eps = output; ``v_prediction``: eps = sqrt(a) v + sqrt(1 - a) x_t;
+    ``sample`` (output is x_0): eps = (x_t - sqrt(a) x_0) / sqrt(1 - a).
+    """
+    if prediction_type == "epsilon":
+        return output
+    if prediction_type == "v_prediction":
+        return alpha_bar**0.5 * output + (1.0 - alpha_bar) ** 0.5 * x
+    if prediction_type == "sample":
+        if alpha_bar >= 1.0:
+            raise ParameterError("alpha_bar", "must be < 1 for prediction_type 'sample'", alpha_bar)
+        return (x - alpha_bar**0.5 * output) / (1.0 - alpha_bar) ** 0.5
+    raise ParameterError("prediction_type", f"must be one of {PREDICTION_TYPES}", prediction_type)
 
 
 def _step(
@@ -85,8 +137,9 @@ def ddim_sample(
     alphas_cumprod: torch.Tensor,
     num_steps: int,
     clip: float | None = None,
+    start: int | None = None,
 ) -> torch.Tensor:
-    """Deterministic DDIM sampling (eta = 0) from z_T to x_0.
+    """Deterministic DDIM sampling (eta = 0) from z_T (or z_start) to x_0.
 
     Args:
         eps_fn: noise predictor ``eps_fn(x, t) -> eps`` with x, eps of shape (B, C, H, W).
@@ -94,11 +147,12 @@ def ddim_sample(
         alphas_cumprod: (T,) float64 alpha-bar of the training schedule.
         num_steps: number of DDIM steps.
         clip: clamp predicted x_0 to [-clip, clip] at every step (None = off).
+        start: the timestep ``z_t`` is at (default T - 1; SDEdit-style regeneration starts lower).
 
     Returns:
         x_0 estimate, (B, C, H, W) float32 (model space, e.g. [-1, 1] pixels or VAE latents).
     """
-    ts = ddim_timesteps(num_steps, len(alphas_cumprod))
+    ts = ddim_timesteps(num_steps, len(alphas_cumprod), start)
     a = alphas_cumprod.tolist()
     x = z_t
     for i, t in enumerate(ts):
