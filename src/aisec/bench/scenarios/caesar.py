@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from aisec.bench import BenchContext, Result, Series, scenario
+from aisec.bench import BenchContext, Headline, Result, Series, scenario
 
 _LINK = {"bandwidth_mbps": 100.0, "latency_ms": 20.0}
 
@@ -33,14 +33,20 @@ _LINK = {"bandwidth_mbps": 100.0, "latency_ms": 20.0}
     },
     full_params={"rows": None, "key_bits": 2048, "epochs": 5, "batch_size": 256, "workers": 2},
     description="CAESAR AUC/accuracy vs plaintext logistic regression on the a9a equivalent",
+    headline=[
+        Headline(
+            "auc_gap",
+            "<= 0.005",
+            "AUC gap",
+            why="CAESAR target (research/privacy.md): AUC within 0.005 of plaintext LR",
+        ),
+        Headline("auc", label="AUC"),
+    ],
 )
 def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
-    from aisec.crypto.ou import ou_available
-    from aisec.privacy.caesar.run import CaesarRecipe, run_local
+    from aisec.privacy.caesar.run import CaesarRecipe, he_scheme_here, run_local
 
-    scheme = params["he_scheme"]
-    if scheme == "heu-ou" and not ou_available():
-        scheme = "gmpy2-paillier"
+    scheme, fallback = he_scheme_here(params["he_scheme"])
     recipe = CaesarRecipe.model_validate(
         {
             "data": {"dataset": params["dataset"], "rows": params["rows"]},
@@ -82,210 +88,16 @@ def auc_vs_plaintext(params: Mapping[str, Any], ctx: BenchContext) -> Result:
             "sigmoid": params["sigmoid"],
             "key_bits": str(params["key_bits"]),
             "he_scheme": scheme,
+            **({"fallback": fallback} if fallback else {}),
         },
         notes=[
+            *([f"fallback: {fallback}"] if fallback else []),
             "auc_plaintext: scikit-learn logistic regression (exact sigmoid, L-BFGS) on the joined "
             "data; auc_plaintext_same_sgd: CAESAR's own SGD and sigmoid approximation in float64.",
             "CAESAR's arithmetic is exact up to fixed point (max_weight_error_vs_same_sgd); the "
             "gap to auc_plaintext is the optimiser's (approximate sigmoid, few epochs).",
         ],
     )
-
-
-def _party_b_process(
-    port: int, certs: str, x_b: Any, y: Any, params: dict[str, Any], link: Any, queue: Any
-) -> None:
-    """Party B in its own process, over TCP + mutual TLS on loopback (two-host layout)."""
-    import numpy as np
-
-    from aisec.privacy.caesar.data import PartyData
-    from aisec.privacy.caesar.protocol import PROTOCOL, CaesarParams, train_party
-    from aisec.transport.tcp import listen
-
-    try:
-        ch = listen("B", "A", "127.0.0.1", port, certs, protocol=PROTOCOL, link=link, timeout_s=600)
-        data = PartyData(np.arange(x_b.shape[0]), x_b, y)
-        rep = train_party("B", ch, data, CaesarParams(**params), finish=False)[1]
-        ch.close()
-        queue.put(
-            {"seconds_per_batch": rep.seconds_per_batch, "bytes_per_batch": rep.bytes_per_batch}
-        )
-    except Exception as exc:  # reported to the parent
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
-
-
-def _caesar_two_processes(
-    x_a: Any, x_b: Any, y: Any, params: dict[str, Any], link: Any, work_dir: Any
-) -> dict[str, float]:
-    import multiprocessing as mp
-    import socket
-
-    import numpy as np
-
-    from aisec.privacy.caesar.data import PartyData
-    from aisec.privacy.caesar.protocol import PROTOCOL, CaesarParams, train_party
-    from aisec.transport.certs import make_certs
-    from aisec.transport.tcp import connect
-
-    certs = work_dir / "certs"
-    if not (certs / "ca.pem").exists():
-        make_certs(certs, ("A", "B"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ctx = mp.get_context("forkserver")
-    queue = ctx.Queue()
-    proc = ctx.Process(
-        target=_party_b_process, args=(port, str(certs), x_b, y, params, link, queue)
-    )
-    proc.start()
-    try:
-        ch = connect(
-            "A",
-            "B",
-            "127.0.0.1",
-            port,
-            certs,
-            protocol=PROTOCOL,
-            link=link,
-            timeout_s=600,
-            retry_s=60,
-        )
-        t0 = time.perf_counter()
-        ra = train_party(
-            "A", ch, PartyData(np.arange(x_a.shape[0]), x_a), CaesarParams(**params), finish=False
-        )[1]
-        total = time.perf_counter() - t0
-        ch.close()
-        rb = queue.get(timeout=600)
-    finally:
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.terminate()
-    if "error" in rb:
-        raise RuntimeError(f"party B: {rb['error']}")
-    per_batch = [
-        max(a, b) for a, b in zip(ra.seconds_per_batch, rb["seconds_per_batch"], strict=True)
-    ]
-    return {
-        "seconds_per_batch": float(np.mean(per_batch)),
-        "bytes_per_batch": rb["bytes_per_batch"],
-        "setup_seconds": total - sum(ra.seconds_per_batch),
-    }
-
-
-def _secureml_scaled(
-    x_a: Any,
-    x_b: Any,
-    y: Any,
-    m: int,
-    rows: int,
-    batches: int,
-    link: Any,
-    epochs: int = 1,
-    **extra: Any,
-) -> tuple[Any, float]:
-    """SecureML (minimax sigmoid, CAESAR's step and L2) on ``batches`` batches of ``rows`` rows
-    per epoch, and the factor that scales its first-epoch per-batch figures to ``m`` rows."""
-    import numpy as np
-
-    from aisec.privacy.baselines.secureml import train_secureml
-
-    sub = np.arange(rows * batches)
-    r = train_secureml(
-        x_a[sub],
-        x_b[sub],
-        y[sub],
-        coefficients=(0.5, 0.125),
-        learning_rate=0.5,
-        l2=1e-4,
-        batch_size=rows,
-        epochs=epochs,
-        max_batches=batches,
-        link=link,
-        **extra,
-    )
-    return r, m / rows
-
-
-def _secureml_he(
-    x_a: Any, x_b: Any, y: Any, m: int, d: int, params: Mapping[str, Any], link: Any, scheme: str
-) -> dict[str, float]:
-    """SecureML with HE-made triples on a few rows of one batch, scaled to ``m`` rows."""
-    import numpy as np
-
-    rows = min(m, max(1, params["secureml_he_max_products"] // (d + 1)))
-    r, scale = _secureml_scaled(
-        x_a, x_b, y, m, rows, 1, link, triples="he", he_scheme=scheme, key_bits=params["key_bits"]
-    )
-    return {
-        "seconds": float(np.mean(r.seconds_per_batch)) * scale,
-        "offline": float(np.mean(r.offline_seconds_per_batch)) * scale,
-        "bytes": r.bytes_per_batch * scale,
-        "rows": rows,
-    }
-
-
-def _caesar_batches(
-    x_a: Any,
-    x_b: Any,
-    y: Any,
-    key_bits: int,
-    batch: int,
-    k: int,
-    link: Any,
-    workers: int,
-    work_dir: Any = None,
-    he_scheme: str = "gmpy2-paillier",
-) -> dict[str, float]:
-    import threading
-
-    import numpy as np
-
-    from aisec.privacy.caesar.data import PartyData
-    from aisec.privacy.caesar.protocol import CaesarParams, train_party
-    from aisec.transport import inprocess_pair
-
-    n = x_a.shape[0]
-    ids = np.arange(n)
-    p = CaesarParams(
-        key_bits=key_bits,
-        he_scheme=he_scheme,
-        sigmoid="minimax",
-        batch_size=batch,
-        epochs=1,
-        max_batches=k,
-        workers=workers,
-    )
-    if work_dir is not None:
-        return _caesar_two_processes(x_a, x_b, y, p.model_dump(), link, work_dir)
-    ca, cb = inprocess_pair("A", "B", link, 600)
-    out: dict[str, Any] = {}
-
-    def go(role: str, ch: Any, data: PartyData) -> None:
-        try:
-            out[role] = train_party(role, ch, data, p, finish=False)[1]
-        except Exception as exc:  # re-raised below
-            out[role + "_err"] = exc
-
-    ts = [
-        threading.Thread(target=go, args=("A", ca, PartyData(ids, x_a))),
-        threading.Thread(target=go, args=("B", cb, PartyData(ids, x_b, y))),
-    ]
-    t0 = time.perf_counter()
-    [t.start() for t in ts]
-    [t.join() for t in ts]
-    total = time.perf_counter() - t0
-    for key in ("A_err", "B_err"):
-        if key in out:
-            raise out[key]
-    rb = out["B"]
-    per_batch = float(np.mean(rb.seconds_per_batch))
-    return {
-        "seconds_per_batch": per_batch,
-        "bytes_per_batch": rb.bytes_per_batch,
-        "setup_seconds": total - sum(rb.seconds_per_batch),
-    }
 
 
 @scenario(
@@ -318,149 +130,24 @@ def _caesar_batches(
         "workers": 2,
     },
     description="CAESAR vs SecureML-style dense SS LR: time and bytes per batch on a shaped link",
+    headline=[
+        Headline(
+            "speedup_vs_secureml",
+            ">= 10",
+            "epoch-1 speedup",
+            "x",
+            why="CAESAR target (research/privacy.md): >= 10x faster than our SecureML-style "
+            "baseline at d >= 10^4, density <= 1 %, on a throttled link (first epoch)",
+        ),
+        Headline("speedup_vs_secureml_training", label="training speedup", unit="x"),
+    ],
 )
 def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
+    from aisec.privacy.caesar.compare import SecureMLComparison, compare_with_secureml
 
-    from aisec.privacy.caesar.data import split_columns, zipf_sparse
-    from aisec.transport import Link
-
-    link = Link(params["bandwidth_mbps"] * 1e6, params["latency_ms"] / 1e3)
-    m, k = params["batch_size"], params["batches"]
-    rows: list[dict[str, Any]] = []
-    notes = [
-        f"link {link.describe()} on every edge (A-B, dealer-A, dealer-B); batch {m}; "
-        f"{params['key_bits']}-bit keys (Paillier and OU); minimax sigmoid in both systems",
-        "seconds are per training batch; one-time costs (key generation, tables, the final "
-        "reveal of d weights) are not in the per-batch figures",
-        f"epoch seconds are per-batch seconds x {params['epoch_rows']} rows / batch size",
-        "CAESAR parties: "
-        + (
-            "two processes over TCP + mutual TLS on loopback (shaped)"
-            if params["two_processes"]
-            else "two threads of one process"
-        )
-        + "; SecureML parties and dealer: threads (their cost is the shaped link)",
-        "dealer SecureML: the row masks U are dealt once before training (not timed); seconds "
-        "are online time from when the batch's triple is in hand; first epoch (each row's "
-        "E = X - U is opened, m x d per batch) and later epochs (E reused: O(m + d) per batch) "
-        "are reported apart; secureml_seconds and speedup_vs_secureml are the first epoch's; "
-        f"speedup_vs_secureml_training is over {params['training_epochs']} epochs (CAESAR's "
-        "default), one that opens the rows and the rest that reuse them",
-    ]
-    from aisec.crypto.ou import ou_available
-
-    schemes = [s for s in params["schemes"] if s != "heu-ou" or ou_available()]
-    if len(schemes) < len(params["schemes"]):
-        notes.append("heu-ou skipped: sf-heu is not installed")
-    combos = [(d, rho) for d in params["dims"] for rho in params["densities"]]
-    he_scheme = "heu-ou" if "heu-ou" in schemes else "gmpy2-paillier"
-    he_cache: dict[int, dict[str, float]] = {}
-    notes.append(
-        "secureml_he: SecureML whose triples the two parties make themselves with "
-        f"{he_scheme} (its LHE offline phase; no dealer, CAESAR's trust model); measured on "
-        f"batches of max(1, {params['secureml_he_max_products']} // d) rows and scaled "
-        "linearly to the batch size (extrapolated), at d in "
-        f"{params['secureml_he_dims']}"
-    )
-    for i, (d, rho) in enumerate(combos):
-        ctx.report(i / len(combos), f"d={d} density={rho}")
-        n = m * k
-        x, y = zipf_sparse(n, d, max(rho * d, 0.05), ctx.rng, n_informative=min(64, d))
-        a, b = split_columns(x, y, 0.5)
-        per_scheme = {
-            scheme: _caesar_batches(
-                a.X,
-                b.X,
-                y,
-                params["key_bits"],
-                m,
-                k,
-                link,
-                params["workers"],
-                ctx.work_dir if params["two_processes"] else None,
-                scheme,
-            )
-            for scheme in schemes
-        }
-        # SecureML: measured at full batch if m*d fits, else on fewer rows and scaled linearly
-        m_sml = min(m, max(1, params["secureml_max_elements"] // (d + 1)))
-        extrapolated = m_sml < m
-        # dealer-aided SecureML over two epochs: the first opens the masked rows (E = X - U),
-        # the second reuses them; online time (from when the batch's triple is in hand)
-        r, scale = _secureml_scaled(a.X, b.X, y, m, m_sml, k, link, epochs=2)
-        online = r.epoch_means(r.online_seconds_per_batch)
-        sent = r.epoch_means(r.party_bytes_per_batch)
-        sml_sec, sml_bytes = online[0] * scale, sent[0] * scale
-        later = (
-            {
-                "secureml_later_epochs_seconds": online[1],
-                "secureml_later_epochs_bytes": sent[1],
-            }
-            if not extrapolated
-            else {}
-        )
-        he = he_cache.get(d)
-        if he is None and d in params["secureml_he_dims"]:
-            he = he_cache[d] = _secureml_he(a.X, b.X, y, m, d, params, link, he_scheme)
-        for scheme, c in per_scheme.items():
-            rows.append(
-                {
-                    "labels": {
-                        "d": str(d),
-                        "density": str(rho),
-                        "scheme": scheme,
-                        "secureml": "extrapolated" if extrapolated else "measured",
-                    },
-                    "metrics": {
-                        "nnz_per_batch": int(x.nnz * m / n),
-                        "caesar_seconds": c["seconds_per_batch"],
-                        "caesar_bytes": c["bytes_per_batch"],
-                        "secureml_seconds": sml_sec,
-                        "secureml_bytes": sml_bytes,
-                        "secureml_rows_measured": m_sml,
-                        "speedup_vs_secureml": sml_sec / c["seconds_per_batch"],
-                        "bytes_ratio_vs_secureml": sml_bytes / c["bytes_per_batch"],
-                        "caesar_epoch_seconds": c["seconds_per_batch"] * params["epoch_rows"] / m,
-                        "secureml_epoch_seconds": sml_sec * params["epoch_rows"] / m,
-                        **later,
-                        **(
-                            {
-                                "speedup_vs_secureml_later_epochs": later[
-                                    "secureml_later_epochs_seconds"
-                                ]
-                                / c["seconds_per_batch"],
-                                # a whole training run of E epochs: one epoch that opens the
-                                # masked rows, E - 1 that reuse them; CAESAR costs the same
-                                # every epoch
-                                "speedup_vs_secureml_training": (
-                                    sml_sec
-                                    + (params["training_epochs"] - 1)
-                                    * later["secureml_later_epochs_seconds"]
-                                )
-                                / (params["training_epochs"] * c["seconds_per_batch"]),
-                            }
-                            if later
-                            else {}
-                        ),
-                        **(
-                            {
-                                "secureml_he_seconds": he["seconds"],
-                                "secureml_he_offline_seconds": he["offline"],
-                                "secureml_he_bytes": he["bytes"],
-                                "secureml_he_rows_measured": he["rows"],
-                                "speedup_vs_secureml_he": he["seconds"] / c["seconds_per_batch"],
-                            }
-                            if he
-                            else {}
-                        ),
-                    },
-                }
-            )
-        if extrapolated:
-            notes.append(
-                f"d={d}, density={rho}: SecureML measured on batches of {m_sml} rows and "
-                f"scaled x{scale:.1f} to {m} rows (extrapolated)"
-            )
+    spec = SecureMLComparison.model_validate(dict(params))
+    cmp = compare_with_secureml(spec, ctx.rng, processes_dir=ctx.work_dir, progress=ctx.report)
+    rows, schemes, notes, link = cmp.rows, cmp.schemes, cmp.notes, spec.link()
 
     def at(d: str, rho: str, scheme: str) -> dict[str, Any] | None:
         lab = {"d": d, "density": rho, "scheme": scheme}
@@ -489,7 +176,7 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         for sc in schemes
         if (r := at(head["labels"]["d"], head["labels"]["density"], sc))
     }
-    lines = [(sc, rho) for rho in params["densities"] for sc in schemes]
+    lines = [(sc, rho) for rho in spec.densities for sc in schemes]
 
     def pts(rho: float, sc: str, key: str) -> tuple[list[float], list[float]]:
         sel = [
@@ -523,7 +210,7 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
                 logx=True,
                 logy=True,
             )
-            for rho in params["densities"]
+            for rho in spec.densities
         ]
     return Result(
         metrics={
@@ -540,7 +227,16 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
                 f"{head['labels']['scheme']}"
             ),
         },
-        labels={"key_bits": str(params["key_bits"]), "link": link.describe()},
+        labels={
+            "key_bits": str(spec.key_bits),
+            "link": link.describe(),
+            "secureml_he_scheme": cmp.secureml_he_scheme,
+            **(
+                {"skipped": "; ".join(f"{k}: {v}" for k, v in cmp.skipped.items())}
+                if cmp.skipped
+                else {}
+            ),
+        },
         breakdown=rows,
         series=series,
         notes=notes,
@@ -553,31 +249,20 @@ def vs_secureml(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     params={"key_bits": 1024, "batch_size": 64, "d": 2000, "nnz": [2, 20, 200], "batches": 1},
     full_params={"key_bits": 2048, "batch_size": 256, "batches": 2},
     description="CAESAR bytes per batch against batch size, d and non-zeros",
+    headline=[Headline("bytes_spread_over_nnz", label="bytes spread/nnz")],
 )
 def bytes_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
-    from aisec.privacy.caesar.data import split_columns, zipf_sparse
+    from aisec.privacy.caesar.compare import bytes_sweep
 
-    m, d, k = params["batch_size"], params["d"], params["batches"]
-    rows = []
-    grid = [(m, d, z) for z in params["nnz"]] + [
-        (m, d * 10, params["nnz"][0]),
-        (2 * m, d, params["nnz"][0]),
-    ]
-    for i, (mb, dd, z) in enumerate(grid):
-        ctx.report(i / len(grid), f"m={mb} d={dd} nnz/row={z}")
-        x, y = zipf_sparse(mb * k, dd, z, ctx.rng)
-        a, b = split_columns(x, y, 0.5)
-        c = _caesar_batches(a.X, b.X, y, params["key_bits"], mb, k, None, 1)
-        rows.append(
-            {
-                "labels": {"batch": str(mb), "d": str(dd), "nnz_per_row": str(z)},
-                "metrics": {
-                    "bytes_per_batch": c["bytes_per_batch"],
-                    "bytes_per_row": c["bytes_per_batch"] / mb,
-                    "seconds_per_batch": c["seconds_per_batch"],
-                },
-            }
-        )
+    rows = bytes_sweep(
+        params["key_bits"],
+        params["batch_size"],
+        params["d"],
+        list(params["nnz"]),
+        params["batches"],
+        ctx.rng,
+        ctx.report,
+    )
     b0 = [r["metrics"]["bytes_per_batch"] for r in rows[: len(params["nnz"])]]
     return Result(
         metrics={
@@ -596,29 +281,32 @@ def bytes_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     )
 
 
-def _measure(s: Any, vals: list[int], nd: int) -> dict[str, float]:
-    """Operations per second of one backend on ``vals`` (decryption on the first ``nd``)."""
-    s.encrypt(vals[:2])  # build tables / warm up
+def _measure(sk: Any, vals: list[int], nd: int, owner: bool = True) -> dict[str, float]:
+    """Operations per second of one backend's key pair on ``vals`` (decryption on the first
+    ``nd``); ``owner`` encrypts with the secret key (CRT where the backend has it)."""
+    pk = sk.public
+    enc_key = sk if owner else pk
+    enc_key.encrypt(vals[:2])  # build tables / warm up
     ne = len(vals)
     t0 = time.perf_counter()
-    cts = s.encrypt(vals)
+    cts = enc_key.encrypt(vals)
     enc = ne / (time.perf_counter() - t0)
-    dcts = cts[:nd] if isinstance(cts, list) else s.encrypt(vals[:nd])
+    dcts = pk.slice(cts, 0, nd) if isinstance(cts, list) else enc_key.encrypt(vals[:nd])
     t0 = time.perf_counter()
-    s.decrypt(dcts)
+    sk.decrypt(dcts)
     dec = nd / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    s.add(cts, cts)
+    pk.add(cts, cts)
     add = ne / (time.perf_counter() - t0)
     t0 = time.perf_counter()
-    s.mul_plain(cts, [12345] * ne)
+    pk.mul_plain(cts, [12345] * ne)
     mul = ne / (time.perf_counter() - t0)
     return {
         "encrypt_per_s": enc,
         "decrypt_per_s": dec,
         "add_per_s": add,
         "mul_small_per_s": mul,
-        "ciphertext_bytes": len(s.to_bytes(cts)) / ne,
+        "ciphertext_bytes": len(pk.ciphertexts_to_bytes(cts)) / ne,
     }
 
 
@@ -634,9 +322,29 @@ def _measure(s: Any, vals: list[int], nd: int) -> dict[str, float]:
     },
     full_params={"n_encrypt": 2000, "n_decrypt": 400, "n_phe": 200},
     description="Paillier/OU operations per second on one core for each HE backend",
+    headline=[
+        Headline(
+            "fast_backend_encrypt_per_s",
+            ">= 5000",
+            "HEU encrypt/s",
+            why="fast_backend_target_5000 in this scenario",
+        ),
+        Headline(
+            "gmpy2_encrypt_per_s",
+            ">= 800",
+            "gmpy2 encrypt/s",
+            why="gmpy2_encrypt_target_800 in this scenario",
+        ),
+        Headline(
+            "gmpy2_decrypt_per_s",
+            ">= 100",
+            "gmpy2 decrypt/s",
+            why="gmpy2_decrypt_target_100 in this scenario",
+        ),
+    ],
 )
 def paillier_ops(params: Mapping[str, Any], ctx: BenchContext) -> Result:
-    from aisec.crypto.backends import available_backends, make_scheme
+    from aisec.crypto.he import available_backends, generate_he_keypair
 
     bits = params["key_bits"]
     rows, notes = [], []
@@ -646,18 +354,19 @@ def paillier_ops(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         if name not in have:
             notes.append(f"{name}: library not installed here; skipped")
             continue
-        s = make_scheme(name, bits)
+        sk = generate_he_keypair(name, bits)
         ne = params["n_phe"] if name == "phe-paillier" else params["n_encrypt"]
         nd = params["n_phe"] if name == "phe-paillier" else params["n_decrypt"]
         vals = [int(v) for v in ctx.rng.integers(-(2**40), 2**40, size=ne)]
-        rows.append({"labels": {"backend": name}, "metrics": _measure(s, vals, nd)})
+        rows.append({"labels": {"backend": name}, "metrics": _measure(sk, vals, nd)})
         if name == "gmpy2-paillier":
-            pub = make_scheme(name, bits)
-            pub.owner = False  # type: ignore[attr-defined]
+            pub = generate_he_keypair(name, bits)
             rows.append(
                 {
                     "labels": {"backend": "gmpy2-paillier (public key only)"},
-                    "metrics": {"encrypt_per_s": _measure(pub, vals, 1)["encrypt_per_s"]},
+                    "metrics": {
+                        "encrypt_per_s": _measure(pub, vals, 1, owner=False)["encrypt_per_s"]
+                    },
                 }
             )
     by = {r["labels"]["backend"]: r["metrics"] for r in rows}
@@ -690,6 +399,7 @@ def paillier_ops(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     params={"key_bits": 1024, "n": 600, "workers": [1, 2]},
     full_params={"key_bits": 2048, "n": 2000},
     description="HE work (encrypt, decrypt, sparse product) on 1 vs 2 worker processes",
+    headline=[Headline("speedup_2_workers", label="2-worker speedup", unit="x")],
 )
 def workers_scaling(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     import os

@@ -50,6 +50,8 @@ __all__ = [
     "run_party",
     "predict_remote",
     "write_split",
+    "he_scheme_here",
+    "run_two_threads",
     "auc_score",
     "RECIPES",
 ]
@@ -111,6 +113,19 @@ def _prepare(recipe: CaesarRecipe) -> tuple[PartyData, PartyData, PartyData, Par
     return a_tr, b_tr, a_te, b_te
 
 
+def he_scheme_here(requested: str) -> tuple[str, str | None]:
+    """The HE scheme to run here for ``requested``, and why it differs (None if it does not).
+
+    ``heu-ou`` needs sf-heu; where that is missing the Paillier scheme on gmpy2 runs instead
+    (same protocol, slower), and the reason is returned so the caller can record it.
+    """
+    from aisec.crypto.heu import heu_available as ou_available
+
+    if requested == "heu-ou" and not ou_available():
+        return "gmpy2-paillier", "heu-ou -> gmpy2-paillier: sf-heu is not installed"
+    return requested, None
+
+
 def write_split(recipe: CaesarRecipe, out_dir: str | Path) -> dict[str, str]:
     """Write the four party files (A/B x train/test) of a recipe's data for two-host runs."""
     a_tr, b_tr, a_te, b_te = _prepare(recipe)
@@ -119,7 +134,9 @@ def write_split(recipe: CaesarRecipe, out_dir: str | Path) -> dict[str, str]:
     return {k: str(save_party(out / f"{k}.safetensors", v)) for k, v in files.items()}
 
 
-def _two_threads(fn_a: Any, fn_b: Any) -> tuple[Any, Any]:
+def run_two_threads(fn_a: Any, fn_b: Any) -> tuple[Any, Any]:
+    """Run party A's and party B's callables as two threads; returns both results, or raises
+    the root cause (a non-peer error first, not the other party's "aborted" echo)."""
     out: dict[str, Any] = {}
 
     def wrap(key: str, fn: Any) -> None:
@@ -152,7 +169,7 @@ def run_local(
     out = Path(out_dir) if out_dir is not None else None
     ck = (lambda r: out / "checkpoints" / r) if out is not None else (lambda r: None)
     t0 = time.perf_counter()
-    (ma, ra), (mb, rb) = _two_threads(
+    (ma, ra), (mb, rb) = run_two_threads(
         lambda: train_party("A", ca, a_tr, p, ck("A")),
         lambda: train_party("B", cb, b_tr, p, ck("B"), progress),
     )
@@ -316,7 +333,7 @@ def predict_local(
     ma, mb = CaesarModel.load(model_a), CaesarModel.load(model_b)
     da, db = load_party(data_a), load_party(data_b)
     ca, cb = inprocess_pair()
-    _, probs = _two_threads(
+    _, probs = run_two_threads(
         lambda: predict_party("A", ca, ma, da), lambda: predict_party("B", cb, mb, db)
     )
     return _summary(probs, db)
