@@ -171,7 +171,7 @@ def test_local_judges_do_not_read_nan_or_ties_as_verdicts(scripted_scorer):
     lm = scripted_scorer(lambda p, c: [nan] * len(c) if "[nan]" in p else [-1.0] * len(c))
     vs = make_judge("llama-guard", model=lm).judge(["p", "p"], ["x [nan]", "x [tie]"])
     assert [v.state for v in vs] == ["unjudged", "unjudged"]
-    assert "non-finite" in vs[0].reason and "P(unsafe) = P(safe)" in vs[1].reason
+    assert "unreadable" in vs[0].reason and "P(unsafe) = P(safe)" in vs[1].reason
     vs = make_judge("strongreject", model=lm).judge(["p"], ["x [nan]"])
     assert vs[0].state == UNJUDGED
 

@@ -87,11 +87,12 @@ def parse_llama_guard(text: str) -> tuple[bool, tuple[str, ...]] | None:
 
 def _first_token_verdict(safe_lp: float, unsafe_lp: float) -> Verdict:
     """P(unsafe) = sigmoid(lp_unsafe - lp_safe), unjudged when it cannot be read."""
-    if not (math.isfinite(safe_lp) and math.isfinite(unsafe_lp)):
+    lps = (safe_lp, unsafe_lp)
+    if any(math.isnan(x) or x == math.inf for x in lps) or max(lps) == -math.inf:
         return Verdict.unjudged(
-            f"non-finite first-token log-probabilities (safe {safe_lp}, unsafe {unsafe_lp})"
+            f"unreadable first-token log-probabilities (safe {safe_lp}, unsafe {unsafe_lp})"
         )
-    d = unsafe_lp - safe_lp
+    d = unsafe_lp - safe_lp  # +-inf when one word has probability 0: P(unsafe) is 1 or 0
     if d == 0.0:  # e.g. both words start with the same token: the logits cannot tell them apart
         return Verdict.unjudged(
             "P(unsafe) = P(safe): the first tokens do not separate the verdicts"
