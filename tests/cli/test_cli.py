@@ -179,3 +179,26 @@ def test_bench_json_and_rows_hold_no_nan(tmp_path, capsys, monkeypatch):
     assert row["headline"][0]["met"] is None
     for line in (tmp_path / "rows.jsonl").read_text().splitlines():
         _strict_json(line)
+
+
+_NOT_BUILT = ("SeSoRec", "HashVFL", "VideoMarkBench", "OML", "EnchTable")
+
+
+def test_help_and_package_docstrings_mark_what_is_not_built(capsys):
+    import importlib
+
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    working, _, coming = text.partition("Not built yet:")
+    assert coming, "aisec --help does not say what is not built yet"
+    for name in _NOT_BUILT:
+        assert name in coming and name not in working, name
+    commands = {c[0] for c in all_commands()}
+    for cmd in ("caesar", "mpc", "watermark", "safechain", "judge", "certify", "bench", "report"):
+        assert f"{cmd})" in working or f"{cmd}," in working, cmd
+        assert cmd in commands
+    for pkg in ("aisec", "aisec.privacy", "aisec.provenance", "aisec.safety"):
+        doc = importlib.import_module(pkg).__doc__ or ""
+        built, _, later = doc.partition("Not built yet:")
+        for name in _NOT_BUILT:
+            assert name not in built, f"{pkg} names {name} as if it existed"

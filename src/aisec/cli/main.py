@@ -27,7 +27,9 @@ class LazyGroup(click.Group):
         import aisec.cli.commands as pkg
 
         return sorted(
-            m.name.replace("_", "-") for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")
+            m.name.replace("_", "-")
+            for m in pkgutil.iter_modules(pkg.__path__)
+            if not m.name.startswith("_")
         )
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
@@ -42,9 +44,13 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """aisec: secure AI systems across their life.
 
-    Private training (CAESAR, SeSoRec, HashVFL), provenance (GaussMarker, VideoMarkBench, OML
-    fingerprints), safety (EnchTable, SafeChain) and robustness (certifier availability attacks),
-    on one asset resolver, one benchmark harness and one report.
+    \b
+    Working: CAESAR two-party training (caesar, mpc), GaussMarker
+    watermarks (watermark), SafeChain (safechain, judge) and certifier
+    availability attacks (certify), on one asset resolver (assets), one
+    benchmark harness (bench) and one report (report).
+    Not built yet: SeSoRec, HashVFL, VideoMarkBench, OML fingerprints,
+    EnchTable.
     """
 
 
@@ -109,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("AISEC_DEBUG"):
             raise
         msg = " ".join(str(exc).split())
-        click.echo(f"error: {type(exc).__name__}: {msg} (set AISEC_DEBUG=1 for the traceback)", err=True)
+        click.echo(
+            f"error: {type(exc).__name__}: {msg} (set AISEC_DEBUG=1 for the traceback)", err=True
+        )
         return 1
 
 
