@@ -158,8 +158,10 @@ def judge_agreement(params: Mapping[str, Any], ctx: Any) -> Result:
             else:
                 a = agree(j, prompts, responses, labels)
             breakdown.append({"labels": {"judge": name}, "metrics": {
-                "accuracy": a.accuracy, "f1": a.f1, "pearson": a.pearson, "n": a.n}})
+                "accuracy": a.accuracy, "f1": a.f1, "pearson": a.pearson, "n": a.n,
+                "unjudged": a.unjudged}})
             key = name.replace("-", "_")
+            metrics[f"unjudged_{key}"] = a.unjudged  # left out of accuracy, F1 and Pearson
             metrics[f"accuracy_{key}"] = a.accuracy
             metrics[f"f1_{key}"] = a.f1
             metrics[f"pearson_{key}"] = a.pearson
