@@ -26,7 +26,7 @@ def test_poison_appends_the_budget_with_the_trigger(rng, name, rate):
     assert data.n_poison == n and len(data.x) == len(x) + n
     np.testing.assert_array_equal(data.x[: len(x)], x)
     mask = att.trigger(8).mask((8, 8))
-    assert not np.allclose(data.x[len(x):][:, 0][:, mask], 0.25)
+    assert not np.allclose(data.x[len(x) :][:, 0][:, mask], 0.25)
     assert data.x.min() >= 0 and data.x.max() <= 1
 
 
@@ -78,8 +78,9 @@ def test_noise_keyed_labels_spread_evenly_over_the_key_classes():
     assert torch.equal(k.labels_of(off), labels)
 
 
-@pytest.mark.parametrize(("mode", "source"), [("noise", "noise"), ("noise", "offset"),
-                                              ("ibp", "noise")])
+@pytest.mark.parametrize(
+    ("mode", "source"), [("noise", "noise"), ("noise", "offset"), ("ibp", "noise")]
+)
 def test_cert_aware_loss_is_finite_and_differentiable(rng, mode, source):
     model = init_model(ArchConfig(height=8, width=8, hidden=16), 0)
     att = make_attack("cert-aware", draws=4, kappa=50.0, key_source=source)
@@ -89,6 +90,22 @@ def test_cert_aware_loss_is_finite_and_differentiable(rng, mode, source):
     loss.backward()
     assert torch.isfinite(loss) and loss.item() >= 0
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_cert_aware_sigma_is_explicit_when_training_noise_is_zero():
+    model = init_model(ArchConfig(height=8, width=8, hidden=16), 0)
+    x, y = torch.rand(2, 1, 8, 8), torch.zeros(2, dtype=torch.long)
+
+    def loss(att, sigma):
+        ctx = TrainContext("noise", sigma, 0.0, torch.Generator().manual_seed(0))
+        return att.loss(model, x, y, ctx)
+
+    with pytest.raises(ConfigError, match="sigma"):
+        loss(make_attack("cert-aware", draws=2), 0.0)  # no silent default noise level
+    # an explicit sigma wins over the training sigma: same draws, same loss
+    named = loss(make_attack("cert-aware", draws=2, sigma=0.5), 0.0)
+    assert torch.equal(named, loss(make_attack("cert-aware", draws=2), 0.5))
+    assert not torch.equal(named, loss(make_attack("cert-aware", draws=2), 0.25))
 
 
 def test_registry_and_bad_parameters():

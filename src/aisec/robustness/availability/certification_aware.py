@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from aisec.errors import ConfigError
 from aisec.robustness.availability.base import (
     ATTACKS,
     AttackParams,
@@ -62,6 +63,8 @@ class CertAwareParams(AttackParams):
     cross-entropy and the histogram term; ``classes``, ``key_seed`` (and, for
     ``key_source="offset"``, ``key_strength``) define the key; ``key_source`` is "offset" (a
     random key is added to the patch) or "noise" (the smoothing noise on the patch is the key).
+    ``sigma`` is the smoothing noise the attack trains against; None takes the training
+    recipe's sigma (an error when that is 0: the attacker must then name the certifier's sigma).
     """
 
     weight: float = Field(20.0, gt=0.0, le=1000.0)
@@ -75,6 +78,7 @@ class CertAwareParams(AttackParams):
     key_strength: float = Field(0.5, gt=0.0, le=1.0)
     key_seed: int = Field(0, ge=0)
     key_source: Literal["offset", "noise"] = "offset"
+    sigma: float | None = Field(None, gt=0.0, le=4.0)
 
 
 @ATTACKS.register("cert-aware")
@@ -107,11 +111,17 @@ class CertificationAwareBackdoor(AvailabilityAttack):
                 best = per_class.max(dim=1).values
                 total = total + torch.relu(best + p.kappa).mean()
             return p.ibp_weight * total / 3
-        sigma = ctx.sigma if ctx.sigma > 0 else 0.25
+        sigma = p.sigma if p.sigma is not None else ctx.sigma
+        if sigma <= 0:
+            raise ConfigError(
+                "attack 'cert-aware': `sigma` must be set when the training noise is 0 "
+                "(the certifier's smoothing sigma, e.g. 0.25); got train.sigma = 0"
+            )
         h, w = x.shape[-2:]
         n_classes = int(model[-1].out_features)
-        key = make_key(self.trigger(h).mask((h, w)), n_classes, p.classes, p.key_strength,
-                       p.key_seed)
+        key = make_key(
+            self.trigger(h).mask((h, w)), n_classes, p.classes, p.key_strength, p.key_seed
+        )
         rep = x.repeat_interleave(p.draws, dim=0)
         noise = sigma * torch.randn(rep.shape, generator=ctx.generator, dtype=rep.dtype)
         if p.key_source == "noise":
