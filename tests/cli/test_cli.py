@@ -202,3 +202,51 @@ def test_help_and_package_docstrings_mark_what_is_not_built(capsys):
         built, _, later = doc.partition("Not built yet:")
         for name in _NOT_BUILT:
             assert name not in built, f"{pkg} names {name} as if it existed"
+
+
+def test_bench_precedence_defaults_recipe_set_flags(tmp_path, capsys, monkeypatch):
+    from aisec.bench import Result, runner
+    from aisec.bench.scenario import Scenario
+
+    scen = Scenario(
+        "t.prec",
+        lambda p, ctx: Result(metrics={"k": p["k"]}),
+        "t",
+        {"k": 1, "j": 0},
+        {"k": 2},
+        ("quick", "full"),
+        (0,),
+        (0,),
+        "",
+    )
+    monkeypatch.setattr(runner, "select", lambda names, suite: [scen])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("suite: full\nscenarios: [t.prec]\nparams:\n  t.prec: {k: 5, j: 3}\n")
+
+    def run(*extra):
+        out = tmp_path / f"o{len(list(tmp_path.iterdir()))}"
+        assert (
+            main(
+                [
+                    "bench",
+                    "run",
+                    "--recipe",
+                    str(recipe),
+                    "--out",
+                    str(out),
+                    "--format",
+                    "json",
+                    "--no-report",
+                    *extra,
+                ]
+            )
+            == 0
+        )
+        row = json.loads(capsys.readouterr().out)["rows"][0]
+        return row["suite"], row["params"]
+
+    assert run() == ("full", {"k": 5, "j": 3})  # the recipe beats the suite's defaults
+    assert run("--set", "t.prec.k=7") == ("full", {"k": 7, "j": 3})  # --set beats the recipe
+    assert run("--suite", "quick") == ("quick", {"k": 5, "j": 3})  # a flag beats the recipe
+    assert main(["bench", "run", "t.prec", "--set", "t.k=1", "--out", str(tmp_path / "x")]) == 2
+    assert "SCENARIO.PARAM=VALUE for a selected scenario (t.prec)" in capsys.readouterr().err

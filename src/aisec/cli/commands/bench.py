@@ -10,22 +10,32 @@ import click
 from aisec.cli.common import emit, format_option
 
 
-def _parse_sets(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    import yaml
+def _scenario_sets(items: tuple[str, ...], names: list[str]) -> dict[str, dict[str, Any]]:
+    """``--set SCENARIO.PARAM=VALUE`` items, parsed by :func:`aisec.config.parse_overrides` alone
+    (values read as YAML scalars), as ``{scenario: {param: value}}``.
 
+    Scenario names hold dots themselves, so the key path is split after the first prefix that
+    names one of ``names`` (the selected scenarios).
+    """
+    from aisec.config import apply_overrides, parse_overrides
     from aisec.errors import ParameterError
 
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        key, sep, raw = item.partition("=")
-        scen, dot, param = key.strip().rpartition(".")
-        if not sep or not dot or not scen or not param:
-            raise ParameterError("--set", "must look like SCENARIO.PARAM=VALUE", item)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        out.setdefault(scen, {})[param] = value
+        node: Any = parse_overrides([item])
+        path: list[str] = []
+        while isinstance(node, dict) and len(node) == 1 and ".".join(path) not in names:
+            key, node = next(iter(node.items()))
+            path.append(key)
+        scen = ".".join(path)
+        if scen not in names or not isinstance(node, dict) or not node:
+            raise ParameterError(
+                "--set",
+                f"must look like SCENARIO.PARAM=VALUE for a selected scenario "
+                f"({', '.join(sorted(names))})",
+                item,
+            )
+        out[scen] = apply_overrides(out.get(scen, {}), node)
     return out
 
 
@@ -86,7 +96,10 @@ def _run(
     report: bool,
     fresh: bool,
     recipe: str | None = None,
+    suite_given: bool = False,
 ) -> None:
+    """Precedence: scenario defaults < suite < recipe < ``--set`` < flags (``--suite``,
+    ``--seed``, named scenarios)."""
     import os
     import time
     from pathlib import Path
@@ -94,17 +107,18 @@ def _run(
     from aisec.bench import runner
     from aisec.config import apply_overrides
 
-    overrides = _parse_sets(sets)
+    params: dict[str, Any] = {}
     if recipe is not None:
         from aisec.bench.recipe import load_bench_recipe
 
         r = load_bench_recipe(recipe)
         names = names or tuple(r.scenarios)
-        suite = r.suite
+        suite = suite if suite_given else r.suite
         seeds = seeds or tuple(r.seeds or ())
-        overrides = apply_overrides(r.params, overrides)
+        params = dict(r.params)
     errors = runner.discover()
     scenarios = runner.select(names, suite)
+    overrides = apply_overrides(params, _scenario_sets(sets, [s.name for s in scenarios]))
     out_dir = Path(out or os.path.join("runs", suite))
     if fresh and (out_dir / runner.ROWS_FILE).exists():
         (out_dir / runner.ROWS_FILE).rename(out_dir / f"rows.jsonl.bak-{int(time.time())}")
@@ -195,7 +209,17 @@ def command(
 ) -> None:
     """Benchmarks. Without a subcommand: run the SUITE on the embedded defaults and report."""
     if ctx.invoked_subcommand is None:
-        _run((), suite, out, fmt, sets, seeds, report, fresh)
+        _run((), suite, out, fmt, sets, seeds, report, fresh, None, _given(ctx, "suite"))
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or in the environment)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) in (
+        ParameterSource.COMMANDLINE,
+        ParameterSource.ENVIRONMENT,
+    )
 
 
 @command.command("run")
@@ -221,9 +245,10 @@ def run_cmd(
     """Run SCENARIOS (names, globs like 'caesar.*', or system names), else the whole SUITE.
 
     Writes one JSONL row per (scenario, seed) to OUT/rows.jsonl; exits 1 if any row failed.
-    Precedence: scenario defaults < suite < --recipe < --set.
+    Precedence: scenario defaults < suite < --recipe < --set < flags (--suite, --seed, names).
     """
-    _run(scenarios, suite, out, fmt, sets, seeds, report, fresh, recipe)
+    ctx = click.get_current_context()
+    _run(scenarios, suite, out, fmt, sets, seeds, report, fresh, recipe, _given(ctx, "suite"))
 
 
 @command.command("list")
