@@ -227,3 +227,64 @@ def test_train_commands_tiny(
         capsys, ["watermark", "train-ddpm", "--out", str(tmp_path / "e"), "--set", "train.stepz=2"]
     )
     assert rc == 2 and "stepz" in err
+
+
+def test_detect_with_a_gnr_needs_a_fuser_calibrated_for_the_key(
+    made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    from aisec.provenance.base import get_method
+    from aisec.provenance.keys import save_key
+    from aisec.rng import InsecureRandom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        key = get_method("gaussmarker").keygen((4, 16, 16), InsecureRandom(7))
+    kp = save_key(key, tmp_path / "u.key")
+    gnr = tmp_path / "g.safetensors"
+    tiny = ["--steps", "2", "--nf", "4", "--set", "batch_size=4", "--set", "depth=1"]
+    assert main(["watermark", "train-gnr", "--key", str(kp), "--out", str(gnr), *tiny]) == 0
+    gen = ["watermark", "generate", "--key", str(kp), "--n", "3", "--steps", "20", *BB]
+    assert (
+        main([*gen, "--method", "gaussmarker", "--seed", "3", "--out", str(tmp_path / "wm")]) == 0
+    )
+    images = sorted(map(str, (tmp_path / "wm").glob("*.png")))
+    clean = sorted(map(str, (made / "clean").glob("*.png")))
+    detect = ["watermark", "detect", *images, *clean, "--key", str(kp), "--steps", "20", *BB]
+    # No fuser for this key: the binomial threshold on GNR-restored bits is not a valid test.
+    rc, err = _err(capsys, [*detect, "--gnr", str(gnr)])
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "fuser calibrated for this key" in err and "aisec watermark robustness --key" in err
+    # Without the GNR the raw bits keep their exact binomial threshold.
+    capsys.readouterr()
+    assert main([*detect, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["watermarked"] for r in rows] == [True] * 3 + [False] * 3
+    # What the error says to do: fit and calibrate a fuser for the key, then detect with it.
+    run = tmp_path / "run"
+    sets = [
+        "backbone=gmm-digits",
+        f"gnr={gnr}",
+        "methods=[gaussmarker]",
+        "n=8",
+        "n_fit=8",
+        "n_cal=40",
+        "n_heldout=0",
+        "steps=20",
+        "distortions={}",
+        "attacks={}",
+        "fit_sweep={}",
+    ]
+    argv = ["watermark", "robustness", "--key", str(kp), "--out", str(run), "--format", "json"]
+    assert main([*argv, *(x for s in sets for x in ("--set", s))]) == 0
+    fuser = run / "fuser_gmm-digits_gnr.safetensors"
+    from aisec.provenance.fuser import Fuser
+
+    f = Fuser.load(fuser)
+    assert f.key_fingerprint == get_method("gaussmarker").key_fingerprint(key)
+    capsys.readouterr()
+    assert main([*detect, "--gnr", str(gnr), "--fuser", str(fuser), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["threshold"] == f.threshold for r in rows)
+    assert min(r["score"] for r in rows[:3]) > max(r["score"] for r in rows[3:])

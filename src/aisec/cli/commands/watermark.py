@@ -284,19 +284,23 @@ def train_gnr_cmd(
 
         from aisec.provenance.gnr import inverted_maps
 
-        torch.set_num_threads(cfg.threads)
         n_clean = inverted_clean or 2 * inverted
         _log(f"inverting {inverted} watermarked and {n_clean} clean samples (3 edits each)")
-        real = inverted_maps(
-            _backbone(backbone, model),
-            m,
-            key,
-            inverted,
-            n_clean,
-            torch.Generator().manual_seed(data_seed),
-            np.random.default_rng(data_seed),
-            num_steps=inversion_steps,
-        )
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        try:
+            real = inverted_maps(
+                _backbone(backbone, model),
+                m,
+                key,
+                inverted,
+                n_clean,
+                torch.Generator().manual_seed(data_seed),
+                np.random.default_rng(data_seed),
+                num_steps=inversion_steps,
+            )
+        finally:
+            torch.set_num_threads(threads)
     gnr = train_gnr(m.encrypted_map(key), cfg, seed=seed, log=_log, init=init, real=real)
     path = gnr.save(out)
     emit(
@@ -337,20 +341,35 @@ def train_ddpm_cmd(out: str, dataset: str, seed: int, overrides: tuple[str, ...]
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False))
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True)
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Use this key for its method (e.g. a GaussMarker key): the fusers written to --out are "
+    "fitted and calibrated for it, for `detect --fuser`. Default: keys drawn from --seed.",
+)
 @set_option
 @format_option
 def robustness_cmd(
-    recipe: str | None, out: str, seed: int, overrides: tuple[str, ...], fmt: str
+    recipe: str | None,
+    out: str,
+    seed: int,
+    key_path: str | None,
+    overrides: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Robustness of the four detectors under distortions (YAML RECIPE, defaults if omitted)."""
     from pathlib import Path
 
     from aisec.config import load_recipe
     from aisec.io import atomic_write_json
+    from aisec.provenance.keys import load_key
     from aisec.provenance.robustness import RobustnessRecipe, run_robustness
 
     r = load_recipe(RobustnessRecipe, recipe, overrides)
-    rep = run_robustness(r, seed=seed, log=_log)
+    key = load_key(key_path) if key_path else None
+    rep = run_robustness(r, seed=seed, log=_log, key=key)
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_json(d / "recipe.json", r.model_dump(mode="json"))
@@ -363,9 +382,8 @@ def robustness_cmd(
             "calibration": rep.calibration,
         },
     )
-    for name, fuser in rep.fusers.items():  # reusable with `aisec watermark detect --fuser`
-        uses_gnr = any(f.startswith("gnr_") for f in fuser.features)
-        suffix = "_gnr" if name == "gaussmarker" and uses_gnr else ""
+    for fuser in rep.fusers.values():  # reusable with `aisec watermark detect --fuser`
+        suffix = "_gnr" if any(f.startswith("gnr_") for f in fuser.features) else ""
         fuser.save(d / f"fuser_{r.backbone}{suffix}.safetensors")
 
     def text(_: object) -> None:
