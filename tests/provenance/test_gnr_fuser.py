@@ -85,6 +85,24 @@ def test_gnr_train_save_load_roundtrip(tmp_path) -> None:
         GNR.load(tmp_path / "bad.safetensors")
 
 
+def test_gnr_training_is_seeded_without_touching_global_torch_state() -> None:
+    m = (np.random.default_rng(0).random((4, 8, 8)) < 0.5).astype(np.uint8)
+    cfg = GNRConfig(steps=1, nf=4, depth=1, batch_size=4, threads=1, lr=1e-12)
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(123)
+        state = torch.random.get_rng_state()
+        a = train_gnr(m, cfg, seed=5)
+        assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG untouched
+        assert torch.get_num_threads() == 2  # the caller's thread count restored
+    finally:
+        torch.set_num_threads(before_threads)
+    torch.manual_seed(999)  # another global state: the same seed gives the same network
+    b = train_gnr(m, cfg, seed=5)
+    assert torch.equal(a.net.inc[0].weight, b.net.inc[0].weight)
+
+
 def test_gnr_continues_from_init_and_mixes_real_maps() -> None:
     from aisec.errors import ParameterError
 

@@ -71,7 +71,7 @@ def test_gaussmarker_without_a_gnr_is_refused_before_any_work(monkeypatch) -> No
         run_robustness(RobustnessRecipe(backbone="gmm-digits", gnr=None, attacks={}))
 
 
-def test_raw_variant_runs_without_a_gnr_under_its_own_name(gmm) -> None:
+def test_raw_variant_runs_without_a_gnr_under_its_own_name_and_leaves_torch_state(gmm) -> None:
     r = RobustnessRecipe(
         backbone="gmm-digits",
         methods=("gaussmarker_nognr",),
@@ -84,7 +84,18 @@ def test_raw_variant_runs_without_a_gnr_under_its_own_name(gmm) -> None:
         distortions={},
         attacks={},
     )
-    rep = run_robustness(r, seed=1)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(5)
+        state = torch.random.get_rng_state()
+        rep = run_robustness(r, seed=1)
+        assert torch.get_num_threads() == 2  # recipe.threads (1) applied inside the run only
+        assert torch.equal(torch.random.get_rng_state(), state)  # no global seeding
+    finally:
+        torch.set_num_threads(before)
     assert [row["method"] for row in rep.rows] == ["gaussmarker_nognr"]
     assert rep.fusers["gaussmarker_nognr"].features == ("gs_bit_acc", "tr_score")
 

@@ -406,10 +406,30 @@ def train_gnr(
     h = m.shape[1]
     if h % (2**cfg.depth):
         raise ParameterError("depth", f"2**depth must divide the map size {h}", cfg.depth)
+    threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
-    torch.manual_seed(seed)  # layer init uses the global torch generator
+    try:
+        return _train(m, cfg, seed, log, init, real)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting, not ours
+
+
+def _train(
+    m: np.ndarray,
+    cfg: GNRConfig,
+    seed: int,
+    log: Callable[[str], None] | None,
+    init: GNR | None,
+    real: tuple[np.ndarray, np.ndarray] | None,
+) -> GNR:
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
-    net = build_gnr(m.shape[0], cfg)
+    # Layer init draws from torch's global generator: seed it inside a fork, so the caller's
+    # global random state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = build_gnr(m.shape[0], cfg)
     if init is not None:
         if init.fingerprint != key_fingerprint(m):
             raise ParameterError("init", "must be a GNR trained for this key", init.fingerprint)
