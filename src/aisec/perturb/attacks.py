@@ -4,18 +4,23 @@ Unlike the fixed distortions, these attacks need a model, which the caller (the 
 
 * ``diffusion_regen`` (Zhao et al. 2023, "Invisible image watermarks are provably removable using
   generative AI"): encode the image, diffuse it to noise level ``strength`` (a fraction of the
-  training horizon T) with fresh Gaussian noise, and denoise it back with deterministic DDIM. The
-  model is any object with ``encode(images) -> latents``, ``decode(latents) -> images``,
-  ``eps(x, t)`` and ``alphas_cumprod`` (the diffusion backbones of :mod:`aisec.provenance` fit).
+  training horizon T) with fresh Gaussian noise, and denoise it back with deterministic DDIM
+  (:func:`aisec.diffusion.schedule.ddim_sample` from that timestep). The model is any backbone
+  with the ``encode``, ``decode`` and ``eps`` capabilities (:mod:`aisec.diffusion.backbone`; the
+  built-in backbones have them); one without is refused when the attack is built.
 * ``compression_regen``: pass the image through a learned lossy autoencoder (the VAE-compression
   attack of WAVES / GaussMarker). No pretrained image VAE or neural codec is available offline, so
   the codec is a linear autoencoder (PCA, the optimal linear one) fitted by the attacker on clean
-  images; ``strength`` is the fraction of components dropped.
+  images, one channel plane at a time (a codec fitted on grayscale planes codes each channel of an
+  RGB image); ``strength`` is the fraction of components dropped. Images of another size than the
+  codec's are refused.
 * ``adversarial``: L-infinity PGD (Madry et al. 2018) that lowers a differentiable detection score
   supplied by the caller (white-box: gradients through the detector, e.g. through DDIM inversion;
   or a surrogate); ``strength`` is the budget epsilon in [0, 1] pixel units.
 
-All attacks map images (..., H, W) in [0, 1] to [0, 1] and are the identity at strength 0.
+All attacks map images (..., H, W) in [0, 1] to [0, 1] and are the identity at strength 0. Each
+attack class declares in ``needs`` the backbone capabilities it uses, so a caller can check a
+backbone with :func:`aisec.diffusion.backbone.require` before any work starts.
 
 Threat model: a removal adversary holding watermarked images and, depending on the attack, a
 public generative model, clean images of the domain, or (white-box) the detector's score function.
@@ -48,6 +53,10 @@ __all__ = [
 ATTACKS: Registry[type[Any]] = Registry("watermark attack")
 
 
+#: Largest codec plane (pixels): a whole-plane PCA over more dimensions is a minutes-long SVD.
+MAX_CODEC_PIXELS = 128 * 128
+
+
 class AttackParams(StrictModel):
     strength: float = Field(0.0, ge=0.0)
 
@@ -63,6 +72,7 @@ class DiffusionRegen:
     """Diffusion regeneration with an attacker-provided diffusion model."""
 
     name: ClassVar[str] = "diffusion_regen"
+    needs: ClassVar[frozenset[str]] = frozenset({"encode", "decode", "eps"})
 
     class Params(AttackParams):
         steps: int = Field(5, ge=1)
@@ -73,13 +83,13 @@ class DiffusionRegen:
             raise ConfigError(
                 f"attack 'diffusion_regen': `strength` must be <= 1; got {self.params.strength}"
             )
-        for attr in ("encode", "decode", "eps", "alphas_cumprod"):
-            if not hasattr(model, attr):
-                raise ConfigError(f"attack 'diffusion_regen': the model lacks `{attr}`")
+        from aisec.diffusion.backbone import require
+
+        require(model, self.needs, "attack 'diffusion_regen'")
         self.model = model
 
     def apply(self, images: Any, generator: torch.Generator) -> np.ndarray:
-        import torch
+        from aisec.diffusion.schedule import add_noise, ddim_sample
 
         x = _check(images)
         s = self.params.strength
@@ -87,45 +97,58 @@ class DiffusionRegen:
             return x.copy()
         abar = self.model.alphas_cumprod
         t_star = max(1, int(round(s * (len(abar) - 1))))
-        z0 = self.model.encode(x)
-        a = float(abar[t_star])
-        zt = a**0.5 * z0 + (1 - a) ** 0.5 * torch.randn(z0.shape, generator=generator)
-        ts = np.unique(np.linspace(0, t_star, self.params.steps + 1).round().astype(int))[::-1]
-        for i, t in enumerate(ts):
-            a_t = float(abar[t])
-            a_prev = float(abar[ts[i + 1]]) if i + 1 < len(ts) else 1.0
-            eps = self.model.eps(zt, int(t))
-            x0 = (zt - (1 - a_t) ** 0.5 * eps) / a_t**0.5
-            zt = a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * eps
-        out = np.clip(self.model.decode(zt), 0, 1).astype(np.float32)
+        zt = add_noise(self.model.encode(x), t_star, abar, generator)
+        # steps + 1 timesteps from t_star down to 0: `steps` DDIM updates plus the last to x_0
+        z0 = ddim_sample(self.model.eps, zt, abar, self.params.steps + 1, start=t_star)
+        out = np.clip(self.model.decode(z0), 0, 1).astype(np.float32)
+        if out.size != x.size and x.ndim == 4 and out.ndim == 4 and out.shape[1] == 1:
+            out = np.repeat(out, x.shape[1], axis=1)  # a grayscale model regenerates RGB as gray
+        if out.size != x.size:
+            raise DataError(
+                f"attack 'diffusion_regen': the model decodes images of shape {out.shape[1:]}; "
+                f"got images of shape {x.shape[1:]}"
+            )
         return out.reshape(x.shape)
 
 
 class LinearAutoencoder:
-    """PCA codec fitted on clean images (N, ..., H, W): encode to k coefficients, decode back."""
+    """PCA codec over image planes (H, W): encode a plane to k coefficients, decode it back.
+
+    Fitted on clean images (N, ..., H, W), every channel plane a sample; it codes any number of
+    channels of the same plane size, each plane on its own.
+    """
 
     def __init__(self, mean: np.ndarray, components: np.ndarray, shape: tuple[int, ...]) -> None:
         self.mean = mean
-        self.components = components  # (K, D), orthonormal rows, by decreasing variance
-        self.shape = tuple(shape)  # per-image shape
+        self.components = components  # (K, H*W), orthonormal rows, by decreasing variance
+        self.shape = tuple(shape)  # plane shape (H, W)
 
     @classmethod
     def fit(cls, images: np.ndarray, max_components: int = 256) -> LinearAutoencoder:
-        x = _check(images).reshape(len(images), -1).astype(np.float64)
-        if len(x) < 2:
-            raise DataError("the codec needs at least 2 clean images")
-        mean = x.mean(0)
-        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-        return cls(mean, vt[:max_components], np.asarray(images).shape[1:])
+        """Fit on clean images (N, ..., H, W) in [0, 1]; planes up to ``MAX_CODEC_PIXELS``."""
+        x = _check(images)
+        h, w = x.shape[-2:]
+        if h * w > MAX_CODEC_PIXELS:
+            raise DataError(
+                f"compression codec: planes of {h}x{w} pixels are too large for a whole-plane "
+                f"PCA (at most {MAX_CODEC_PIXELS} pixels); attack smaller images"
+            )
+        planes = x.reshape(-1, h * w).astype(np.float64)
+        if len(planes) < 2:
+            raise DataError("the codec needs at least 2 clean image planes")
+        mean = planes.mean(0)
+        _, _, vt = np.linalg.svd(planes - mean, full_matrices=False)
+        return cls(mean, vt[:max_components], (h, w))
 
     def roundtrip(self, images: np.ndarray, keep: int) -> np.ndarray:
-        """Project images (B, *shape) on the top ``keep`` components and reconstruct."""
-        if tuple(images.shape[1:]) != self.shape:
+        """Project each plane of images (B, ..., H, W) on the top ``keep`` components."""
+        if images.ndim < 2 or tuple(images.shape[-2:]) != self.shape:
+            h, w = self.shape
             raise DataError(
-                f"the codec was fitted on images of shape {self.shape}; got "
-                f"{tuple(images.shape[1:])}"
+                f"the codec was fitted on {h}x{w} planes; got images of shape "
+                f"{tuple(images.shape)} (fit a codec on clean images of that size)"
             )
-        x = images.reshape(len(images), -1).astype(np.float64) - self.mean
+        x = images.reshape(-1, self.mean.size).astype(np.float64) - self.mean
         c = self.components[:keep]
         return ((x @ c.T) @ c + self.mean).reshape(images.shape)
 
@@ -135,6 +158,7 @@ class CompressionRegen:
     """Compression regeneration: keep the top (1 - strength) of the codec's components."""
 
     name: ClassVar[str] = "compression_regen"
+    needs: ClassVar[frozenset[str]] = frozenset()
     Params = AttackParams
 
     def __init__(self, codec: LinearAutoencoder, **kwargs: Any) -> None:
@@ -159,6 +183,7 @@ class Adversarial:
     """PGD against ``score_fn(images) -> (B,) scores`` (higher = watermarked)."""
 
     name: ClassVar[str] = "adversarial"
+    needs: ClassVar[frozenset[str]] = frozenset()  # the caller's score function is the model
 
     class Params(AttackParams):
         iters: int = Field(10, ge=1)
