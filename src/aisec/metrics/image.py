@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aisec.errors import DataError
+from aisec.errors import DataError, DependencyError
 
 __all__ = ["psnr", "ssim", "pairwise_diversity"]
 
@@ -41,7 +41,10 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> np.ndarray:
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> np.ndarray:
     """Mean SSIM per image (grayscale planes; extra leading axes are averaged): (N, ..., H, W)."""
-    from skimage.metrics import structural_similarity
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        raise DependencyError("scikit-image", "video") from None
 
     a, b = _pair(a, b)
     if a.ndim == 2:
