@@ -29,8 +29,6 @@ _ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "DIFFUSERS_VERBOSITY": "error",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TQDM_DISABLE": "1",
 }
 
 
@@ -52,39 +50,37 @@ def _quiet_libraries() -> list[tuple[Any, ...]]:
             undo.append((name, lg, lg.get_verbosity(), lg.is_progress_bar_enabled()))
             lg.set_verbosity_error()
             lg.disable_progress_bar()
-    if "huggingface_hub" in sys.modules:
-        with contextlib.suppress(Exception):
-            from huggingface_hub import utils as hub
+    # Hugging Face progress bars ("Loading weights", "Writing model shards") follow the hub's
+    # switch, which transformers reads when it is imported: turn it off now (a cheap import),
+    # not through HF_HUB_DISABLE_PROGRESS_BARS, which the hub would then refuse to undo.
+    with contextlib.suppress(Exception):
+        from huggingface_hub import utils as hub
 
-            undo.append(("huggingface_hub", hub, None, not hub.are_progress_bars_disabled()))
-            hub.disable_progress_bars()
+        undo.append(("huggingface_hub", hub, None, not hub.are_progress_bars_disabled()))
+        hub.disable_progress_bars()
     return undo
 
 
 def _restore_libraries(undo: list[tuple[Any, ...]], env_before: dict[str, str | None]) -> None:
     """Put libraries back as they were; those imported during the run get their defaults."""
     seen = {u[0] for u in undo}
+    hub_bars = True
     for name, mod, verbosity, bars in undo:
         with contextlib.suppress(Exception):
             if name == "huggingface_hub":
+                hub_bars = bars
                 mod.enable_progress_bars() if bars else mod.disable_progress_bars()
                 continue
             mod.set_verbosity(verbosity)
             mod.enable_progress_bar() if bars else mod.disable_progress_bar()
-    bars_default = env_before.get("HF_HUB_DISABLE_PROGRESS_BARS") is None
-    for name, lg in _hf_libs().items():
+    for name, lg in _hf_libs().items():  # imported during the run: their defaults
         if name in seen:
             continue
         with contextlib.suppress(Exception):
             env = env_before.get(f"{name.upper()}_VERBOSITY")
             lg.set_verbosity(getattr(logging, (env or "warning").upper(), logging.WARNING))
-            if bars_default:
+            if hub_bars:
                 lg.enable_progress_bar()
-    if "huggingface_hub" in sys.modules and "huggingface_hub" not in seen and bars_default:
-        with contextlib.suppress(Exception):
-            from huggingface_hub import utils as hub
-
-            hub.enable_progress_bars()
 
 
 @contextlib.contextmanager
