@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aisec.diffusion.backbone import Backbone
 from aisec.errors import ParameterError
 from aisec.registry import Registry
 
@@ -38,19 +39,6 @@ __all__ = [
     "invert",
     "Generated",
 ]
-
-
-class Backbone(Protocol):
-    """What the watermark pipeline needs from a diffusion model."""
-
-    name: str
-
-    @property
-    def latent_shape(self) -> tuple[int, int, int]: ...
-
-    def generate(self, z_t: torch.Tensor, num_steps: int = 20) -> np.ndarray: ...
-
-    def invert(self, images: np.ndarray, num_steps: int = 20, refine: int = 0) -> torch.Tensor: ...
 
 
 BACKBONES: Registry[Callable[..., Backbone]] = Registry("diffusion backbone")
