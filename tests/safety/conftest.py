@@ -19,8 +19,15 @@ class ScriptedLM(LanguageModel):
         self.name = "scripted"
         self.calls: list[tuple[list[str], GenerationConfig]] = []
 
-    def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None, *,
-                 seeds: Sequence[int] | None = None, batch_size: int = 8, progress=None):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        config: GenerationConfig | None = None,
+        *,
+        seeds: Sequence[int] | None = None,
+        batch_size: int = 8,
+        progress=None,
+    ):
         cfg = config or GenerationConfig()
         seeds = self._check(prompts, seeds, batch_size)
         self.calls.append((list(prompts), cfg))

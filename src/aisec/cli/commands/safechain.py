@@ -3,6 +3,11 @@
 Models: an embedded name (``smollm2-135m-instruct``, ``smollm2-135m-think``), a local path, a hub
 id, or a server ``http://HOST:PORT/v1#MODEL`` (vLLM or any OpenAI-compatible completions API).
 Runs write JSONL rows under ``--out`` and resume from them when started again.
+
+The generation settings of ``eval`` and ``build-dataset`` form one recipe
+(:class:`aisec.safety.safechain.EvalConfig`), resolved as: its defaults < ``--recipe`` YAML <
+``--set KEY=VALUE`` (parsed by :func:`aisec.config.parse_overrides`) < flags given on the
+command line.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import click
 
 from aisec.cli.common import emit, format_option
 
-_STRATEGIES = ["default", "zerothink", "lessthink", "morethink"]
 _JUDGES = ["refusal", "llama-guard", "strongreject", "embedding"]
 
 
@@ -50,8 +54,13 @@ def _bar(label: str):  # noqa: ANN202 - rich imported lazily
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    prog = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True))
+    prog = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
     task = prog.add_task(label, total=1)
 
     def update(done: int, total: int) -> None:
@@ -60,18 +69,81 @@ def _bar(label: str):  # noqa: ANN202 - rich imported lazily
     return prog, update
 
 
+def _num(x: Any, spec: str = ".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
-    click.echo(f"model {summary['model']}  strategy {summary['strategy']}  K={summary['k']}  "
-               f"prompts {summary['prompts']}  gen {summary['generation']['tokens_per_s']:.1f} tok/s")
+    speed = summary["generation"]["tokens_per_s"]
+    click.echo(
+        f"model {summary['model']}  strategy {summary['strategy']}  K={summary['k']}  "
+        f"prompts {summary['prompts']}  gen {_num(speed, '.1f')} tok/s"
+    )
+    if summary.get("chat_template_fallback"):
+        click.echo(f"  warning: {summary['chat_template_fallback']}")
     for j, parts in summary["judges"].items():
         for part, m in parts.items():
             if part == "thought_vs_answer":
-                click.echo(f"  {j:32s} thought/answer: both safe {m['both_safe']:.3f}  "
-                           f"P(unsafe answer | unsafe thought) {m['p_unsafe_answer_given_unsafe_thought']:.3f}  "
-                           f"P(unsafe answer | safe thought) {m['p_unsafe_answer_given_safe_thought']:.3f}")
+                click.echo(
+                    f"  {j:32s} thought/answer: both safe {_num(m['both_safe'])}  "
+                    f"P(unsafe answer | unsafe thought) "
+                    f"{_num(m['p_unsafe_answer_given_unsafe_thought'])}  "
+                    f"P(unsafe answer | safe thought) "
+                    f"{_num(m['p_unsafe_answer_given_safe_thought'])}"
+                )
             else:
-                click.echo(f"  {j:32s} {part:9s} Safe@1 {m['safe_at_1']:.3f}  Safe@K {m['safe_at_k']:.3f}  "
-                           f"ConsSafe@K {m['cons_safe_at_k']:.3f}")
+                unj = f"  unjudged {m['unjudged']}" if m.get("unjudged") else ""
+                click.echo(
+                    f"  {j:32s} {part:9s} Safe@1 {_num(m['safe_at_1'])}  "
+                    f"Safe@K {_num(m['safe_at_k'])}  "
+                    f"ConsSafe@K {_num(m['cons_safe_at_k'])}{unj}"
+                )
+
+
+#: Flags that set a field of the recipe (EvalConfig), by click parameter name.
+_RECIPE_FLAGS = (
+    "strategy",
+    "k",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "think_budget",
+    "enforce_num",
+    "batch_size",
+    "seed",
+)
+
+
+def _resolve_recipe(
+    ctx: click.Context, recipe: str | None, overrides: tuple[str, ...], where: str
+) -> Any:
+    """Defaults < --recipe YAML < --set KEY=VALUE < flags given on the command line."""
+    from click.core import ParameterSource
+
+    from aisec.config import apply_overrides, load_yaml, parse_overrides, validate
+    from aisec.safety.safechain import EvalConfig
+
+    data = load_yaml(recipe) if recipe else {}
+    data = apply_overrides(data, parse_overrides(overrides))
+    for name in _RECIPE_FLAGS:
+        if name in ctx.params and ctx.get_parameter_source(name) in (
+            ParameterSource.COMMANDLINE,
+            ParameterSource.ENVIRONMENT,
+        ):
+            data[name] = ctx.params[name]
+    return validate(EvalConfig, data, where)
+
+
+_RECIPE_HELP = (
+    "Generation recipe (YAML mapping of EvalConfig fields: strategy, k, temperature, "
+    "top_p, top_k, max_new_tokens, think_budget, enforce_num, system_prompt, "
+    "batch_size, seed)."
+)
+_SET_HELP = (
+    "Set one recipe field, e.g. --set top_k=20 --set system_prompt='Be safe.' "
+    "(repeatable; values read as YAML). Precedence: defaults < --recipe < --set < flags "
+    "given on the command line."
+)
 
 
 @click.group()
@@ -81,15 +153,24 @@ def command() -> None:
 
 def _gen_options(f: Any) -> Any:
     opts = [
-        click.option("--k", "k", type=int, default=5, show_default=True, help="Samples per prompt."),
+        click.option(
+            "--k", "k", type=int, default=5, show_default=True, help="Samples per prompt."
+        ),
         click.option("--temperature", type=float, default=0.6, show_default=True),
         click.option("--top-p", type=float, default=1.0, show_default=True),
         click.option("--max-new-tokens", type=int, default=256, show_default=True),
         click.option("--batch-size", type=int, default=8, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--chat-format", default=None, help="Override the chat template "
-                     "(chatml, chatml-think, deepseek-r1, plain)."),
-        click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads."),
+        click.option("--recipe", default=None, metavar="YAML", help=_RECIPE_HELP),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP),
+        click.option(
+            "--chat-format",
+            default=None,
+            help="Override the chat template (chatml, chatml-think, deepseek-r1, plain).",
+        ),
+        click.option(
+            "--threads", type=int, default=1, show_default=True, help="torch CPU threads."
+        ),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -98,40 +179,86 @@ def _gen_options(f: Any) -> Any:
 
 @command.command("eval")
 @click.option("--model", default="smollm2-135m-think", show_default=True)
-@click.option("--strategy", type=click.Choice(_STRATEGIES), default="default", show_default=True)
-@click.option("--judge", "judges", type=click.Choice(_JUDGES), multiple=True, default=("refusal",),
-              show_default=True, help="Repeatable.")
-@click.option("--judge-model", default="smollm2-135m-instruct", show_default=True,
-              help="Model behind the LLM judges (name, path, hub id or URL#MODEL).")
-@click.option("--prompt-set", "--set", "eval_set_name", default="strongreject-small", show_default=True,
-              help="strongreject-small | strongreject | harmbench | advbench | wildjailbreak-style | file:PATH")
-@click.option("--prompts", "prompt_file", default=None, help="JSONL prompt file (same as --set file:PATH).")
+@click.option(
+    "--strategy",
+    default="default",
+    show_default=True,
+    help="default | zerothink | lessthink | morethink (any registered strategy).",
+)
+@click.option(
+    "--judge",
+    "judges",
+    type=click.Choice(_JUDGES),
+    multiple=True,
+    default=("refusal",),
+    show_default=True,
+    help="Repeatable.",
+)
+@click.option(
+    "--judge-model",
+    default="smollm2-135m-instruct",
+    show_default=True,
+    help="Model behind the LLM judges (name, path, hub id or URL#MODEL).",
+)
+@click.option(
+    "--prompt-set",
+    "eval_set_name",
+    default="strongreject-small",
+    show_default=True,
+    help="strongreject-small | strongreject | harmbench | advbench | wildjailbreak-style "
+    "| file:PATH",
+)
+@click.option(
+    "--prompts",
+    "prompt_file",
+    default=None,
+    help="Prompt file, JSONL or CSV (XSTest-style: a prompt column, optional id, type, "
+    "label); same as --prompt-set file:PATH.",
+)
 @click.option("--n", "n", type=int, default=None, help="Seeded random subset of the set.")
 @click.option("--think-budget", type=int, default=128, show_default=True, help="MoreThink T.")
 @click.option("--enforce-num", type=int, default=10, show_default=True, help="MoreThink N.")
 @click.option("--out", "out_dir", required=True, help="Run directory (resumed if it exists).")
 @_gen_options
 @format_option
-def eval_cmd(model: str, strategy: str, judges: tuple[str, ...], judge_model: str,
-             eval_set_name: str, prompt_file: str | None, n: int | None, think_budget: int,
-             enforce_num: int, out_dir: str, k: int, temperature: float, top_p: float,
-             max_new_tokens: int, batch_size: int, seed: int, chat_format: str | None,
-             threads: int, fmt: str) -> None:
-    """Safe@1, Safe@K and ConsSafe@K of MODEL under a decoding strategy."""
-    from aisec.config import validate
-    from aisec.safety.safechain import EvalConfig, eval_set, evaluate
+@click.pass_context
+def eval_cmd(
+    ctx: click.Context,
+    model: str,
+    strategy: str,
+    judges: tuple[str, ...],
+    judge_model: str,
+    eval_set_name: str,
+    prompt_file: str | None,
+    n: int | None,
+    think_budget: int,
+    enforce_num: int,
+    out_dir: str,
+    k: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    batch_size: int,
+    seed: int,
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    chat_format: str | None,
+    threads: int,
+    fmt: str,
+) -> None:
+    """Safe@1, Safe@K and ConsSafe@K of MODEL under a decoding strategy.
 
-    cfg = validate(EvalConfig, {
-        "strategy": strategy, "k": k, "temperature": temperature, "top_p": top_p,
-        "max_new_tokens": max_new_tokens, "think_budget": think_budget,
-        "enforce_num": enforce_num, "batch_size": batch_size, "seed": seed}, "safechain eval")
-    items = eval_set(f"file:{prompt_file}" if prompt_file else eval_set_name, n, seed)
+    Recipe precedence: defaults < --recipe < --set < flags given on the command line."""
+    from aisec.safety.safechain import eval_set, evaluate
+
+    cfg = _resolve_recipe(ctx, recipe, overrides, "safechain eval")
+    items = eval_set(f"file:{prompt_file}" if prompt_file else eval_set_name, n, cfg.seed)
     _threads(threads)
     lm = _load(model, chat_format)
-    if strategy != "default":
-        lm.chat.require_thinking(strategy)
+    if cfg.strategy != "default":
+        lm.chat.require_thinking(cfg.strategy)
     js = _judges(judges, judge_model, lm, model)
-    prog, update = _bar(f"{strategy} K={k}")
+    prog, update = _bar(f"{cfg.strategy} K={cfg.k}")
     with prog:
         summary = evaluate(lm, items, cfg, js, out_dir, model_name=model, progress=update)
     emit(summary, fmt, _print_summary)
@@ -139,35 +266,63 @@ def eval_cmd(model: str, strategy: str, judges: tuple[str, ...], judge_model: st
 
 @command.command("build-dataset")
 @click.option("--model", default="smollm2-135m-think", show_default=True)
-@click.option("--judge", type=click.Choice(_JUDGES), default="embedding", show_default=True,
-              help="The refusal matcher calls every benign answer unsafe (no refusal phrase), "
-              "so it keeps no benign instruction; the embedding judge does not.")
+@click.option(
+    "--judge",
+    type=click.Choice(_JUDGES),
+    default="embedding",
+    show_default=True,
+    help="The refusal matcher calls every benign answer unsafe (no refusal phrase), "
+    "so it keeps no benign instruction; the embedding judge does not.",
+)
 @click.option("--judge-model", default="smollm2-135m-instruct", show_default=True)
 @click.option("--n-harmful", type=int, default=20, show_default=True)
 @click.option("--n-benign", type=int, default=20, show_default=True)
 @click.option("--out", "out_dir", required=True)
 @_gen_options
 @format_option
-def build_dataset_cmd(model: str, judge: str, judge_model: str, n_harmful: int, n_benign: int,
-                      out_dir: str, k: int, temperature: float, top_p: float, max_new_tokens: int,
-                      batch_size: int, seed: int, chat_format: str | None, threads: int,
-                      fmt: str) -> None:
-    """K samples per instruction; keep those whose K are all safe; one at random -> JSONL."""
-    from aisec.config import validate
-    from aisec.safety.safechain import EvalConfig, build_dataset, dataset_instructions
+@click.pass_context
+def build_dataset_cmd(
+    ctx: click.Context,
+    model: str,
+    judge: str,
+    judge_model: str,
+    n_harmful: int,
+    n_benign: int,
+    out_dir: str,
+    k: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    batch_size: int,
+    seed: int,
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    chat_format: str | None,
+    threads: int,
+    fmt: str,
+) -> None:
+    """K samples per instruction; keep those whose K are all safe; one at random -> JSONL.
 
-    cfg = validate(EvalConfig, {"strategy": "default", "k": k, "temperature": temperature,
-                                "top_p": top_p, "max_new_tokens": max_new_tokens,
-                                "batch_size": batch_size, "seed": seed}, "safechain build-dataset")
-    items = dataset_instructions(n_harmful, n_benign, seed)
+    Samples are drawn with the model's own decoding unless the recipe names another strategy.
+    Recipe precedence: defaults < --recipe < --set < flags given on the command line."""
+    from aisec.safety.safechain import build_dataset, dataset_instructions
+
+    cfg = _resolve_recipe(ctx, recipe, overrides, "safechain build-dataset")
+    items = dataset_instructions(n_harmful, n_benign, cfg.seed)
     _threads(threads)
     lm = _load(model, chat_format)
-    (jname, j), = _judges((judge,), judge_model, lm, model).items()
-    prog, update = _bar(f"dataset K={k}")
+    ((jname, j),) = _judges((judge,), judge_model, lm, model).items()
+    prog, update = _bar(f"dataset K={cfg.k}")
     with prog:
         info = build_dataset(lm, items, cfg, j, jname, out_dir, model_name=model, progress=update)
-    emit(info, fmt, lambda d: click.echo(
-        f"kept {d['kept']} of {d['instructions']} instructions (all {d['k']} samples safe): {d['path']}"))
+    emit(
+        info,
+        fmt,
+        lambda d: click.echo(
+            f"kept {d['kept']} of {d['instructions']} instructions (all {d['k']} samples safe): "
+            f"{d['path']}"
+        ),
+    )
 
 
 @command.command("train")
@@ -183,18 +338,39 @@ def build_dataset_cmd(model: str, judge: str, judge_model: str, n_harmful: int, 
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--out", "out_dir", required=True, help="Training dir (resumes from its checkpoint).")
 @format_option
-def train_cmd(dataset_path: str, model: str, method: str, steps: int, learning_rate: float,
-              batch_size: int, max_length: int, save_every: int, seed: int, threads: int,
-              out_dir: str, fmt: str) -> None:
+def train_cmd(
+    dataset_path: str,
+    model: str,
+    method: str,
+    steps: int,
+    learning_rate: float,
+    batch_size: int,
+    max_length: int,
+    save_every: int,
+    seed: int,
+    threads: int,
+    out_dir: str,
+    fmt: str,
+) -> None:
     """SFT of MODEL on a SafeChain dataset (LoRA or full), with checkpoints and resume."""
     from aisec.config import validate
     from aisec.llm.finetune import FinetuneConfig, finetune
     from aisec.llm.model import load_causal_lm
     from aisec.safety.safechain import dataset_sft_examples, resolve_model_spec
 
-    cfg = validate(FinetuneConfig, {"method": method, "steps": steps, "learning_rate": learning_rate,
-                                    "batch_size": batch_size, "max_length": max_length,
-                                    "save_every": save_every, "seed": seed}, "safechain train")
+    cfg = validate(
+        FinetuneConfig,
+        {
+            "method": method,
+            "steps": steps,
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "save_every": save_every,
+            "seed": seed,
+        },
+        "safechain train",
+    )
     _threads(threads)
     lm = load_causal_lm(resolve_model_spec(model))
     examples = dataset_sft_examples(dataset_path, lm.chat)
@@ -217,26 +393,52 @@ def train_cmd(dataset_path: str, model: str, method: str, steps: int, learning_r
         weights = str(target)
     else:
         weights = str(res.weights_dir)
-    emit({"weights": weights, "steps": res.steps, "resumed_from": res.resumed_from,
-          "first_loss": res.losses[0] if res.losses else None,
-          "last_loss": res.losses[-1] if res.losses else None, "seconds": res.seconds},
-         fmt, lambda d: click.echo(f"trained {d['steps']} steps (resumed from {d['resumed_from']}); "
-                                   f"loss {d['first_loss']} -> {d['last_loss']}; model: {d['weights']}"))
+    emit(
+        {
+            "weights": weights,
+            "steps": res.steps,
+            "resumed_from": res.resumed_from,
+            "first_loss": res.losses[0] if res.losses else None,
+            "last_loss": res.losses[-1] if res.losses else None,
+            "seconds": res.seconds,
+        },
+        fmt,
+        lambda d: click.echo(
+            f"trained {d['steps']} steps (resumed from {d['resumed_from']}); "
+            f"loss {d['first_loss']} -> {d['last_loss']}; model: {d['weights']}"
+        ),
+    )
 
 
 @command.command("make-thinker")
-@click.option("--out", "out_dir", required=True, help="Training dir; the adapter lands in OUT/adapter.")
+@click.option(
+    "--out", "out_dir", required=True, help="Training dir; the adapter lands in OUT/adapter."
+)
 @click.option("--examples", "n_examples", type=int, default=600, show_default=True)
 @click.option("--max-tokens", type=int, default=200, show_default=True)
 @click.option("--steps", type=int, default=150, show_default=True, help="Schedule length.")
-@click.option("--stop-after", type=int, default=30, show_default=True,
-              help="Steps actually run (the shipped adapter stopped at 30 of a 150-step schedule).")
+@click.option(
+    "--stop-after",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Steps actually run (the shipped adapter stopped at 30 of a 150-step schedule).",
+)
 @click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @format_option
-def make_thinker_cmd(out_dir: str, n_examples: int, max_tokens: int, steps: int, stop_after: int,
-                     learning_rate: float, seed: int, threads: int, fmt: str) -> None:
+def make_thinker_cmd(
+    out_dir: str,
+    n_examples: int,
+    max_tokens: int,
+    steps: int,
+    stop_after: int,
+    learning_rate: float,
+    seed: int,
+    threads: int,
+    fmt: str,
+) -> None:
     """Rebuild the smollm2-135m-think LoRA adapter from GSM8K traces (the shipped weights)."""
     import numpy as np
 
@@ -248,36 +450,82 @@ def make_thinker_cmd(out_dir: str, n_examples: int, max_tokens: int, steps: int,
 
     _threads(threads)
     lm = load_causal_lm("smollm2-135m-instruct")
-    ex = gsm8k_think_examples(load_dataset("gsm8k", split="train"), n_examples, max_tokens,
-                              lm.tokenizer, np.random.default_rng(seed))
-    cfg = FinetuneConfig(method="lora", lora_r=8, lora_alpha=16, learning_rate=learning_rate,
-                         steps=steps, batch_size=4, max_length=max_tokens, save_every=10,
-                         warmup_steps=5, seed=seed)
-    res = finetune(lm, ex, cfg, out_dir, base_name="smollm2-135m-instruct",
-                   chat_template=CHATML_THINK.template, stop_after=stop_after)
-    emit({"adapter": str(res.weights_dir), "examples": len(ex), "steps": res.steps,
-          "last_loss": res.losses[-1]}, fmt,
-         lambda d: click.echo(f"adapter: {d['adapter']} ({d['examples']} traces, {d['steps']} steps, "
-                              f"final loss {d['last_loss']:.3f}); copy it to "
-                              "src/aisec/safety/weights/smollm2-135m-think to ship it"))
+    ex = gsm8k_think_examples(
+        load_dataset("gsm8k", split="train"),
+        n_examples,
+        max_tokens,
+        lm.tokenizer,
+        np.random.default_rng(seed),
+    )
+    cfg = FinetuneConfig(
+        method="lora",
+        lora_r=8,
+        lora_alpha=16,
+        learning_rate=learning_rate,
+        steps=steps,
+        batch_size=4,
+        max_length=max_tokens,
+        save_every=10,
+        warmup_steps=5,
+        seed=seed,
+    )
+    res = finetune(
+        lm,
+        ex,
+        cfg,
+        out_dir,
+        base_name="smollm2-135m-instruct",
+        chat_template=CHATML_THINK.template,
+        stop_after=stop_after,
+    )
+    emit(
+        {
+            "adapter": str(res.weights_dir),
+            "examples": len(ex),
+            "steps": res.steps,
+            "last_loss": res.losses[-1],
+        },
+        fmt,
+        lambda d: click.echo(
+            f"adapter: {d['adapter']} ({d['examples']} traces, {d['steps']} steps, "
+            f"final loss {d['last_loss']:.3f}); copy it to "
+            "src/aisec/safety/weights/smollm2-135m-think to ship it"
+        ),
+    )
 
 
 @command.command("utility")
 @click.option("--model", default="smollm2-135m-think", show_default=True)
-@click.option("--benchmark", type=click.Choice(["gsm8k", "math500", "humaneval"]), default="gsm8k",
-              show_default=True)
+@click.option(
+    "--benchmark",
+    type=click.Choice(["gsm8k", "math500", "humaneval"]),
+    default="gsm8k",
+    show_default=True,
+)
 @click.option("--n", "n", type=int, default=20, show_default=True)
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--chat-format", default=None)
 @click.option("--threads", type=int, default=1, show_default=True)
 @format_option
-def utility_cmd(model: str, benchmark: str, n: int, max_new_tokens: int, batch_size: int,
-                chat_format: str | None, threads: int, fmt: str) -> None:
+def utility_cmd(
+    model: str,
+    benchmark: str,
+    n: int,
+    max_new_tokens: int,
+    batch_size: int,
+    chat_format: str | None,
+    threads: int,
+    fmt: str,
+) -> None:
     """Greedy accuracy on GSM8K / MATH-500, or sandboxed HumanEval pass@1."""
     from aisec.safety.safechain import utility
 
     _threads(threads)
     lm = _load(model, chat_format)
     res = utility(lm, benchmark, n, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    emit(res, fmt, lambda d: click.echo(f"{d['benchmark']}: {d['correct']}/{d['n']} = {d['accuracy']:.3f}"))
+    emit(
+        res,
+        fmt,
+        lambda d: click.echo(f"{d['benchmark']}: {d['correct']}/{d['n']} = {d['accuracy']:.3f}"),
+    )
