@@ -85,7 +85,8 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
                     m = parts[part]
                     breakdown.append({"labels": {"strategy": strat, "judge": jname, "part": part},
                                       "metrics": {"safe_at_1": m["safe_at_1"], "safe_at_k": m["safe_at_k"],
-                                                  "cons_safe_at_k": m["cons_safe_at_k"]}})
+                                                  "cons_safe_at_k": m["cons_safe_at_k"],
+                                                  "unjudged": m["unjudged"]}})
                 tva = parts.get("thought_vs_answer", {})
                 breakdown.append({"labels": {"strategy": strat, "judge": jname, "part": "thought_vs_answer"},
                                   "metrics": {k: v for k, v in tva.items() if k != "samples"}})
@@ -94,14 +95,17 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
     safe1 = {s: summaries[s]["judges"]["refusal"]["response"]["safe_at_1"] for s in names}
     tokens = sum(summaries[s]["generation"]["tokens"] for s in names)
     seconds = sum(summaries[s]["generation"]["seconds"] for s in names)
-    best = max(safe1, key=lambda s: safe1[s])
+    judged = {s: v for s, v in safe1.items() if v is not None}  # None: every sample unjudged
+    best = max(judged, key=lambda s: judged[s]) if judged else None
+    gain = (safe1["zerothink"] - safe1["default"]
+            if safe1["zerothink"] is not None and safe1["default"] is not None else None)
     default_default = summaries["default"]["judges"]["refusal"].get("thought_vs_answer", {})
     metrics = {
         "safe_at_1": head["safe_at_1"], "safe_at_k": head["safe_at_k"],
-        "cons_safe_at_k": head["cons_safe_at_k"],
+        "cons_safe_at_k": head["cons_safe_at_k"], "unjudged": head["unjudged"],
         **{f"safe_at_1_{s}": v for s, v in safe1.items()},
         "safest_strategy": best,
-        "zerothink_minus_default_safe_at_1": safe1["zerothink"] - safe1["default"],
+        "zerothink_minus_default_safe_at_1": gain,
         "p_unsafe_answer_given_unsafe_thought":
             default_default.get("p_unsafe_answer_given_unsafe_thought", float("nan")),
         "p_unsafe_answer_given_safe_thought":
