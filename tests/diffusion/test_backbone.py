@@ -50,12 +50,37 @@ def test_capabilities_are_declared_and_present() -> None:
     assert capabilities_of(Undeclared()) == {"decode"}  # eps needs its schedule
 
 
-def test_builtin_backbones_have_every_capability() -> None:
+def _gmm():  # noqa: ANN202
+    from sklearn.datasets import load_digits
+
+    from aisec.diffusion.gmm import GMMDiffusion
+
+    d = load_digits()
+    return GMMDiffusion((d.images * 16).clip(0, 255).astype(np.uint8), d.target)
+
+
+def _ddpm():  # noqa: ANN202
     from aisec.diffusion.pixel_ddpm import PixelDDPM
 
-    bb = PixelDDPM.load()
+    return PixelDDPM.load()
+
+
+@pytest.mark.parametrize("build", [_ddpm, _gmm], ids=["ddpm-fmnist", "gmm-digits"])
+def test_builtin_backbones_have_every_capability_and_each_runs(build) -> None:  # noqa: ANN001
+    torch.set_num_threads(1)
+    bb = build()
     assert capabilities_of(bb) == CAPABILITIES
     require(bb, CAPABILITIES, "everything")
+    z = torch.randn(2, *bb.latent_shape, generator=torch.Generator().manual_seed(0))
+    img = bb.generate(z, num_steps=2)
+    h, w, c = bb.image_shape
+    assert img.shape == (2, c, h, w) and 0 <= img.min() and img.max() <= 1
+    assert bb.decode(bb.encode(img)).shape == img.shape
+    assert bb.eps(z, 10).shape == z.shape and not bb.eps(z, 10).requires_grad
+    assert bb.invert(img, num_steps=2).shape == z.shape
+    x = torch.from_numpy(img).requires_grad_(True)
+    (g,) = torch.autograd.grad(bb.invert_differentiable(x, 2).sum(), x)
+    assert float(g.abs().sum()) > 0
 
 
 class _Linear(DDIMBackbone):
