@@ -1,15 +1,16 @@
-"""Helpers shared by the commands: ``--format``, ``--set``, printing one JSON document."""
+"""Helpers shared by the commands: ``--format``, ``--set``, printing one JSON document, and the
+one precedence every command follows: defaults < YAML recipe < ``--set`` < explicit flags."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import click
 
 from aisec.io import dumps_json
 
-__all__ = ["format_option", "set_option", "emit", "console"]
+__all__ = ["format_option", "set_option", "emit", "console", "given", "split_flags", "layered"]
 
 format_option = click.option(
     "--format",
@@ -44,3 +45,51 @@ def console(stderr: bool = False):  # noqa: ANN201 - rich is imported lazily
     from rich.console import Console
 
     return Console(stderr=stderr)
+
+
+def given(name: str | None) -> bool:
+    """Whether the user set option ``name`` of the running command (on the command line or in
+    the environment) instead of leaving it at its default. A name that is not an option of the
+    command (a value derived from several flags) counts as set."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or name is None:
+        return True
+    source = ctx.get_parameter_source(name)
+    return source is None or source not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def split_flags(
+    flags: Mapping[str, Any], options: Mapping[str, str | None] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(explicit, defaults)``: the flags the user set and those left at their defaults.
+
+    ``options`` maps a key of ``flags`` to the option it comes from when the names differ
+    (``{"attack_params": "poison_rate"}``); None values are dropped from both.
+    """
+    options = options or {}
+    explicit, defaults = {}, {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        (explicit if given(options.get(key, key)) else defaults)[key] = value
+    return explicit, defaults
+
+
+def layered(
+    recipe: Mapping[str, Any],
+    overrides: Iterable[str],
+    flags: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The configuration every command resolves, in one order of precedence:
+    ``defaults`` (the flags' own defaults) < ``recipe`` (YAML) < ``--set`` items (parsed by
+    :func:`aisec.config.parse_overrides` alone) < ``flags`` the user gave. Mappings merge key by
+    key; None values in ``flags`` and ``defaults`` are ignored."""
+    from aisec.config import apply_overrides, parse_overrides
+
+    out = apply_overrides({}, {k: v for k, v in (defaults or {}).items() if v is not None})
+    out = apply_overrides(out, recipe)
+    out = apply_overrides(out, parse_overrides(overrides))
+    return apply_overrides(out, {k: v for k, v in flags.items() if v is not None})
