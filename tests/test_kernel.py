@@ -72,6 +72,20 @@ def test_recipe_missing_and_bad_files(tmp_path):
         config.parse_overrides(["novalue"])
 
 
+def test_recipe_directory_bom_and_non_utf8(tmp_path):
+    with pytest.raises(InputFileError, match="is a directory"):
+        config.load_yaml(tmp_path)
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbfname: y\n")
+    assert config.load_yaml(bom) == {"name": "y"}
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"name: y\nnote: caf\xe9\n")
+    with pytest.raises(
+        InputFileError, match=r"line 2 is not UTF-8 text \(byte 0xe9 at column 10\)"
+    ):
+        config.load_yaml(latin)
+
+
 def test_save_resolved_writes_recipe_and_options(tmp_path):
     path = config.save_resolved(tmp_path, Recipe(), config.RunOptions(seed=3))
     text = path.read_text()

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aisec.errors import ConfigError, InputFileError, ParameterError
-from aisec.io import atomic_write_text
+from aisec.io import atomic_write_text, read_user_text
 
 __all__ = [
     "StrictModel",
@@ -88,10 +88,9 @@ def apply_overrides(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(p, "no such file")
+    text = read_user_text(p)  # missing, a directory, not UTF-8: one-line InputFileError
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -137,7 +136,9 @@ def load_recipe(
 
 
 def save_resolved(
-    out_dir: str | os.PathLike[str], recipe: BaseModel | Mapping[str, Any], options: BaseModel | None = None,
+    out_dir: str | os.PathLike[str],
+    recipe: BaseModel | Mapping[str, Any],
+    options: BaseModel | None = None,
     name: str = "resolved.yaml",
 ) -> Path:
     """Write the resolved recipe (and run options) beside the results."""

@@ -24,6 +24,7 @@ __all__ = [
     "read_jsonl_rows",
     "iter_jsonl",
     "iter_records",
+    "read_user_text",
     "json_safe",
     "dumps_json",
     "fingerprint",
@@ -164,6 +165,19 @@ def _not_utf8(p: Path, data: bytes, exc: UnicodeDecodeError, line: int | None = 
         f"line {line} is not UTF-8 text (byte 0x{byte:02x} at column {col}); "
         "save the file as UTF-8",
     )
+
+
+def read_user_text(path: str | os.PathLike[str]) -> str:
+    """The text of a file the user named (UTF-8, a byte-order mark dropped).
+
+    A missing file, a directory or bytes that are not UTF-8 raise a one-line
+    :class:`InputFileError` naming the file (and the line of the first bad byte).
+    """
+    p, data = _user_file_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(p, data, exc) from None
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
