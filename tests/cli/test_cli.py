@@ -250,3 +250,19 @@ def test_bench_precedence_defaults_recipe_set_flags(tmp_path, capsys, monkeypatc
     assert run("--suite", "quick") == ("quick", {"k": 5, "j": 3})  # a flag beats the recipe
     assert main(["bench", "run", "t.prec", "--set", "t.k=1", "--out", str(tmp_path / "x")]) == 2
     assert "SCENARIO.PARAM=VALUE for a selected scenario (t.prec)" in capsys.readouterr().err
+
+
+def test_bench_list_shows_headline_targets_within_80_columns(capsys):
+    assert main(["bench", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) < 80 for line in lines)
+    assert any(line.startswith("caesar.vs_secureml") and ">= 10x" in line for line in lines)
+    assert main(["bench", "list", "--format", "json"]) == 0
+    by = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert by["certify.smoothing"]["headline"][0] == {
+        "metric": "abstain_triggered",
+        "target": ">= 0.5",
+        "label": "trig. abstain",
+        "unit": "",
+        "why": by["certify.smoothing"]["headline"][0]["why"],
+    }

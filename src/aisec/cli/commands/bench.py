@@ -255,7 +255,7 @@ def run_cmd(
 @click.option("--suite", type=click.Choice(["quick", "full"]), default=None)
 @format_option
 def list_cmd(suite: str | None, fmt: str) -> None:
-    """List registered scenarios with their system, suites and default parameters."""
+    """List registered scenarios: suites and headline targets (json: also params, seeds)."""
     from aisec.bench import SCENARIOS
     from aisec.bench.runner import discover
 
@@ -270,16 +270,21 @@ def list_cmd(suite: str | None, fmt: str) -> None:
             "params": dict(s.params),
             "full_params": dict(s.full_params),
             "description": s.description,
+            "headline": [h.to_dict() for h in s.headline],
         }
         for s in items
         if suite is None or suite in s.suites
     ]
 
     def text(rows: list[dict[str, Any]]) -> None:
+        click.echo(f"{'scenario':<27} {'suites':<10} headline targets")
         for r in rows:
-            click.echo(
-                f"{r['name']:<40} {r['system']:<12} {','.join(r['suites']):<11} {r['description']}"
+            heads = "; ".join(
+                f"{h['label'] or h['metric']} {h['target']}{h['unit'] if h['target'] else ''}".strip()
+                for h in r["headline"]
             )
+            line = f"{r['name']:<27} {','.join(r['suites']):<10} {heads}"
+            click.echo(line if len(line) < 80 else line[:78] + "…")
         for mod, err in errors.items():
             click.echo(f"(scenario module {mod} failed to import: {err})", err=True)
 
