@@ -351,8 +351,10 @@ def adversarial(params: Any, ctx: Any) -> Result:
         notes=[
             "L-inf PGD (random start, sign steps, 8-bit output) on each method's watermarked "
             f"images, {params['iters']} iterations, against a differentiable surrogate of that "
-            "method's detector through the same 10-step DDIM inversion (soft sign agreement for "
-            "Gaussian Shading, ring distance for Tree-Ring, both for GaussMarker); clean images "
+            "method's detector (its soft_score) through the same 10-step DDIM inversion (soft "
+            "sign agreement for Gaussian Shading, ring distance for Tree-Ring, both for "
+            "GaussMarker, plus the GNR margin for gaussmarker; each variant's images are "
+            "attacked against its own detector); clean images "
             "are not attacked; empirical 1% FPR threshold on them. The fuser is fitted on "
             "undistorted images only (the attack is not in its fitting data).",
             f"eps in pixel units of [0, 1]: {params['eps']} (4/255 = 0.0157, 8/255 = 0.0314).",
