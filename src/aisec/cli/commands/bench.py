@@ -139,9 +139,12 @@ def _run(
         ] + rows
     html_path = None
     if report:
+        from aisec.bench.quiet import third_party_to_log
         from aisec.report import render_report
 
-        html_path, _ = render_report(run_dir)
+        # matplotlib may log (e.g. building its font cache on a fresh machine)
+        with third_party_to_log(run_dir / runner.LOG_FILE):
+            html_path, _ = render_report(run_dir)
     payload = {
         "run_dir": str(run_dir),
         "report": str(html_path) if html_path else None,
