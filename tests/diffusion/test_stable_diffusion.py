@@ -89,3 +89,13 @@ def test_missing_diffusers_names_the_extra(monkeypatch, tmp_path) -> None:
     ):
         with pytest.raises(DependencyError, match=r"aisec\[diffusion\]"):
             call()
+
+
+def test_missing_transformers_names_the_extra(monkeypatch, tmp_path) -> None:
+    from aisec.diffusion.stable_diffusion import load_pipeline
+    from aisec.diffusion.tiny_sd import tiny_sd_pipeline
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    for call in (lambda: load_pipeline("some/model", "cpu"), lambda: tiny_sd_pipeline(tmp_path)):
+        with pytest.raises(DependencyError, match=r"'transformers'.*aisec\[llm\]"):
+            call()

@@ -15,6 +15,7 @@ Reference: Rombach et al., "High-Resolution Image Synthesis with Latent Diffusio
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from aisec.diffusion.backbone import DDIMBackbone
@@ -33,6 +34,8 @@ def load_pipeline(model: str, device: str) -> Any:
     """A diffusers ``StableDiffusionPipeline`` from a hub id or local path, without safety checker."""
     import torch
 
+    if importlib.util.find_spec("transformers") is None:  # SD's CLIP text encoder and tokenizer
+        raise DependencyError("transformers", "llm")
     try:
         from diffusers import StableDiffusionPipeline
     except ImportError:

@@ -70,14 +70,14 @@ def tiny_sd_pipeline(
     """
     import torch
 
+    try:  # first: with peft installed, diffusers' model imports need transformers too
+        from transformers import CLIPTextConfig, CLIPTextModel
+    except ImportError:
+        raise DependencyError("transformers", "llm") from None
     try:
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     except ImportError:
         raise DependencyError("diffusers", "diffusion") from None
-    try:
-        from transformers import CLIPTextConfig, CLIPTextModel
-    except ImportError:
-        raise DependencyError("transformers", "llm") from None
 
     tok = _tokenizer(Path(directory))
     n_vocab = len(tok.get_vocab())
