@@ -288,3 +288,6 @@ def test_detect_with_a_gnr_needs_a_fuser_calibrated_for_the_key(
     rows = json.loads(capsys.readouterr().out)
     assert all(r["threshold"] == f.threshold for r in rows)
     assert min(r["score"] for r in rows[:3]) > max(r["score"] for r in rows[3:])
+    # That fuser reads the GNR's margin: without --gnr it cannot score, and says so.
+    rc, err = _err(capsys, [*detect, "--fuser", str(fuser)])
+    assert rc == 2 and "gnr_margin" in err and len(err.splitlines()) == 1, err

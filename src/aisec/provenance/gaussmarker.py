@@ -100,7 +100,7 @@ class GaussMarker(LatentWatermark):
             if extra:
                 raise ConfigError(
                     f"the fuser reads {extra}, which {self.variant} does not compute"
-                    + ("; give the key's GNR (gaussmarker)" if "gnr_margin" in extra else "")
+                    + ("; give the key's GNR (--gnr)" if "gnr_margin" in extra else "")
                 )
         self.gnr = gnr
         self.fuser = fuser
