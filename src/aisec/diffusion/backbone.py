@@ -168,9 +168,8 @@ class DDIMBackbone:
                 tuple(x.shape),
             )
         if x.shape[1] == 3 and self.channels == 1:
-            x = torch.einsum("bchw,c->bhw", x, torch.tensor(_LUMA, dtype=x.dtype, device=x.device))[
-                :, None
-            ]
+            luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
+            x = torch.einsum("bchw,c->bhw", x, luma)[:, None]
         elif x.shape[1] == 1 and self.channels == 3:
             x = x.expand(-1, 3, -1, -1)
         return x
