@@ -10,18 +10,15 @@ from aisec.judges import make_judge
 from aisec.llm.chat import chat_format
 from aisec.safety.safechain import (
     LESSTHINK_PREFILL,
-    STRATEGIES,
     ZEROTHINK_PREFILL,
     EvalConfig,
     EvalItem,
-    Strategy,
     build_dataset,
     build_prompt,
     dataset_sft_examples,
     eval_set,
     evaluate,
     generate_samples,
-    get_strategy,
     load_prompt_file,
     summarize,
 )
@@ -96,28 +93,6 @@ def test_zerothink_samples_record_empty_thought(scripted):
     assert all(s.thought == "" and s.answer.startswith("answer") for r in rows for s in r)
     assert lm.calls[0][0][0].endswith("<think>\n\n</think>\n\n")
     assert len({s.seed for r in rows for s in r}) == 6
-
-
-@pytest.mark.parametrize("name", STRATEGIES.names())
-def test_every_registered_strategy_draws_k_samples_within_its_token_bound(scripted, name):
-    # the behavioural contract of a strategy, run for each one the day it registers
-    lm = scripted(lambda p, c, s: "x y z" if not p.endswith("</think>\n\n") else "done.")
-    strategy = get_strategy(name)
-    assert isinstance(strategy, Strategy) and strategy.name == name
-    cfg = EvalConfig(strategy=name, k=3, think_budget=8, enforce_num=2, max_new_tokens=12)
-    rows = generate_samples(lm, [EvalItem("a", "q one"), EvalItem("b", "q two")], cfg)
-    assert [len(r) for r in rows] == [3, 3]
-    assert all(isinstance(s.response, str) and isinstance(s.thought, str) for r in rows for s in r)
-    bound = strategy.new_tokens(lm, cfg)
-    prompt = strategy.prompt(lm.chat, "q one")
-    assert prompt == build_prompt(lm.chat, "q one", name)
-    for call_prompts, gen in lm.calls:  # every call stays within prompt + bound
-        for p in call_prompts:
-            assert lm.count_tokens(p) + gen.max_new_tokens <= lm.count_tokens(prompt) + bound
-    from aisec.config import validate
-
-    with pytest.raises(ConfigError, match="unknown safechain strategy 'nothink'; valid: default"):
-        validate(EvalConfig, {"strategy": "nothink"})
 
 
 def test_a_prompt_too_long_for_the_context_is_named_before_anything_is_generated(
