@@ -113,12 +113,14 @@ def _run(name: str, gmm: Any, clean: dict[str, Any]) -> dict[str, Any]:
         method.with_detector(gnr=method.gnr, fuser=fuser)
         thr, calibrated = method.threshold(key, FPR), True
     wm = generate(gmm, method, key, N_WM, torch.Generator().manual_seed(3), STEPS).images
+    z = invert(gmm, wm, STEPS)
     _CACHE[name] = {
         "method": method,
         "key": key,
         "threshold": thr,
         "calibrated": calibrated,
-        "pos": method.detect(key, invert(gmm, wm, STEPS)),
+        "z": z,
+        "pos": method.detect(key, z),
         "neg": method.detect(key, clean["test"]),
     }
     return _CACHE[name]
@@ -157,3 +159,17 @@ def test_clean_false_positive_rate_at_the_threshold_meets_the_target(
     # images where the threshold was calibrated; about 3 standard errors (one-sided p < 0.001)
     var = FPR * (1 - FPR) * (1 / N_CLEAN + (1 / N_CAL if r["calibrated"] else 0.0))
     assert fpr <= FPR + 3.1 * var**0.5, f"{name}: clean FPR {fpr:.3f} at target {FPR}"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_soft_score_is_differentiable_and_ranks_the_mark_first(name: str, gmm, clean_noise) -> None:
+    from aisec.metrics import auc
+
+    r = _run(name, gmm, clean_noise)
+    z = r["z"].clone().requires_grad_(True)
+    soft = r["method"].soft_score(r["key"], z)
+    assert soft.shape == (N_WM,)
+    soft.sum().backward()  # white-box attacks follow this gradient
+    assert z.grad is not None and float(z.grad.abs().sum()) > 0
+    neg = r["method"].soft_score(r["key"], clean_noise["test"]).detach().numpy()
+    assert auc(soft.detach().numpy(), neg) >= 0.95
