@@ -22,13 +22,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                    **body})
+        type(self).requests.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), **body}
+        )
         text = f"echo:{body['prompt'][-5:]}|seed={body.get('seed')}"
         for s in body.get("stop") or []:
             text = text.split(s)[0]
-        reply = {"choices": [{"text": text, "finish_reason": "stop"}],
-                 "usage": {"completion_tokens": 3}}
+        reply = {
+            "choices": [{"text": text, "finish_reason": "stop"}],
+            "usage": {"completion_tokens": 3},
+        }
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -36,8 +39,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    max_model_len: int | None = None
+
     def do_GET(self):  # noqa: N802
-        data = json.dumps({"data": [{"id": "m"}]}).encode()
+        model = {"id": "m"}
+        if type(self).max_model_len is not None:
+            model["max_model_len"] = type(self).max_model_len
+        data = json.dumps({"data": [model]}).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -47,6 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     _Handler.requests = []
+    _Handler.max_model_len = None
     srv = HTTPServer(("127.0.0.1", 0), _Handler)
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -57,8 +66,12 @@ def server():
 def test_remote_generate_in_order_with_seeds_and_stop(server):
     lm = RemoteLM(server, "m", chat_format("deepseek-r1"), api_key="secret", workers=3)
     ps = [lm.chat.user(f"q{i}") for i in range(5)]
-    gens = lm.generate(ps, GenerationConfig(max_new_tokens=7, stop=("|",)), seeds=[10, 11, 12, 13, 14],
-                       batch_size=2)
+    gens = lm.generate(
+        ps,
+        GenerationConfig(max_new_tokens=7, stop=("|",)),
+        seeds=[10, 11, 12, 13, 14],
+        batch_size=2,
+    )
     assert [g.text for g in gens] == ["echo:ink>\n"] * 5
     assert all(g.n_tokens == 3 for g in gens)
     sent = sorted(_Handler.requests, key=lambda r: r["seed"])
@@ -95,3 +108,13 @@ def test_chat_template_fallback_is_recorded_or_refused(server, caplog):
     assert "\n" not in str(e.value)
     chosen = load_lm(server + "#no-such-org/no-such-model", chat_format_name="chatml")
     assert chosen.chat_template_fallback is None  # the user chose the format
+
+
+def test_context_length_comes_from_the_server_or_stays_unknown(server):
+    lm = RemoteLM(server, "m", chat_format("chatml"))
+    assert lm.context_length is None  # the server does not say: no up-front check
+    _Handler.max_model_len = 4096
+    assert RemoteLM(server, "m", chat_format("chatml")).context_length == 4096
+    assert RemoteLM(server, "m", chat_format("chatml"), context_length=512).context_length == 512
+    gone = RemoteLM("http://127.0.0.1:9/v1", "m", chat_format("chatml"), timeout=2)
+    assert gone.context_length is None

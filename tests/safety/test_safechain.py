@@ -213,6 +213,12 @@ def test_resume_regenerates_a_prompt_whose_text_changed_under_the_same_id(script
             evaluate(lm, edited, cfg.model_copy(update=change), judges, tmp_path, model_name="m")
     with pytest.raises(ConfigError, match="model"):
         evaluate(lm, edited, cfg, judges, tmp_path, model_name="other")
+    # a run directory of the old format (keyed on the prompt count and the first id) is refused
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    (old_dir / "run.json").write_text(json.dumps({"model": "m", "items": 3, "first_id": "a"}))
+    with pytest.raises(ConfigError, match="older aisec"):
+        evaluate(lm, edited, cfg, judges, old_dir, model_name="m")
     with pytest.raises(ConfigError, match="chat_format"):
         evaluate(
             scripted(script, chat_format("chatml-think")),

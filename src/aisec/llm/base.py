@@ -116,5 +116,7 @@ class LanguageModel(ABC):
         if seeds is None:
             return list(range(len(prompts)))
         if len(seeds) != len(prompts):
-            raise ParameterError("seeds", f"must have one seed per prompt ({len(prompts)})", len(seeds))
+            raise ParameterError(
+                "seeds", f"must have one seed per prompt ({len(prompts)})", len(seeds)
+            )
         return [int(s) for s in seeds]

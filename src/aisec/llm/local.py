@@ -107,7 +107,8 @@ class LocalLM(LanguageModel):
         for i, ids in enumerate(encoded):
             if len(ids) + cfg.max_new_tokens > limit:
                 raise ParameterError(
-                    f"prompts[{i}]", f"plus max_new_tokens must fit the context of {limit} tokens",
+                    f"prompts[{i}]",
+                    f"plus max_new_tokens must fit the context of {limit} tokens",
                     len(ids) + cfg.max_new_tokens,
                 )
         # Longest first: batch-mates have similar lengths, so little padding is computed.
@@ -133,8 +134,9 @@ class LocalLM(LanguageModel):
                 return Generation(text[:pos], len(ids), "stop", s)
         return Generation(text, len(ids), "stop" if eos_hit else "length")
 
-    def _generate_batch(self, rows: list[list[int]], cfg: GenerationConfig, seeds: list[int]
-                        ) -> list[Generation]:
+    def _generate_batch(
+        self, rows: list[list[int]], cfg: GenerationConfig, seeds: list[int]
+    ) -> list[Generation]:
         import torch
         from transformers import DynamicCache
 
@@ -156,8 +158,14 @@ class LocalLM(LanguageModel):
         cache = DynamicCache()
         max_stop = max((len(s) for s in cfg.stop), default=0)
         with torch.inference_mode():
-            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos,
-                             past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             last_pos = pos[:, -1:]
             for step in range(cfg.max_new_tokens):
                 logits = out.logits[:, -1, :].float()
@@ -167,10 +175,12 @@ class LocalLM(LanguageModel):
                     probs = torch.softmax(
                         _filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p), -1
                     ).cpu()
-                    nxt = torch.stack([
-                        torch.multinomial(probs[j], 1, generator=gens[r])[0]
-                        for j, r in enumerate(active)
-                    ])
+                    nxt = torch.stack(
+                        [
+                            torch.multinomial(probs[j], 1, generator=gens[r])[0]
+                            for j, r in enumerate(active)
+                        ]
+                    )
                 keep: list[int] = []
                 for j, r in enumerate(active):
                     t = int(nxt[j])
@@ -180,8 +190,9 @@ class LocalLM(LanguageModel):
                     generated[r].append(t)
                     if cfg.stop:
                         # decode a tail long enough to contain any stop string
-                        tail = self.tokenizer.decode(generated[r][-(max_stop + 8):],
-                                                     skip_special_tokens=True)
+                        tail = self.tokenizer.decode(
+                            generated[r][-(max_stop + 8) :], skip_special_tokens=True
+                        )
                         if any(s in tail for s in cfg.stop):
                             results[r] = self._finish(generated[r], cfg, False)
                             continue
@@ -195,17 +206,25 @@ class LocalLM(LanguageModel):
                     last_pos = last_pos.index_select(0, sel)
                     nxt = nxt.index_select(0, sel.cpu())
                     active = [active[j] for j in keep]
-                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)], 1)
+                mask = torch.cat(
+                    [mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)], 1
+                )
                 last_pos = last_pos + 1
-                out = self.model(input_ids=nxt.view(-1, 1).to(device), attention_mask=mask,
-                                 position_ids=last_pos, past_key_values=cache, use_cache=True)
+                out = self.model(
+                    input_ids=nxt.view(-1, 1).to(device),
+                    attention_mask=mask,
+                    position_ids=last_pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
         for r in range(n):
             if results[r] is None:
                 results[r] = self._finish(generated[r], cfg, False)
         return [g for g in results if g is not None]
 
-    def next_token_logprobs(self, prompts: Sequence[str], candidates: Sequence[str],
-                            batch_size: int = 8) -> np.ndarray:
+    def next_token_logprobs(
+        self, prompts: Sequence[str], candidates: Sequence[str], batch_size: int = 8
+    ) -> np.ndarray:
         """Log-probability of the first token of each candidate after each prompt.
 
         Returns:
@@ -232,8 +251,12 @@ class LocalLM(LanguageModel):
                 mask[i, width - len(r) :] = 1
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                    position_ids=pos.to(self.device), logits_to_keep=1).logits[:, -1]
+                logits = self.model(
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    position_ids=pos.to(self.device),
+                    logits_to_keep=1,
+                ).logits[:, -1]
             lp = torch.log_softmax(logits.float(), -1)[:, cand].cpu().numpy()
             out[start : start + len(rows)] = lp
         return out

@@ -40,16 +40,26 @@ class RemoteLM(LanguageModel):
         timeout: seconds per request.
         workers: concurrent requests (the server batches them).
         tokenizer: optional local tokenizer, for exact token counts.
-        context_length: the served model's context in tokens, if known (vLLM's
-            ``max_model_len``), so callers can check prompt lengths before generating.
+        context_length: the served model's context in tokens; by default vLLM's
+            ``max_model_len`` from ``/models`` (asked on first use), so callers can check prompt
+            lengths before generating.
         chat_template_fallback: why ``chat`` is a built-in format rather than the model's own
             template (None when it is the model's own or one the user chose).
     """
 
-    def __init__(self, base_url: str, model: str, chat: ChatFormat, *, api_key: str | None = None,
-                 timeout: float = 600.0, workers: int = 8, tokenizer: Any = None,
-                 context_length: int | None = None,
-                 chat_template_fallback: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        chat: ChatFormat,
+        *,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+        workers: int = 8,
+        tokenizer: Any = None,
+        context_length: int | None = None,
+        chat_template_fallback: str | None = None,
+    ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ParameterError("base_url", "must start with http:// or https://", base_url)
         if not model:
@@ -63,15 +73,37 @@ class RemoteLM(LanguageModel):
         self.tokenizer = tokenizer
         if context_length is not None and context_length < 1:
             raise ParameterError("context_length", "must be >= 1 tokens", context_length)
-        self.context_length = context_length
+        self._context_length = context_length
+        self._asked_context = context_length is not None
         self.chat_template_fallback = chat_template_fallback
+
+    @property
+    def context_length(self) -> int | None:  # type: ignore[override]
+        """The served model's context (given, else vLLM's ``max_model_len`` from ``/models``,
+        asked once); None when the server does not say, and then no length is checked here."""
+        if not self._asked_context:
+            self._asked_context = True
+            try:
+                data = self._get("/models")
+                for m in data.get("data", []):
+                    if m.get("id") == self.name and isinstance(m.get("max_model_len"), int):
+                        self._context_length = int(m["max_model_len"])
+            except (PeerError, AttributeError, TypeError):
+                self._context_length = None  # unknown: the server's own check applies
+        return self._context_length
+
+    @context_length.setter
+    def context_length(self, value: int | None) -> None:
+        self._context_length, self._asked_context = value, True
 
     def __repr__(self) -> str:  # never show the key
         return f"RemoteLM({self.base_url!r}, {self.name!r})"
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         req = urllib.request.Request(
-            self.base_url + path, data=json.dumps(body).encode("utf-8"), method="POST",
+            self.base_url + path,
+            data=json.dumps(body).encode("utf-8"),
+            method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._key}"},
         )
         try:
@@ -79,7 +111,9 @@ class RemoteLM(LanguageModel):
                 return json.loads(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
-            raise PeerError(self.base_url, path, f"HTTP {exc.code}: {' '.join(detail.split())}") from None
+            raise PeerError(
+                self.base_url, path, f"HTTP {exc.code}: {' '.join(detail.split())}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise PeerError(self.base_url, path, f"server unreachable ({reason})") from None
@@ -88,8 +122,12 @@ class RemoteLM(LanguageModel):
 
     def _one(self, prompt: str, cfg: GenerationConfig, seed: int) -> Generation:
         body: dict[str, Any] = {
-            "model": self.name, "prompt": prompt, "max_tokens": cfg.max_new_tokens,
-            "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": seed,
+            "model": self.name,
+            "prompt": prompt,
+            "max_tokens": cfg.max_new_tokens,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "seed": seed,
         }
         if cfg.top_k:
             body["top_k"] = cfg.top_k
@@ -101,16 +139,26 @@ class RemoteLM(LanguageModel):
         try:
             choice = reply["choices"][0]
             text = str(choice["text"])
-            n = int((reply.get("usage") or {}).get("completion_tokens", 0)) or self.count_tokens(text)
+            n = int((reply.get("usage") or {}).get("completion_tokens", 0)) or self.count_tokens(
+                text
+            )
             reason = str(choice.get("finish_reason") or "stop")
         except (KeyError, IndexError, TypeError):
-            raise PeerError(self.base_url, "/completions", "the reply has no choices[0].text") from None
+            raise PeerError(
+                self.base_url, "/completions", "the reply has no choices[0].text"
+            ) from None
         stop = choice.get("stop_reason") if isinstance(choice.get("stop_reason"), str) else None
         return Generation(text, n, "length" if reason == "length" else "stop", stop)
 
-    def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None, *,
-                 seeds: Sequence[int] | None = None, batch_size: int = 8,
-                 progress: Progress | None = None) -> list[Generation]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        config: GenerationConfig | None = None,
+        *,
+        seeds: Sequence[int] | None = None,
+        batch_size: int = 8,
+        progress: Progress | None = None,
+    ) -> list[Generation]:
         cfg = config or GenerationConfig()
         seed_list = self._check(prompts, seeds, batch_size)
         out: list[Generation] = []
@@ -127,16 +175,24 @@ class RemoteLM(LanguageModel):
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return max(1, len(text) // 4)  # rough: about four characters per token
 
-    def check(self) -> list[str]:
-        """The models the server lists (``GET /models``); a one-line error if it is unreachable."""
-        req = urllib.request.Request(self.base_url + "/models",
-                                     headers={"Authorization": f"Bearer {self._key}"})
+    def _get(self, path: str) -> dict[str, Any]:
+        req = urllib.request.Request(
+            self.base_url + path, headers={"Authorization": f"Bearer {self._key}"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=min(self.timeout, 30.0)) as resp:
                 data = json.loads(resp.read().decode("utf-8"))
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise PeerError(self.base_url, "/models", f"server unreachable ({getattr(exc, 'reason', exc)})") from None
-        return [str(m.get("id")) for m in data.get("data", [])]
+            raise PeerError(
+                self.base_url, path, f"server unreachable ({getattr(exc, 'reason', exc)})"
+            ) from None
+        if not isinstance(data, dict):
+            raise PeerError(self.base_url, path, "the reply is not a JSON object")
+        return data
+
+    def check(self) -> list[str]:
+        """The models the server lists (``GET /models``); a one-line error if it is unreachable."""
+        return [str(m.get("id")) for m in self._get("/models").get("data", [])]
 
 
 def parse_server_spec(spec: str) -> tuple[str, str] | None:
@@ -145,13 +201,23 @@ def parse_server_spec(spec: str) -> tuple[str, str] | None:
         return None
     url, sep, model = spec.partition("#")
     if not sep or not model:
-        raise ParameterError("model", "a server must be given as URL#MODEL (e.g. "
-                             "http://localhost:8000/v1#deepseek-ai/DeepSeek-R1-Distill-Qwen-7B)", spec)
+        raise ParameterError(
+            "model",
+            "a server must be given as URL#MODEL (e.g. "
+            "http://localhost:8000/v1#deepseek-ai/DeepSeek-R1-Distill-Qwen-7B)",
+            spec,
+        )
     return url, model
 
 
-def load_lm(spec: str, *, chat_format_name: str | None = None, adapter: str | None = None,
-            tokenizer: str | None = None, allow_chat_fallback: bool = True) -> LanguageModel:
+def load_lm(
+    spec: str,
+    *,
+    chat_format_name: str | None = None,
+    adapter: str | None = None,
+    tokenizer: str | None = None,
+    allow_chat_fallback: bool = True,
+) -> LanguageModel:
     """A local model (name, path, hub id) or a server (``URL#MODEL``) behind one interface.
 
     For a server the chat format is ``chat_format_name`` if given, else the template of the
@@ -177,11 +243,15 @@ def load_lm(spec: str, *, chat_format_name: str | None = None, adapter: str | No
         tok = load_tokenizer(source)
     except Exception as exc:  # noqa: BLE001 - offline or unknown tokenizer: say so, never silently
         problem = " ".join(str(exc).split())[:160] or type(exc).__name__
-        reason = (f"tokenizer {source!r} did not load ({type(exc).__name__}: {problem}); prompts "
-                  "are rendered with the built-in chatml format")
+        reason = (
+            f"tokenizer {source!r} did not load ({type(exc).__name__}: {problem}); prompts "
+            "are rendered with the built-in chatml format"
+        )
         if not allow_chat_fallback:
-            raise ConfigError(f"{reason.split(';')[0]}; pass a chat format (--chat-format chatml, "
-                              "chatml-think, deepseek-r1, plain) or a loadable tokenizer") from None
+            raise ConfigError(
+                f"{reason.split(';')[0]}; pass a chat format (--chat-format chatml, "
+                "chatml-think, deepseek-r1, plain) or a loadable tokenizer"
+            ) from None
         _log.warning("%s; pass --chat-format to choose one", reason)
         return RemoteLM(url, model, chat_format("chatml"), chat_template_fallback=reason)
     return RemoteLM(url, model, from_tokenizer(tok, model), tokenizer=tok)

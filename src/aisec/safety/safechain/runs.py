@@ -78,7 +78,15 @@ def _changed(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list
 def _check_run(out: Path, meta: dict[str, Any]) -> None:
     f = out / "run.json"
     if f.exists():
-        old = json.loads(f.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(f.read_text(encoding="utf-8"))
+        except ValueError:
+            raise InputFileError(f, "is not JSON; use another --out") from None
+        if not isinstance(old, dict) or old.get("format") != meta["format"]:
+            raise ConfigError(
+                f"{out} holds a run written by an older aisec (its resume key did "
+                "not cover the prompts' text); use another --out"
+            )
         if old != meta:
             raise ConfigError(
                 f"{out} holds a run with different settings "
