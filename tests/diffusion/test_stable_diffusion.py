@@ -97,5 +97,5 @@ def test_missing_transformers_names_the_extra(monkeypatch, tmp_path) -> None:
 
     monkeypatch.setitem(sys.modules, "transformers", None)
     for call in (lambda: load_pipeline("some/model", "cpu"), lambda: tiny_sd_pipeline(tmp_path)):
-        with pytest.raises(DependencyError, match=r"'transformers'.*aisec\[llm\]"):
+        with pytest.raises(DependencyError, match=r"'transformers'.*aisec\[diffusion\]"):
             call()

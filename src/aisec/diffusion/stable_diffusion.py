@@ -35,7 +35,7 @@ def load_pipeline(model: str, device: str) -> Any:
     import torch
 
     if importlib.util.find_spec("transformers") is None:  # SD's CLIP text encoder and tokenizer
-        raise DependencyError("transformers", "llm")
+        raise DependencyError("transformers", "diffusion")
     try:
         from diffusers import StableDiffusionPipeline
     except ImportError:

@@ -73,7 +73,7 @@ def tiny_sd_pipeline(
     try:  # first: with peft installed, diffusers' model imports need transformers too
         from transformers import CLIPTextConfig, CLIPTextModel
     except ImportError:
-        raise DependencyError("transformers", "llm") from None
+        raise DependencyError("transformers", "diffusion") from None
     try:
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     except ImportError:
