@@ -84,14 +84,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pair_over_tls(certs_a: Path, certs_b: Path, name_b: str = "B") -> tuple:
+def _pair_over_tls(
+    certs_a: Path, certs_b: Path, name_b: str = "B", accept_timeout_s: float = 10
+) -> tuple:
     port = _free_port()
     out: dict = {}
 
     def server() -> None:
         try:
             out["a"] = listen(
-                "A", "B", "127.0.0.1", port, certs_a, protocol="t", accept_timeout_s=10
+                "A",
+                "B",
+                "127.0.0.1",
+                port,
+                certs_a,
+                protocol="t",
+                accept_timeout_s=accept_timeout_s,
             )
         except Exception as exc:  # reported by the test
             out["a_err"] = exc
@@ -126,14 +134,14 @@ def test_tcp_mutual_tls_roundtrip(tmp_path: Path) -> None:
 def test_tcp_refuses_foreign_ca_and_wrong_name(tmp_path: Path) -> None:
     make_certs(tmp_path / "good", ("A", "B"))
     make_certs(tmp_path / "evil", ("A", "B"))
-    out = _pair_over_tls(tmp_path / "good", tmp_path / "evil")
+    out = _pair_over_tls(tmp_path / "good", tmp_path / "evil", accept_timeout_s=3)
     errors = [out.get("a_err"), out.get("b_err")]
     assert any(isinstance(e, PeerError) for e in errors), errors
     # a certificate from the right CA but for another party name
     make_certs(tmp_path / "three", ("A", "B", "C"))
-    out = _pair_over_tls(tmp_path / "three", tmp_path / "three", name_b="C")
-    err = out.get("a_err")
-    assert isinstance(err, PeerError) and "expected 'B'" in str(err)
+    out = _pair_over_tls(tmp_path / "three", tmp_path / "three", name_b="C", accept_timeout_s=3)
+    err = out.get("a_err")  # A refused C and waited for B until its own timeout
+    assert isinstance(err, PeerError) and "certificate names 'C', expected 'B'" in str(err)
     for k in ("a", "b"):
         if k in out:
             out[k].close()

@@ -4,10 +4,16 @@ Both ends present a certificate signed by the shared CA (:mod:`aisec.transport.c
 check that the peer's certificate names the expected party. After the TLS handshake each side
 sends a ``hello`` frame with its name, the wire version and the protocol name, so a wrong peer,
 an old client or another protocol fails at once with a one-line error naming the peer.
+
+A listening party meets whoever reaches its port. Each incoming connection gets a short
+handshake timeout (TLS plus ``hello``, 10 s by default, separate from the protocol's timeout) in
+its own thread; a connection that is not the expected peer is refused and logged, and the
+listener keeps accepting until the authenticated peer arrives or its own timeout ends.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import select
 import socket
@@ -15,6 +21,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from aisec.errors import PeerError
 from aisec.transport import frames
@@ -22,6 +29,8 @@ from aisec.transport.certs import party_files
 from aisec.transport.channel import Channel, Link
 
 _CHUNK = 1 << 16  # bytes per non-blocking SSL write
+_log = logging.getLogger(__name__)
+_GAVE_UP = object()  # the listener's deadline passed: later handshakes are closed
 
 __all__ = ["TCPChannel", "listen", "connect", "parse_hostport"]
 
@@ -194,41 +203,63 @@ class TCPChannel(Channel):
         super().close()
 
 
-def _handshake(ch: TCPChannel, protocol: str) -> TCPChannel:
-    name = _peer_name(ch.sock)
-    if name != ch.peer:
-        ch.close()
-        raise PeerError(ch.peer, "handshake", f"certificate names {name!r}, expected {ch.peer!r}")
-    ch.send("hello", {"party": ch.party, "version": frames.VERSION, "protocol": protocol})
-    hello = ch.recv("hello")
-    if hello.get("party") != ch.peer or hello.get("protocol") != protocol:
-        ch.close()
-        raise PeerError(
-            ch.peer,
-            "handshake",
-            f"peer says it is {hello.get('party')!r} running {hello.get('protocol')!r}; "
-            f"expected {ch.peer!r} running {protocol!r}",
-        )
-    return ch
+class _Refused(Exception):
+    """A connection that did not authenticate as the expected peer (or broke off on the way).
+
+    ``claimed`` is the certificate's party name once TLS has verified it (None before that).
+    """
+
+    def __init__(self, problem: str, claimed: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.claimed = problem, claimed
 
 
-def _secure(
-    ctx: ssl.SSLContext, raw: socket.socket, server: bool, party: str, peer: str, protocol: str,
-    link: Link | None, timeout_s: float,
+def _authenticate(
+    ctx: ssl.SSLContext,
+    raw: socket.socket,
+    server: bool,
+    party: str,
+    peer: str,
+    protocol: str,
+    link: Link | None,
+    timeout_s: float,
+    handshake_timeout_s: float,
 ) -> TCPChannel:
-    """TLS handshake on a connected socket, then the aisec ``hello`` exchange."""
+    """TLS handshake, certificate name and ``hello`` check, all within ``handshake_timeout_s``;
+    raises :class:`_Refused` (socket closed) if the other end is not ``peer`` running
+    ``protocol``."""
     # Protocol rounds are request/response: without TCP_NODELAY, Nagle's algorithm holds the
     # last partial segment of a message until the peer ACKs the previous ones, and a delayed
     # ACK can then stall every round by up to 40 ms.
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.settimeout(handshake_timeout_s)
         sock = ctx.wrap_socket(raw, server_side=server)
     except (ssl.SSLError, OSError) as exc:
         raw.close()
-        raise PeerError(
-            peer, "handshake", f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}"
-        ) from None
-    return _handshake(TCPChannel(party, peer, sock, link, timeout_s), protocol)
+        if isinstance(exc, TimeoutError):
+            raise _Refused(f"no TLS handshake within {handshake_timeout_s:g} s") from None
+        detail = getattr(exc, "reason", None) or exc.__class__.__name__
+        raise _Refused(f"TLS handshake failed ({detail})") from None
+    ch = TCPChannel(party, peer, sock, link, timeout_s)
+    name = _peer_name(sock)
+    if name != peer:
+        ch.close()
+        raise _Refused(f"certificate names {name!r}, expected {peer!r}", claimed=name)
+    try:
+        ch.send("hello", {"party": party, "version": frames.VERSION, "protocol": protocol})
+        hello = ch.recv("hello", timeout_s=handshake_timeout_s)
+    except PeerError as exc:
+        ch.close()
+        raise _Refused(f"no hello: {exc}", claimed=name) from None
+    if hello.get("party") != peer or hello.get("protocol") != protocol:
+        ch.close()
+        raise _Refused(
+            f"says it is {hello.get('party')!r} running {hello.get('protocol')!r}; "
+            f"expected {peer!r} running {protocol!r}",
+            claimed=name,
+        )
+    return ch
 
 
 def listen(
@@ -242,19 +273,99 @@ def listen(
     link: Link | None = None,
     timeout_s: float = 120.0,
     accept_timeout_s: float = 300.0,
+    handshake_timeout_s: float = 10.0,
 ) -> TCPChannel:
-    """Wait for ``peer`` to connect on ``host:port``; returns the authenticated channel."""
+    """Wait for ``peer`` to connect on ``host:port``; returns the authenticated channel.
+
+    Every incoming connection gets ``handshake_timeout_s`` for TLS (certificate of our CA
+    naming ``peer``) and the ``hello`` exchange, in its own thread, so a stranger that sends
+    garbage, fails TLS, shows another certificate or stays silent is refused and logged as
+    unauthenticated while the listener keeps accepting, until the authenticated peer arrives or
+    ``accept_timeout_s`` ends. ``timeout_s`` is the protocol's own per-message timeout.
+    """
     ctx = _context(True, certs_dir, party)
-    with socket.create_server((host, port), reuse_port=False) as srv:
-        srv.settimeout(accept_timeout_s)
+    done = queue.Queue()  # (addr, channel or None, refusal or None)
+    lock = threading.Lock()
+    state: dict[str, Any] = {"winner": None}
+
+    def attempt(raw: socket.socket, addr: str) -> None:
         try:
-            raw, _addr = srv.accept()
-        except TimeoutError:
-            raise PeerError(
-                peer, "connect", f"nobody connected to {host}:{port} within {accept_timeout_s:g} s"
-            ) from None
-    raw.settimeout(timeout_s)
-    return _secure(ctx, raw, True, party, peer, protocol, link, timeout_s)
+            ch = _authenticate(
+                ctx, raw, True, party, peer, protocol, link, timeout_s, handshake_timeout_s
+            )
+        except _Refused as exc:
+            done.put((addr, None, exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a stranger must never end the listener
+            raw.close()
+            done.put((addr, None, _Refused(f"{exc.__class__.__name__} during the handshake")))
+            return
+        with lock:
+            late = state["winner"] is not None
+            if not late:
+                state["winner"] = ch
+        if late:  # a second authenticated peer: the first one won
+            ch.close()
+            done.put((addr, None, _Refused("the peer is already connected", claimed=peer)))
+        else:
+            done.put((addr, ch, None))
+
+    deadline = time.monotonic() + accept_timeout_s
+    refused: list[str] = []
+    with socket.create_server((host, port), reuse_port=False) as srv:
+        srv.settimeout(0.05)
+        while True:
+            try:
+                while True:
+                    addr, ch, why = done.get_nowait()
+                    if ch is not None:
+                        return ch
+                    refused.append(why.problem)
+                    who = (
+                        f"{why.claimed!r} (certified by our CA, not the expected peer)"
+                        if why.claimed not in (None, peer)
+                        else f"peer {peer!r} (authenticated)"
+                        if why.claimed == peer
+                        else "an unauthenticated client"
+                    )
+                    _log.warning(
+                        "%s: refused %s from %s: %s; still waiting for %r",
+                        party,
+                        who,
+                        addr,
+                        why.problem,
+                        peer,
+                    )
+            except queue.Empty:
+                pass
+            if time.monotonic() > deadline:
+                with lock:  # a handshake that finishes after this is closed by its thread
+                    won = state["winner"]
+                    if won is None:
+                        state["winner"] = _GAVE_UP
+                if won is not None:
+                    return won
+                extra = (
+                    f"; refused {len(refused)} other connection(s), last: {refused[-1]}"
+                    if refused
+                    else ""
+                )
+                raise PeerError(
+                    peer,
+                    "connect",
+                    f"no authenticated {peer!r} connected to {host}:{port} within "
+                    f"{accept_timeout_s:g} s{extra}",
+                )
+            try:
+                raw, addr = srv.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(
+                target=attempt,
+                args=(raw, f"{addr[0]}:{addr[1]}"),
+                daemon=True,
+                name=f"aisec-handshake-{party}",
+            ).start()
 
 
 def connect(
@@ -268,8 +379,10 @@ def connect(
     link: Link | None = None,
     timeout_s: float = 120.0,
     retry_s: float = 60.0,
+    handshake_timeout_s: float = 10.0,
 ) -> TCPChannel:
-    """Connect to ``peer`` at ``host:port`` (retrying while it is not up yet)."""
+    """Connect to ``peer`` at ``host:port`` (retrying while it is not up yet); TLS and the
+    ``hello`` exchange must finish within ``handshake_timeout_s``."""
     ctx = _context(False, certs_dir, party)
     deadline = time.monotonic() + retry_s
     while True:
@@ -282,4 +395,11 @@ def connect(
                     peer, "connect", f"cannot reach {host}:{port} ({exc.__class__.__name__})"
                 ) from None
             time.sleep(0.2)
-    return _secure(ctx, raw, False, party, peer, protocol, link, timeout_s)
+    try:
+        return _authenticate(
+            ctx, raw, False, party, peer, protocol, link, timeout_s, handshake_timeout_s
+        )
+    except _Refused as exc:
+        raise PeerError(
+            peer, "handshake", f"{host}:{port} did not authenticate as {peer!r}: {exc.problem}"
+        ) from None

@@ -110,6 +110,9 @@ def sigmoid_coefficients(name: str, fit_range: float = 8.0) -> tuple[float, floa
     return SIGMOIDS.get(name)(fit_range)
 
 
+_LOCAL = {"workers", "ray_address", "timeout_s", "accept_timeout_s", "handshake_timeout_s"}
+
+
 class CaesarParams(StrictModel):
     """Protocol and training parameters; both parties must use the same values."""
 
@@ -133,11 +136,17 @@ class CaesarParams(StrictModel):
     max_batches: int | None = Field(None, ge=1, description="stop each epoch after this many")
     workers: int = Field(1, ge=1)
     ray_address: str | None = None
-    timeout_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(300.0, gt=0, description="how long a party waits for a message")
+    accept_timeout_s: float = Field(
+        300.0, gt=0, description="how long a listening party waits for its peer to connect"
+    )
+    handshake_timeout_s: float = Field(
+        10.0, gt=0, description="TLS and hello of one connection; strangers are refused after it"
+    )
 
     def agreed(self) -> dict[str, Any]:
         """The parameters both parties must share (workers and timeouts are local)."""
-        return self.model_dump(exclude={"workers", "ray_address", "timeout_s"})
+        return self.model_dump(exclude=_LOCAL)
 
 
 @dataclass

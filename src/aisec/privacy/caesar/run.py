@@ -249,7 +249,17 @@ def run_party(
     from aisec.privacy.caesar.data import load_party
 
     data = load_party(data_path)
-    ch = _open(role, certs_dir, listen, peer, link, params.timeout_s, PROTOCOL)
+    ch = _open(
+        role,
+        certs_dir,
+        listen,
+        peer,
+        link,
+        params.timeout_s,
+        PROTOCOL,
+        accept_timeout_s=params.accept_timeout_s,
+        handshake_timeout_s=params.handshake_timeout_s,
+    )
     out = Path(out_dir)
     try:
         model, report = train_party(role, ch, data, params, out / "checkpoints", progress)
@@ -279,6 +289,9 @@ def _open(
     link: Link | None,
     timeout_s: float,
     protocol: str,
+    *,
+    accept_timeout_s: float = 300.0,
+    handshake_timeout_s: float = 10.0,
 ) -> Channel:
     from aisec.transport.tcp import connect, parse_hostport
     from aisec.transport.tcp import listen as tcp_listen
@@ -289,11 +302,28 @@ def _open(
     if listen is not None:
         host, port = parse_hostport(listen, "--listen")
         return tcp_listen(
-            role, other, host, port, certs_dir, protocol=protocol, link=link, timeout_s=timeout_s
+            role,
+            other,
+            host,
+            port,
+            certs_dir,
+            protocol=protocol,
+            link=link,
+            timeout_s=timeout_s,
+            accept_timeout_s=accept_timeout_s,
+            handshake_timeout_s=handshake_timeout_s,
         )
     host, port = parse_hostport(peer or "", "--peer")
     return connect(
-        role, other, host, port, certs_dir, protocol=protocol, link=link, timeout_s=timeout_s
+        role,
+        other,
+        host,
+        port,
+        certs_dir,
+        protocol=protocol,
+        link=link,
+        timeout_s=timeout_s,
+        handshake_timeout_s=handshake_timeout_s,
     )
 
 
