@@ -115,3 +115,34 @@ def test_balanced_keys_have_small_sign_imbalance(crypto) -> None:
         assert abs((2 * m - 1).sum()) <= 16  # sqrt(1024) / 2
     ref = get_method("gaussian_shading", balanced=False)
     assert ref.keygen(SHAPE, crypto).params["balanced"] is False
+
+
+def test_gaussmarker_threshold_comes_from_a_fuser_calibrated_for_key_and_fpr(
+    crypto, tmp_path
+) -> None:
+    import dataclasses
+
+    from aisec.provenance.fuser import Fuser, fit_fuser
+
+    raw = get_method("gaussmarker_nognr")
+    key = raw.keygen(SHAPE, crypto)
+    rng = np.random.default_rng(0)
+    feats = ("gs_bit_acc", "tr_score")
+    fuser = fit_fuser(
+        {f: rng.normal(1, 1, 20) for f in feats},
+        {f: rng.normal(0, 1, 20) for f in feats},
+        feats,
+        "logistic",
+    )
+    raw.with_detector(fuser=fuser)  # fitted, never calibrated
+    with pytest.raises(ConfigError, match="not calibrated for this key"):
+        raw.threshold(key, 0.01)
+    cal = dataclasses.replace(
+        fuser, threshold=1.5, key_fingerprint=raw.key_fingerprint(key), fpr=0.01
+    )
+    back = Fuser.load(cal.save(tmp_path / "f.safetensors"))
+    assert back.fpr == 0.01 and back.threshold == 1.5
+    raw.with_detector(fuser=back)
+    assert raw.threshold(key, 0.01) == 1.5
+    with pytest.raises(ConfigError, match="calibrated at FPR 0.01, not 0.001"):
+        raw.threshold(key, 0.001)

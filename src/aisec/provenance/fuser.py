@@ -49,6 +49,8 @@ class Fuser:
             on the key's ring values, so a fuser is valid for that key only).
         threshold: deployed decision threshold on the logit (0 = probability 0.5; set to the
             1 % FPR point of calibration clean images by the robustness run).
+        fpr: the false-positive rate ``threshold`` was calibrated at (None: not calibrated, or
+            a file written before this field).
     """
 
     features: tuple[str, ...]
@@ -59,6 +61,7 @@ class Fuser:
     kind: str = "mlp"
     threshold: float = 0.0
     key_fingerprint: str = ""
+    fpr: float | None = None
 
     def logit(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         """Fused log-odds (B,) from named (B,) statistics."""
@@ -94,6 +97,8 @@ class Fuser:
             "threshold": repr(float(self.threshold)),
             "key_fingerprint": self.key_fingerprint,
         }
+        if self.fpr is not None:
+            meta["fpr"] = repr(float(self.fpr))
         return save_safetensors(path, tensors, meta)
 
     @classmethod
@@ -117,6 +122,7 @@ class Fuser:
                 meta.get("kind", "mlp"),
                 float(meta.get("threshold", "0.0")),
                 meta.get("key_fingerprint", ""),
+                float(meta["fpr"]) if "fpr" in meta else None,
             )
         except (KeyError, ValueError) as exc:
             raise InputFileError(p, f"not an aisec fuser file ({type(exc).__name__})") from None
