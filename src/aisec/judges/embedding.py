@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from aisec.errors import AssetError, ParameterError
 from aisec.judges.base import JUDGES, Judge, Verdict
@@ -145,8 +146,7 @@ class EmbeddingJudge(Judge):
         if self._encoder is None:
             self._encoder = _Encoder()
         x = features(prompts, texts, self._encoder)
-        with np.errstate(over="ignore"):  # exp overflow is P(unsafe) = 0, as it should be
-            p = 1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))
+        p = expit(x @ self.coef + self.intercept)  # no overflow warning at large margins
         if progress is not None:
             progress(len(texts), len(texts))
         # a NaN embedding (a broken encoder) gives a NaN probability: unjudged, not safe

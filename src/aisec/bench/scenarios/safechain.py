@@ -182,18 +182,19 @@ def judge_agreement(params: Mapping[str, Any], ctx: Any) -> Result:
 def _embedding_cv(prompts: list[str], responses: list[str], labels: list[bool], folds: int,
                   seed: int) -> Any:
     import numpy as np
+    from scipy.special import expit
+    from sklearn.model_selection import StratifiedKFold
 
     from aisec.judges.embedding import features, fit_classifier
     from aisec.metrics.safety import agreement
 
     x = features(prompts, responses)
     y = np.asarray(labels, dtype=int)
-    idx = np.random.default_rng(seed).permutation(len(y))
     score = np.zeros(len(y))
-    for f in np.array_split(idx, folds):
-        train = np.setdiff1d(idx, f)
+    # stratified, so every fold sees both classes even on a small labelled set
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
         coef, b = fit_classifier(x[train], y[train])
-        score[f] = 1.0 / (1.0 + np.exp(-(x[f] @ coef + b)))
+        score[test] = expit(x[test] @ coef + b)
     return agreement(score >= 0.5, y.astype(bool), score)
 
 
