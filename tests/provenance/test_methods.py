@@ -38,6 +38,14 @@ def test_gaussmarker_variants_share_one_class_and_its_keys(crypto) -> None:
         gm.threshold(key, 0.01)
     with pytest.raises(ConfigError, match="without a GNR"):
         raw.with_detector(gnr=object())
+    from aisec.provenance.gnr import GNRConfig, train_gnr
+
+    other = gm.keygen(SHAPE, crypto)
+    tiny = train_gnr(gm.encrypted_map(other), GNRConfig(steps=1, nf=4, depth=1, batch_size=4))
+    gm.with_detector(gnr=tiny)
+    gm.detect(other, z)
+    with pytest.raises(ConfigError, match="trained for another key"):
+        gm.detect(key, z)
     assert raw.threshold(key, 0.01) == get_method("gaussian_shading").threshold(
         gm.split(key)[0], 0.01
     )

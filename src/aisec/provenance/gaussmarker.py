@@ -112,11 +112,16 @@ class GaussMarker(LatentWatermark):
 
         return key_fingerprint(self.encrypted_map(key))
 
-    def _require_gnr(self) -> GNR:
+    def _require_gnr(self, key: WatermarkKey) -> GNR:
         if self.gnr is None:
             raise ConfigError(
                 "gaussmarker detects with a GNR: attach the key's GNR (with_detector(gnr=...); "
                 "train one with `aisec watermark train-gnr`), or use gaussmarker_nognr"
+            )
+        kfp = self.key_fingerprint(key)
+        if self.gnr.fingerprint != kfp:
+            raise ConfigError(
+                f"the GNR was trained for another key (GNR {self.gnr.fingerprint}, key {kfp})"
             )
         return self.gnr
 
@@ -169,7 +174,7 @@ class GaussMarker(LatentWatermark):
         feats = {"gs_bit_acc": raw.bit_acc, "tr_score": ring.score}
         bits, acc = raw.bits, raw.bit_acc
         if self.params.restorer:
-            gnr = self._require_gnr()
+            gnr = self._require_gnr(key)
             if nonces is not None:
                 raise ConfigError(
                     "the GNR is trained for the key's fixed nonce; per-image nonces cannot use it"
@@ -201,7 +206,7 @@ class GaussMarker(LatentWatermark):
         if self.params.restorer:
             from aisec.provenance.gnr import MARGIN_CLIP
 
-            gnr = self._require_gnr()
+            gnr = self._require_gnr(key)
             sign = torch.from_numpy(self.gs.encrypted_map(ks).astype(np.float32) * 2 - 1)
             logits = gnr.net(torch.tanh(3 * z)).clamp(-MARGIN_CLIP, MARGIN_CLIP)
             score = score + (logits * sign).flatten(1).mean(1) / MARGIN_CLIP
