@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+import aisec.provenance  # noqa: F401  (registers every image watermark)
 from aisec.errors import ConfigError
 from aisec.provenance.base import IMAGE_WATERMARKS, get_method
 
-get_method("tree_ring")  # importing the methods registers every one of them
 METHODS = IMAGE_WATERMARKS.names()
 
 FPR = 0.05

@@ -240,10 +240,10 @@ def _run(
 
 # -- step 0: check the recipe before any work ---------------------------------------------------
 def _check_recipe(recipe: RobustnessRecipe) -> None:
+    import aisec.provenance  # noqa: F401  (registers every image watermark)
     from aisec.perturb.distortions import DISTORTIONS
-    from aisec.provenance.base import IMAGE_WATERMARKS, get_method
+    from aisec.provenance.base import IMAGE_WATERMARKS
 
-    get_method("tree_ring")  # importing the methods registers them
     unknown = [m for m in recipe.methods if m not in IMAGE_WATERMARKS]
     if unknown:
         raise ConfigError(f"unknown methods {unknown}; valid: {IMAGE_WATERMARKS.names()}")
