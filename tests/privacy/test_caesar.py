@@ -28,6 +28,20 @@ from aisec.transport.inprocess import InProcessChannel
 KEY = 512  # test-sized keys: the arithmetic is exact at any size
 
 
+def _have_heu() -> bool:
+    try:
+        import heu  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# only the tests that use SecretFlow HEU skip without it; the protocol tests always run
+needs_heu = pytest.mark.skipif(
+    not _have_heu(), reason="sf-heu (the optional HEU backend) is not installed"
+)
+
+
 def _data(rng: np.random.Generator, n: int = 160, d: int = 24, binary: bool = False):
     x, y = zipf_sparse(n, d, 5, rng, binary=binary, n_informative=8)
     return x, y, split_columns(x, y, 0.5)
@@ -146,6 +160,35 @@ def test_bad_features_fail_fast_and_write_nothing(
     assert not list(tmp_path.glob("*/*.safetensors"))
 
 
+def test_abort_tells_the_peer_only_the_error_class_and_step(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    _, _, (a, b) = _data(rng)
+    x = a.X.copy()
+    x.data[3] = 4242424.25  # a private feature value, out of range
+    p = CaesarParams(key_bits=KEY, epochs=1)
+    out = _run(PartyData(a.ids, x, None), b, p, (tmp_path / "alice-private", tmp_path / "B"))
+    local, peer = str(out["A_err"]), str(out["B_err"])
+    assert "4.24242e+06" in local  # the detail stays in A's own message
+    assert isinstance(out["B_err"], PeerError) and "DataError" in peer and "'data'" in peer
+    for private in ("4.24242e+06", "4242424", "column", "alice-private"):
+        assert private not in peer, peer
+
+
+def test_abort_keeps_a_local_checkpoint_path_from_the_peer(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    _, _, (a, b) = _data(rng)
+    blocked = tmp_path / "alice-private-ckpt"
+    blocked.write_text("a file where A's checkpoint directory should be")
+    p = CaesarParams(key_bits=KEY, epochs=1)
+    out = _run(a, b, p, (blocked, tmp_path / "B"))
+    local, peer = str(out["A_err"]), str(out["B_err"])
+    assert "alice-private-ckpt" in local
+    assert isinstance(out["B_err"], PeerError) and "'keys'" in peer
+    assert "alice-private-ckpt" not in peer and str(tmp_path) not in peer, peer
+
+
 def test_parameters_must_agree(rng: np.random.Generator) -> None:
     _, _, (a, b) = _data(rng)
     ca, cb = inprocess_pair(timeout_s=20)
@@ -203,9 +246,7 @@ def test_secureml_baseline_matches_plaintext_sgd(rng: np.random.Generator) -> No
     assert np.isfinite(s).all() and sp.issparse(a.X)
 
 
-heu = pytest.importorskip("heu", reason="sf-heu (the optional HEU backend) is not installed")
-
-
+@needs_heu
 @pytest.mark.parametrize("sigmoid,binary", [("minimax", True), ("cubic", False)])
 def test_heu_ou_scheme_matches_plaintext_sgd(
     rng: np.random.Generator, sigmoid: str, binary: bool
@@ -226,6 +267,7 @@ def test_heu_ou_scheme_matches_plaintext_sgd(
     assert rb.batches == 8
 
 
+@needs_heu
 def test_heu_ou_resume_and_scheme_mismatch(rng: np.random.Generator, tmp_path: Path) -> None:
     x, y, (a, b) = _data(rng, binary=True)
     p = CaesarParams(key_bits=1024, he_scheme="heu-ou", batch_size=40, epochs=1)
@@ -244,7 +286,7 @@ def test_heu_ou_resume_and_scheme_mismatch(rng: np.random.Generator, tmp_path: P
     assert isinstance(err, ConfigError) and "heu-ou" in str(err)
 
 
-@pytest.mark.parametrize("scheme", ["heu-ou", "gmpy2-paillier"])
+@pytest.mark.parametrize("scheme", [pytest.param("heu-ou", marks=needs_heu), "gmpy2-paillier"])
 def test_secureml_with_he_triples_matches_plaintext_sgd(
     rng: np.random.Generator, scheme: str
 ) -> None:

@@ -65,9 +65,25 @@ def test_step_mismatch_timeout_and_close_name_peer_and_step() -> None:
     with pytest.raises(PeerError, match="closed"):
         b.recv("four")
     c, d = inprocess_pair()
-    c.abort("disk full")
-    with pytest.raises(PeerError, match="aborted: disk full"):
+    c.abort("OSError", "save")
+    with pytest.raises(PeerError, match="aborted with OSError at its step 'save'"):
         d.recv("anything")
+
+
+def test_abort_sends_only_the_error_class_and_step() -> None:
+    c, d = inprocess_pair()
+    c.abort(ValueError("feature 123.456 at row 7 of /home/alice/secret.csv"), "epoch 1 batch 3")
+    with pytest.raises(PeerError) as info:
+        d.recv("z")
+    text = str(info.value)
+    assert "ValueError" in text and "epoch 1 batch 3" in text
+    assert "123.456" not in text and "row 7" not in text and "secret.csv" not in text
+    # free text passed where a class name or step belongs does not cross either
+    e, f = inprocess_pair()
+    e.abort("value 42 in x", "step/with/a/path")
+    with pytest.raises(PeerError) as info:
+        f.recv("z")
+    assert "42" not in str(info.value) and "path" not in str(info.value)
 
 
 def test_link_shaping_delays_delivery() -> None:

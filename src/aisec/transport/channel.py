@@ -11,6 +11,7 @@ benchmark on one machine sees a LAN or a WAN.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -49,6 +50,15 @@ class Link:
     def describe(self) -> str:
         bw = "unlimited" if self.bandwidth_bps is None else f"{self.bandwidth_bps / 1e6:g} Mbit/s"
         return f"{bw}, {self.latency_s * 1e3:g} ms"
+
+
+_CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
+_STEP_NAME = re.compile(r"[A-Za-z0-9_.:\- ]{1,64}")
+
+
+def _public(text: object, pattern: re.Pattern[str] = _STEP_NAME) -> str:
+    """``text`` if it is a short name matching ``pattern``, else ""."""
+    return text if isinstance(text, str) and pattern.fullmatch(text) else ""
 
 
 LAN = Link(bandwidth_bps=10e9, latency_s=0.0001)
@@ -156,7 +166,15 @@ class Channel(ABC):
         except frames.FrameError as exc:
             raise PeerError(self.peer, step, f"bad frame: {exc}") from None
         if got == "__abort__":
-            raise PeerError(self.peer, step, f"peer aborted: {message.get('reason', 'no reason')}")
+            kind = _public(message.get("error"), _CLASS_NAME) or "an error"
+            where = _public(message.get("step"))
+            raise PeerError(
+                self.peer,
+                step,
+                f"peer aborted with {kind}"
+                + (f" at its step {where!r}" if where else "")
+                + " (the details stay in the peer's own log)",
+            )
         if got != step:
             raise PeerError(self.peer, step, f"protocol out of step: received {got!r}")
         with self._lock:
@@ -167,10 +185,20 @@ class Channel(ABC):
             self._last_op = "recv"
         return message
 
-    def abort(self, reason: str) -> None:
-        """Tell the peer this party gives up (best effort), then close."""
+    def abort(self, error: BaseException | str, step: str = "") -> None:
+        """Tell the peer this party gives up (best effort), then close.
+
+        Only the error's class name and the protocol step cross the link: an exception's text
+        may hold private values (a feature, a row, a local path), so it stays with this party.
+
+        Args:
+            error: the exception (only its class name is sent) or a class-like name.
+            step: the protocol step where this party failed (a name chosen by the code).
+        """
+        kind = error if isinstance(error, str) else type(error).__name__
+        msg = {"error": _public(kind, _CLASS_NAME) or "Error", "step": _public(step)}
         try:
-            self._send_frame(frames.encode("__abort__", {"reason": reason[:300]}), 0.0, "__abort__")
+            self._send_frame(frames.encode("__abort__", msg), 0.0, "__abort__")
         except Exception:  # the peer may be gone already; closing is what matters
             pass
         self.close()

@@ -594,23 +594,31 @@ def train_party(
     report = TrainReport(role)
     ckpt = _Checkpoints(checkpoint_dir)
     t0 = time.perf_counter()
+    stage = "start"  # public: what the peer is told if this party fails
     with HEWorkers(params.workers, params.ray_address) as pool:
         try:
+            stage = "data"
             data.validate(f"party {role} data", need_labels=(role == "B"))
             party = _Party(role, channel, data, params, ckpt, pool)
+            stage = "setup"
             party.handshake()
+            stage = "keys"
             party.exchange_keys()
+            stage = "shape"
             party.exchange_shapes()
+            stage = "resume"
             start = party.agree_resume()
             report.resumed_from_epoch = start
             for epoch in range(start, params.epochs):
                 for b, rows in enumerate(_batches(data.n, params, epoch)):
+                    stage = f"epoch {epoch + 1} batch {b + 1}"
                     tb = time.perf_counter()
                     party.batch(rows)
                     report.seconds_per_batch.append(time.perf_counter() - tb)
                     report.batches += 1
                     if progress:
                         progress(epoch, b, "batch")
+                stage = f"checkpoint {epoch + 1}"
                 ckpt.save(
                     epoch + 1,
                     {
@@ -624,12 +632,16 @@ def train_party(
                     },
                 )
                 report.epochs_run += 1
+            stage = "finish"
             channel.send("finish", {"finish": bool(finish)})
             if channel.recv("finish").get("finish") != bool(finish):
                 raise ConfigError("parties disagree on revealing the weights at the end")
+            stage = "reveal"
             weights = party.reveal() if finish else None
         except Exception as exc:
-            channel.abort(f"{type(exc).__name__}: {exc}")
+            # the peer learns the error's class and the stage only: the message may hold a
+            # feature value, a row or a local path (not revealed, see the threat model)
+            channel.abort(exc, stage)
             raise
     model = None
     if weights is not None:
