@@ -227,6 +227,14 @@ def test_run_in_one_process_and_bad_recipe(tmp_path: Path, capsys: pytest.Captur
     assert main(["caesar", "run", "a9a-quick", "--set", "protocol.lr=1"]) == 2
 
 
+def test_unknown_recipe_exits_2_listing_the_built_in_recipes(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    assert main(["caesar", "run", "a9a-quik"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'a9a-quik'" in err and "a9a-quick" in err and "reviews-bow" in err and "zipf" in err
+
+
 def test_run_on_heu_ou(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pytest.importorskip("heu", reason="sf-heu (the optional HEU backend) is not installed")
     args = ["caesar", "run", "a9a-quick", "--set", "data.rows=200", *TINY]

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from aisec.errors import ConfigError, DataError, PeerError
+from aisec.errors import ConfigError, DataError, PeerError, UnknownNameError
 from aisec.privacy.baselines.plaintext_lr import fit_surrogate, scores_with_intercept
 from aisec.privacy.baselines.secureml import train_secureml
 from aisec.privacy.caesar import (
+    RECIPES,
     CaesarModel,
     CaesarParams,
+    load_recipe_named,
     predict_party,
     sigmoid_coefficients,
     train_party,
@@ -132,6 +134,37 @@ def test_dropped_connection_resumes_from_checkpoint(
     w = fit_surrogate(x, y, sigmoid_coefficients("minimax"), 0.5, p.l2, 40, 2)
     assert np.max(np.abs(np.concatenate([ma.weights, mb.weights]) - w)) < 1e-3
     assert CaesarModel.load(dirs[0] / "model.safetensors").weights.shape == ma.weights.shape
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    x, y, (a, b) = _data(rng)
+    p = CaesarParams(key_bits=KEY, learning_rate=0.5, batch_size=40, epochs=2)
+    dirs = (tmp_path / "A", tmp_path / "B")
+    out = _run(a, b, p, dirs)
+    assert "A" in out and "B" in out
+    latest = dirs[0] / "epoch-2.safetensors"
+    assert (dirs[0] / "epoch-1.safetensors").is_file()
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # a torn write
+    caplog.set_level("WARNING", logger="aisec.privacy.caesar.protocol")
+    out = _run(a, b, p.model_copy(update={"epochs": 3}), dirs)
+    (ma, ra), (mb, rb) = out["A"], out["B"]
+    assert ra.resumed_from_epoch == rb.resumed_from_epoch == 1 and ra.epochs_run == 2
+    assert len(ra.checkpoint_fallback) == 1 and rb.checkpoint_fallback == []
+    assert "epoch 2 is unreadable" in ra.checkpoint_fallback[0]
+    assert "resuming from epoch 1" in ra.checkpoint_fallback[0]
+    assert any("epoch 2 is unreadable" in r.getMessage() for r in caplog.records)
+    w = fit_surrogate(x, y, sigmoid_coefficients("minimax"), 0.5, p.l2, 40, 3)
+    assert np.max(np.abs(np.concatenate([ma.weights, mb.weights]) - w)) < 1e-3
+
+
+def test_unknown_recipe_name_lists_the_built_in_recipes() -> None:
+    with pytest.raises(UnknownNameError) as info:
+        load_recipe_named("a9a-quik")
+    msg = str(info.value)
+    assert "'a9a-quik'" in msg and all(name in msg for name in RECIPES)
+    assert load_recipe_named("a9a-quick").protocol.key_bits == 1024
 
 
 def test_row_count_and_id_mismatch(rng: np.random.Generator) -> None:

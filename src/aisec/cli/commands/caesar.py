@@ -45,6 +45,8 @@ def _progress(role: str) -> Any:
 def _text_metrics(m: dict[str, Any]) -> None:
     for k, v in m.items():
         if isinstance(v, list):
+            if v and all(isinstance(x, str) for x in v):  # e.g. checkpoint fallbacks
+                click.echo(f"{k:>30}: " + f"\n{'':>32}".join(v))
             continue
         click.echo(f"{k:>30}: {v:.6g}" if isinstance(v, float) else f"{k:>30}: {v}")
 
@@ -182,6 +184,11 @@ def party_cmd(
         "weights": len(model.weights),
         "epochs_run": report.epochs_run,
         "resumed_from_epoch": report.resumed_from_epoch,
+        **(
+            {"checkpoint_fallback": report.checkpoint_fallback}
+            if report.checkpoint_fallback
+            else {}
+        ),
         "batches": report.batches,
         "seconds": report.seconds,
         "bytes_per_batch": report.bytes_per_batch,

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -83,6 +84,7 @@ __all__ = [
 ]
 
 PROTOCOL = "caesar-1"
+_log = logging.getLogger(__name__)
 SIGMOIDS: Registry[Callable[[float], tuple[float, float, float]]] = Registry("caesar sigmoid")
 
 
@@ -151,11 +153,16 @@ class CaesarParams(StrictModel):
 
 @dataclass
 class TrainReport:
-    """What a party measured while training."""
+    """What a party measured while training.
+
+    ``checkpoint_fallback`` has one line per unreadable checkpoint (e.g. truncated) that the
+    resume passed over for an earlier one; empty when every checkpoint loaded.
+    """
 
     role: str
     epochs_run: int = 0
     resumed_from_epoch: int = 0
+    checkpoint_fallback: list[str] = field(default_factory=list)
     batches: int = 0
     seconds: float = 0.0
     seconds_per_batch: list[float] = field(default_factory=list)
@@ -249,6 +256,19 @@ class _Checkpoints:
 
     def __init__(self, root: str | Path | None) -> None:
         self.root = Path(root) if root is not None else None
+        self._states: dict[int, dict[str, Any]] = {}
+
+    def readable(self) -> tuple[list[int], dict[int, str]]:
+        """Epochs whose checkpoint loads, and why each other one does not (e.g. truncated)."""
+        ok, bad = [], {}
+        for epoch in self.epochs():
+            try:
+                self._states[epoch] = self.load(epoch)
+            except (InputFileError, OSError, ValueError, KeyError) as exc:
+                bad[epoch] = str(exc)
+            else:
+                ok.append(epoch)
+        return ok, bad
 
     def key(self, scheme: str, bits: int) -> HESecretKey:
         if self.root is None:
@@ -286,6 +306,7 @@ class _Checkpoints:
     def save(self, epoch: int, state: dict[str, Any]) -> None:
         if self.root is None:
             return
+        self._states.pop(epoch, None)
         tensors = {"w_enc": np.frombuffer(state["w_enc"], dtype=np.uint8)}
         meta = {k: json.dumps(v) for k, v in state.items() if k != "w_enc"}
         save_safetensors(self.root / f"epoch-{epoch}.safetensors", tensors, metadata=meta)
@@ -296,12 +317,16 @@ class _Checkpoints:
     def load(self, epoch: int) -> dict[str, Any]:
         from safetensors import safe_open
 
+        if epoch in self._states:
+            return self._states[epoch]
         assert self.root is not None
         path = self.root / f"epoch-{epoch}.safetensors"
         t = load_safetensors(path, framework="np")
         with safe_open(str(path), framework="np") as fh:
             meta = fh.metadata() or {}
         state = {k: json.loads(v) for k, v in meta.items()}
+        if "w_enc" not in t or not {"c", "t", "peer_key", "params"} <= state.keys():
+            raise InputFileError(path, "not a complete CAESAR checkpoint")
         state["w_enc"] = t["w_enc"].tobytes()
         return state
 
@@ -340,6 +365,7 @@ class _Party:
         self.s_w = params.step_bits + self.f + self.fx  # scale of the stored weights
         self.q0, self.q1, self.q3 = sigmoid_coefficients(params.sigmoid, params.cubic_range)
         self.decay = 1.0 - params.learning_rate * params.l2
+        self.checkpoint_fallback: list[str] = []  # unreadable checkpoints passed over
 
     # setup ------------------------------------------------------------------------------------
     def handshake(self) -> None:
@@ -401,11 +427,17 @@ class _Party:
         self.peer_d = d
 
     def agree_resume(self) -> int:
-        mine = self.ckpt.epochs()
+        mine, unreadable = self.ckpt.readable()
         self.ch.send("resume", {"epochs": mine, "peer_key": self.peer_pk.fingerprint})
         peer = self.ch.recv("resume")
         common = sorted(set(mine) & set(int(e) for e in peer.get("epochs", [])))
         start = common[-1] if common else 0
+        for epoch, why in sorted(unreadable.items()):
+            note = f"checkpoint of epoch {epoch} is unreadable ({why}); " + (
+                f"resuming from epoch {start}" if start else "starting from the beginning"
+            )
+            _log.warning("party %s: %s", self.role, note)
+            self.checkpoint_fallback.append(note)
         if start:
             state = self.ckpt.load(start)
             if state.get("peer_key") != self.peer_pk.fingerprint:
@@ -609,6 +641,7 @@ def train_party(
             stage = "resume"
             start = party.agree_resume()
             report.resumed_from_epoch = start
+            report.checkpoint_fallback = list(party.checkpoint_fallback)
             for epoch in range(start, params.epochs):
                 for b, rows in enumerate(_batches(data.n, params, epoch)):
                     stage = f"epoch {epoch + 1} batch {b + 1}"

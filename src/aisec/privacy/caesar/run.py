@@ -191,6 +191,11 @@ def run_local(
         "d_b": b_tr.d,
         "nnz_train": int(a_tr.X.nnz + b_tr.X.nnz),
     }
+    fallback = [f"A: {m}" for m in ra.checkpoint_fallback] + [
+        f"B: {m}" for m in rb.checkpoint_fallback
+    ]
+    if fallback:
+        metrics["checkpoint_fallback"] = fallback
     if compare_plaintext:
         import scipy.sparse as sp
 
@@ -272,6 +277,7 @@ def run_party(
             "role": role,
             "epochs_run": report.epochs_run,
             "resumed_from_epoch": report.resumed_from_epoch,
+            "checkpoint_fallback": report.checkpoint_fallback,
             "batches": report.batches,
             "seconds": report.seconds,
             "bytes_per_batch": report.bytes_per_batch,
@@ -385,10 +391,22 @@ def _summary(probs: np.ndarray | None, data: PartyData) -> dict[str, Any]:
 
 
 def load_recipe_named(name_or_path: str, overrides: tuple[str, ...] = ()) -> CaesarRecipe:
-    """A recipe from a YAML path or an embedded name (see ``RECIPES``)."""
-    from aisec.config import load_recipe
+    """A recipe from a YAML path or a built-in name (see ``RECIPES``).
 
-    path = RECIPES.get(name_or_path, name_or_path)
+    Raises:
+        UnknownNameError: a name that is neither built in nor an existing file (the message
+            lists the built-in recipes).
+    """
+    from aisec.config import load_recipe
+    from aisec.errors import UnknownNameError
+
+    path = RECIPES.get(name_or_path)
+    if path is None:
+        if not Path(name_or_path).is_file():
+            raise UnknownNameError(
+                "caesar recipe (built-in name or YAML file)", name_or_path, sorted(RECIPES)
+            )
+        path = Path(name_or_path)
     return load_recipe(CaesarRecipe, path, overrides)
 
 
