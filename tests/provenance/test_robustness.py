@@ -220,3 +220,40 @@ def test_pgd_on_gaussmarker_also_attacks_the_gnr_margin() -> None:
     before = gm.detect(key, invert(bb, wm, 10)).features["gnr_margin"].mean()
     after = gm.detect(key, invert(bb, adv, 10)).features["gnr_margin"].mean()
     assert after < before - 1.0
+
+
+def test_backbone_lacking_a_capability_is_refused_before_generation(gmm, monkeypatch) -> None:
+    from aisec.provenance import pipeline
+
+    class NoGradInversion:  # the GMM backbone without its differentiable inversion
+        name = "no-grad"
+        capabilities = frozenset(gmm.capabilities) - {"invert_differentiable"}
+
+        def __getattr__(self, attr):
+            return getattr(gmm, attr)
+
+    def no_generation(*a, **k):
+        raise AssertionError("the run generated images")
+
+    monkeypatch.setattr(pipeline, "load_backbone", lambda *a, **k: NoGradInversion())
+    monkeypatch.setattr(pipeline, "generate", no_generation)
+    r = RobustnessRecipe(
+        backbone="gmm-digits", gnr=None, methods=("tree_ring",), attacks={"adversarial": 0.03}
+    )
+    with pytest.raises(ConfigError, match="invert_differentiable"):
+        run_robustness(r)
+
+
+def test_compression_codec_fits_images_smaller_than_its_training_set() -> None:
+    import types
+
+    import numpy as np
+
+    from aisec.provenance.robustness import _attack
+
+    small = types.SimpleNamespace(image_shape=(16, 16, 3))  # e.g. a tiny SD pipeline
+    attack = _attack("compression_regen", 0.9, small, 0)
+    x = np.random.default_rng(0).random((2, 3, 16, 16)).astype(np.float32)
+    y = attack.apply(x, np.random.default_rng(1))
+    assert y.shape == x.shape and 0.0 <= y.min() and y.max() <= 1.0
+    assert not np.allclose(y, x)  # lossy

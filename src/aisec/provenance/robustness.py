@@ -125,6 +125,7 @@ class _Setup:
     family: dict[str, str]  # registered name -> key family (methods of a family share a key)
     keys: dict[str, WatermarkKey]  # key family -> key
     gnr: Any
+    attacks: dict[str, _AttackAdapter]  # the regeneration attacks of the recipe, built up front
     gen: torch.Generator
     log: Callable[[str], None]
     progress: Callable[[float, str], None]
@@ -276,6 +277,8 @@ def _prepare(
 ) -> _Setup:
     import torch
 
+    from aisec.diffusion.backbone import require
+    from aisec.perturb.attacks import ATTACKS
     from aisec.provenance.base import IMAGE_WATERMARKS, get_method
     from aisec.provenance.pipeline import load_backbone
     from aisec.rng import InsecureRandom
@@ -303,9 +306,16 @@ def _prepare(
             "--set gnr=PATH (`aisec watermark train-gnr`) or run gaussmarker_nognr instead"
         )
     backbone = load_backbone(recipe.backbone, **recipe.backbone_args)
+    needs = {"generate", "invert"}
+    for a in recipe.attacks:
+        needs |= set(ATTACKS.get(a).needs)
+    if "adversarial" in recipe.attacks:
+        needs.add("invert_differentiable")  # PGD differentiates through the inversion
+    require(backbone, needs, "the robustness recipe")
     shape = backbone.latent_shape
-    if "adversarial" in recipe.attacks and not hasattr(backbone, "invert_differentiable"):
-        raise ConfigError(f"backbone {recipe.backbone!r} has no differentiable inversion for PGD")
+    attacks = {
+        a: _attack(a, v, backbone, seed) for a, v in recipe.attacks.items() if a != "adversarial"
+    }
     if crypto is None:
         import warnings
 
@@ -346,6 +356,7 @@ def _prepare(
         family,
         keys,
         gnr,
+        attacks,
         torch.Generator().manual_seed(seed),
         log,
         progress or (lambda f, m="": None),
@@ -507,7 +518,7 @@ def _score_condition(
     if dname == "adversarial":
         dist = None  # white-box: each method's own images against its own detector (below)
     elif dname in r.attacks:
-        dist = _attack(dname, strength, s.backbone, s.seed, ci)
+        dist = s.attacks[dname]
     else:
         dist = make_distortion(dname, strength) if dname != "none" else None
     x = dist.apply(images["clean"], drng) if dist else images["clean"]
@@ -607,10 +618,10 @@ def _pgd(
     the method's ``soft_score`` (for GaussMarker with a GNR that includes the GNR's margin, so
     the attacker lowers every statistic the fuser reads).
     """
+    from aisec.diffusion.backbone import require
     from aisec.perturb.attacks import make_attack
 
-    if not hasattr(backbone, "invert_differentiable"):
-        raise ConfigError(f"backbone {backbone.name!r} has no differentiable inversion for PGD")
+    require(backbone, {"invert_differentiable"}, "PGD through the inversion")
 
     def score(images: torch.Tensor) -> torch.Tensor:
         return method.soft_score(key, backbone.invert_differentiable(images, steps))
@@ -618,19 +629,29 @@ def _pgd(
     return _AttackAdapter(make_attack("adversarial", score, strength, iters=iters), 0)
 
 
-def _attack(name: str, strength: float, backbone: Any, seed: int, ci: int) -> _AttackAdapter:
+def _attack(name: str, strength: float, backbone: Any, seed: int) -> _AttackAdapter:
+    """A regeneration attack, built before any image work (a codec that cannot be fitted for
+    the backbone's image size fails here, with a one-line error)."""
     from aisec.perturb.attacks import LinearAutoencoder, make_attack
 
     if name == "diffusion_regen":
         return _AttackAdapter(make_attack(name, backbone, strength), seed)
     if name == "compression_regen":
+        import torch
+        import torch.nn.functional as F
+
         from aisec.assets import load_dataset
 
         side = backbone.image_shape[0] if hasattr(backbone, "image_shape") else 32
         x = load_dataset("fashion-mnist", split="test").x[:2000].astype(np.float32) / 255.0
-        pad = (side - x.shape[1]) // 2
-        canvas = np.zeros((len(x), 1, side, side), np.float32)
-        canvas[:, 0, pad : pad + x.shape[1], pad : pad + x.shape[2]] = x
+        if side >= x.shape[1]:  # Fashion-MNIST centred on a black canvas of the image size
+            pad = (side - x.shape[1]) // 2
+            canvas = np.zeros((len(x), 1, side, side), np.float32)
+            canvas[:, 0, pad : pad + x.shape[1], pad : pad + x.shape[2]] = x
+        else:  # smaller images: Fashion-MNIST shrunk to them
+            small = F.interpolate(torch.from_numpy(x)[:, None], size=(side, side), mode="area")
+            canvas = small.numpy()
+        # per channel plane: the codec applies to each channel of RGB images
         codec = LinearAutoencoder.fit(canvas, max_components=256)
         return _AttackAdapter(make_attack(name, codec, strength), seed)
     raise ConfigError(
