@@ -78,3 +78,19 @@ def test_wrong_image_size_is_a_clear_error(gmm, crypto) -> None:
 
     with pytest.raises(ParameterError, match="32x32"):
         detect(gmm, m, key, np.zeros((1, 1, 28, 28), np.float32))
+
+
+def test_backbone_without_inversion_is_refused_by_name(gmm, crypto) -> None:
+    from aisec.provenance.pipeline import invert
+
+    class GenerateOnly:
+        name = "generate-only"
+        capabilities = frozenset({"generate"})
+
+        def __getattr__(self, attr):
+            return getattr(gmm, attr)
+
+    bb = GenerateOnly()
+    x = generate(bb, None, None, 2, torch.Generator().manual_seed(0), num_steps=4).images
+    with pytest.raises(ConfigError, match="generate-only.*invert"):
+        invert(bb, x, 4)

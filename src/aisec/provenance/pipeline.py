@@ -115,8 +115,11 @@ def generate(
     """Generate ``n`` images; watermarked with (method, key), clean when ``method`` is None."""
     import torch
 
+    from aisec.diffusion.backbone import require
+
     if n < 1:
         raise ParameterError("n", "must be >= 1", n)
+    require(backbone, {"generate"}, "generation")
     if method is None:
         z = torch.randn((n, *backbone.latent_shape), generator=generator)
     else:
@@ -132,6 +135,9 @@ def invert(
     """DDIM-invert images (B, C, H, W) in [0, 1] to initial noise, in batches."""
     import torch
 
+    from aisec.diffusion.backbone import require
+
+    require(backbone, {"invert"}, "detection (DDIM inversion)")
     parts = [
         backbone.invert(images[i : i + batch], num_steps, refine)
         for i in range(0, len(images), batch)
