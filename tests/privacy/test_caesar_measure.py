@@ -94,3 +94,26 @@ def test_vs_secureml_scenario_labels_the_skipped_scheme(monkeypatch, tmp_path: P
     res = vs_secureml(params, ctx)
     assert res.labels["skipped"] == "heu-ou: sf-heu is not installed"
     assert {r["labels"]["scheme"] for r in res.breakdown} == {"gmpy2-paillier"}
+
+
+def test_auc_scenario_labels_the_heu_fallback(monkeypatch, tmp_path: Path) -> None:
+    from aisec.bench.scenario import BenchContext
+    from aisec.bench.scenarios.caesar import auc_vs_plaintext
+
+    monkeypatch.setitem(sys.modules, "heu", None)
+    params = {
+        "dataset": "adult-a9a",
+        "rows": 200,
+        "key_bits": 1024,
+        "sigmoid": "minimax",
+        "learning_rate": 1.0,
+        "epochs": 1,
+        "batch_size": 64,
+        "workers": 1,
+        "he_scheme": "heu-ou",
+    }
+    ctx = BenchContext(seed=0, suite="quick", work_dir=tmp_path, rng=np.random.default_rng(0))
+    res = auc_vs_plaintext(params, ctx)
+    assert res.labels["he_scheme"] == "gmpy2-paillier"  # what ran, not what was asked
+    assert res.labels["fallback"] == "heu-ou -> gmpy2-paillier: sf-heu is not installed"
+    assert any(n.startswith("fallback:") for n in res.notes)
