@@ -126,6 +126,29 @@ def test_silent_connection_does_not_hold_the_listener(certs, caplog) -> None:
     _roundtrip(a, b)
 
 
+def test_silent_connection_is_refused_after_the_handshake_timeout_and_port_stays_open(
+    certs, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="aisec.transport.tcp")
+    lst = _Listener(certs["good"])
+    silent = lst.stranger()
+    try:
+        for _ in range(500):  # the listener's handshake timeout is 2 s
+            if any("no TLS handshake within 2 s" in m for m in _refusals(caplog)):
+                break
+            threading.Event().wait(0.02)
+        else:
+            raise AssertionError(f"silent connection never refused: {_refusals(caplog)}")
+        assert lst.thread.is_alive()  # still listening
+        b = _real_peer(lst.port, certs["good"])
+        a = lst.result()
+    finally:
+        silent.close()
+    assert not isinstance(a, Exception), a
+    _roundtrip(a, b)
+    assert "unauthenticated" in _refusals(caplog)[0]
+
+
 def test_impostor_certificate_is_refused_then_real_peer_connects(certs, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="aisec.transport.tcp")
     lst = _Listener(certs["good"])
