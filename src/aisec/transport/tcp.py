@@ -284,7 +284,7 @@ def listen(
     ``accept_timeout_s`` ends. ``timeout_s`` is the protocol's own per-message timeout.
     """
     ctx = _context(True, certs_dir, party)
-    done = queue.Queue()  # (addr, channel or None, refusal or None)
+    done: queue.Queue[tuple[str, TCPChannel | None, _Refused | None]] = queue.Queue()
     lock = threading.Lock()
     state: dict[str, Any] = {"winner": None}
 
@@ -320,6 +320,8 @@ def listen(
                     addr, ch, why = done.get_nowait()
                     if ch is not None:
                         return ch
+                    if why is None:  # every attempt reports a channel or a refusal
+                        continue
                     refused.append(why.problem)
                     who = (
                         f"{why.claimed!r} (certified by our CA, not the expected peer)"
