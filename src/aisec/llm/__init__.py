@@ -25,6 +25,8 @@ __all__ = [
     "load_lm",
     "LocalLM",
     "RemoteLM",
+    "LlamaCppLM",
+    "load_llamacpp",
 ]
 
 _LAZY = {
@@ -33,6 +35,8 @@ _LAZY = {
     "load_lm": "aisec.llm.remote",
     "LocalLM": "aisec.llm.local",
     "RemoteLM": "aisec.llm.remote",
+    "LlamaCppLM": "aisec.llm.llamacpp",
+    "load_llamacpp": "aisec.llm.llamacpp",
 }
 
 

@@ -24,7 +24,10 @@ from aisec.errors import ConfigError, ParameterError, PeerError
 from aisec.llm.base import Generation, GenerationConfig, LanguageModel, Progress
 from aisec.llm.chat import ChatFormat, chat_format
 
-__all__ = ["RemoteLM", "load_lm", "parse_server_spec"]
+__all__ = ["RemoteLM", "load_lm", "parse_server_spec", "BACKENDS"]
+
+#: what runs a model: see :func:`load_lm`
+BACKENDS = ("transformers", "llamacpp", "remote")
 
 _log = logging.getLogger("aisec.llm")
 
@@ -217,8 +220,15 @@ def load_lm(
     adapter: str | None = None,
     tokenizer: str | None = None,
     allow_chat_fallback: bool = True,
+    backend: str | None = None,
 ) -> LanguageModel:
     """A local model (name, path, hub id) or a server (``URL#MODEL``) behind one interface.
+
+    ``backend`` picks what runs it: ``transformers`` (:class:`aisec.llm.LocalLM`),
+    ``llamacpp`` (:class:`aisec.llm.llamacpp.LlamaCppLM`: a GGUF, or a checkpoint / adapter
+    exported to GGUF once and cached) or ``remote`` (a server spec). Default: ``remote`` for a
+    server spec, else ``transformers``. A backend that cannot serve the spec is a one-line
+    :class:`ConfigError`; there is no fallback to another backend.
 
     For a server the chat format is ``chat_format_name`` if given, else the template of the
     tokenizer named by ``tokenizer`` (or the served model id), loaded locally. When that tokenizer
@@ -228,10 +238,24 @@ def load_lm(
     warning is logged; without it a one-line :class:`ConfigError` says to pass a chat format.
     """
     server = parse_server_spec(spec)
+    chosen = backend or ("remote" if server is not None else "transformers")
+    if chosen not in BACKENDS:
+        raise ParameterError("backend", f"must be one of {', '.join(BACKENDS)}", backend)
+    if chosen == "remote" and server is None:
+        raise ConfigError(
+            f"backend 'remote' needs a server spec URL#MODEL; {spec!r} is not one "
+            "(use backend 'transformers' or 'llamacpp' for a local model)"
+        )
+    if server is None and chosen == "llamacpp":
+        from aisec.llm.llamacpp import load_llamacpp
+
+        return load_llamacpp(spec, adapter=adapter, chat_format=chat_format_name)
     if server is None:
         from aisec.llm.model import load_causal_lm
 
         return load_causal_lm(spec, adapter=adapter, chat_format=chat_format_name)
+    if chosen != "remote":
+        raise ConfigError(f"{spec!r} is a server: it runs with backend 'remote', not {chosen!r}")
     url, model = server
     if chat_format_name:
         return RemoteLM(url, model, chat_format(chat_format_name))

@@ -1,0 +1,214 @@
+"""The llama.cpp backend on the embedded SmolLM2 GGUF; header checks and backend choice."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from aisec.errors import ConfigError, InputFileError, ParameterError
+from aisec.llm import GenerationConfig
+
+
+@pytest.fixture(scope="module")
+def embedded_gguf():
+    from aisec.llm.llamacpp import _embedded_gguf
+
+    return _embedded_gguf("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="module")
+def lcp():
+    pytest.importorskip("llama_cpp")
+    from aisec.llm.llamacpp import load_llamacpp
+
+    return load_llamacpp("smollm2-135m-instruct", n_threads=1)
+
+
+def _prompt(lm, text="Name a colour."):
+    return lm.chat.user(text)
+
+
+# -- header checks (no llama_cpp needed) ------------------------------------------------------
+
+
+def test_truncated_gguf_is_one_line_error_naming_the_file(embedded_gguf, tmp_path):
+    from aisec.llm.llamacpp import check_gguf
+
+    data = embedded_gguf.read_bytes()
+    for cut in (len(data) // 2, 2000, 10):
+        bad = tmp_path / f"cut{cut}.gguf"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(InputFileError) as info:
+            check_gguf(bad)
+        msg = str(info.value)
+        assert "\n" not in msg and str(bad) in msg
+        assert "truncated" in msg or "not a GGUF" in msg
+
+
+def test_truncated_gguf_is_refused_by_the_backend_before_llama_cpp_loads_it(
+    embedded_gguf, tmp_path
+):
+    from aisec.llm.llamacpp import LlamaCppLM
+
+    bad = tmp_path / "half.gguf"
+    bad.write_bytes(embedded_gguf.read_bytes()[:40_000_000])
+    with pytest.raises(InputFileError, match="truncated"):
+        LlamaCppLM(bad)
+
+
+def test_unsupported_architecture_is_refused(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from aisec.llm.llamacpp import check_gguf
+
+    path = tmp_path / "bert.gguf"
+    w = gguf.GGUFWriter(str(path), "bert")
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ConfigError, match="architecture 'bert' is not supported"):
+        check_gguf(path)
+
+
+def test_not_a_gguf(tmp_path):
+    from aisec.llm.llamacpp import check_gguf
+
+    f = tmp_path / "x.gguf"
+    f.write_bytes(b"PK\x03\x04" + b"0" * 100)
+    with pytest.raises(InputFileError, match="not a GGUF"):
+        check_gguf(f)
+
+
+def test_embedded_header_reads(embedded_gguf):
+    from aisec.llm.llamacpp import check_gguf
+
+    info = check_gguf(embedded_gguf)
+    assert info["architecture"] == "llama" and info["n_tensors"] == 272
+    assert "<|im_start|>" in info["chat_template"]
+
+
+def test_backend_choice_is_checked():
+    from aisec.llm.remote import load_lm
+
+    with pytest.raises(ConfigError, match="needs a server spec"):
+        load_lm("smollm2-135m-instruct", backend="remote")
+    with pytest.raises(ConfigError, match="is a server"):
+        load_lm("http://localhost:9/v1#m", backend="llamacpp")
+    with pytest.raises(ParameterError, match="backend"):
+        load_lm("smollm2-135m-instruct", backend="vllm")
+
+
+# -- generation (llama_cpp needed) ------------------------------------------------------------
+
+
+def test_load_lm_llamacpp_backend_gives_the_gguf_chat_format(lcp):
+    from aisec.llm.llamacpp import LlamaCppLM
+
+    assert isinstance(lcp, LlamaCppLM)
+    assert lcp.chat.end_of_turn == "<|im_end|>"
+    assert lcp.chat.user("hi").endswith("<|im_start|>assistant\n")
+    assert lcp.context_length == 8192
+
+
+def test_greedy_generation_is_deterministic(lcp):
+    cfg = GenerationConfig(max_new_tokens=16)
+    ps = [_prompt(lcp), _prompt(lcp, "How do I bake bread?")]
+    a = lcp.generate(ps, cfg)
+    b = lcp.generate(list(reversed(ps)), cfg)
+    assert [g.text for g in a] == [g.text for g in reversed(b)]
+    assert all(g.text and 1 <= g.n_tokens <= 16 for g in a)
+    assert all(g.finish_reason in ("stop", "length") for g in a)
+
+
+def test_stop_string_cuts_text(lcp):
+    p = _prompt(lcp, "How do I bake bread?")
+    free = lcp.generate([p], GenerationConfig(max_new_tokens=20, stop_at_eos=False))[0].text
+    assert len(free) > 12
+    stop = free[6:10]
+    cut = lcp.generate([p], GenerationConfig(max_new_tokens=20, stop=(stop,)))[0]
+    assert cut.finish_reason == "stop" and cut.stop == stop
+    assert stop not in cut.text and free.startswith(cut.text)
+
+
+def test_prefill_continues_the_model_own_tokens(lcp):
+    ids = lcp.encode(_prompt(lcp, "Why do we need sleep?"))
+    cfg = GenerationConfig(max_new_tokens=12, stop_at_eos=False)
+    full = lcp.generate_ids(ids, cfg)
+    lcp.reset()
+    rest = lcp.generate_ids(ids + full[:4], cfg.model_copy(update={"max_new_tokens": 8}))
+    assert rest == full[4:]
+
+
+def test_prefill_text_continues_from_its_end(lcp):
+    prompt = _prompt(lcp, "How do I bake bread?") + "Okay, the user asks about bread. Wait"
+    top = lcp.top_logprobs(prompt, 1)[0]
+    cont = lcp.generate([prompt], GenerationConfig(max_new_tokens=1, stop_at_eos=False))[0]
+    assert cont.n_tokens == 1 and cont.text == lcp.decode([top[0]])
+
+
+def test_seeds_reproducible_and_independent_of_batch_mates(lcp):
+    cfg = GenerationConfig(max_new_tokens=10, temperature=1.0, top_k=50, top_p=0.9)
+    ps = [_prompt(lcp), _prompt(lcp, "Tell me a story."), _prompt(lcp, "Say hello.")]
+    together = lcp.generate(ps, cfg, seeds=[5, 6, 7])
+    alone = lcp.generate([ps[1]], cfg, seeds=[6])[0]
+    assert together[1].text == alone.text
+    again = lcp.generate(ps, cfg, seeds=[5, 6, 7])
+    assert [g.text for g in again] == [g.text for g in together]
+    other = lcp.generate([ps[1]] * 4, cfg, seeds=[1, 2, 3, 4])
+    assert len({g.text for g in other}) > 1
+
+
+def test_logprobs_finite_and_agree_with_the_greedy_token(lcp):
+    p = _prompt(lcp, "Name a colour.")
+    first = lcp.generate_ids(lcp.encode(p), GenerationConfig(max_new_tokens=1, stop_at_eos=False))
+    top = lcp.top_logprobs(p, 3)
+    assert top[0][0] == first[0]
+    assert top[0][2] >= top[1][2] >= top[2][2]
+    assert 0 < sum(math.exp(t[2]) for t in top) <= 1 + 1e-9
+    lp = lcp.next_token_logprobs([p, p + "Blue"], [top[0][1], "zebra"])
+    assert lp.shape == (2, 2) and np.isfinite(lp).all() and (lp <= 0).all()
+    assert lp[0, 0] == pytest.approx(top[0][2], abs=1e-6)
+    assert lp[0, 0] > lp[0, 1]
+
+
+def test_context_overflow_names_the_prompt_before_generating(embedded_gguf):
+    pytest.importorskip("llama_cpp")
+    from aisec.llm.llamacpp import LlamaCppLM
+
+    lm = LlamaCppLM(embedded_gguf, context_length=64, n_threads=1)
+    calls: list[tuple[int, int]] = []
+    long = lm.chat.user("word " * 80)
+    with pytest.raises(ParameterError, match=r"prompts\[1\]") as info:
+        lm.generate(
+            [lm.chat.user("hi"), long],
+            GenerationConfig(max_new_tokens=4),
+            batch_size=1,
+            progress=lambda d, t: calls.append((d, t)),
+        )
+    assert calls == [] and "\n" not in str(info.value)
+
+
+def test_training_and_torch_model_are_refused_in_one_line(lcp, tmp_path):
+    from aisec.llm.finetune import FinetuneConfig, SFTExample, finetune
+
+    with pytest.raises(ConfigError, match="backend='transformers'") as info:
+        _ = lcp.model
+    assert "\n" not in str(info.value)
+    ex = [SFTExample("a", "b")]
+    with pytest.raises(ConfigError, match="llama.cpp backend"):
+        finetune(lcp, ex, FinetuneConfig(batch_size=1, steps=1), tmp_path / "ft")
+
+
+def test_copy_of_gguf_loads_from_a_directory(embedded_gguf, tmp_path):
+    pytest.importorskip("llama_cpp")
+    from aisec.llm.llamacpp import load_llamacpp
+
+    d = tmp_path / "m"
+    d.mkdir()
+    shutil.copy(embedded_gguf, d / "model.gguf")
+    lm = load_llamacpp(str(d), n_threads=1, context_length=256)
+    assert lm.name == "m" and lm.context_length == 256
