@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from aisec.errors import DataError, InputFileError, ParameterError
 
@@ -81,7 +82,7 @@ class Fuser:
 
     def prob(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         """Fused probability of being watermarked (B,) in [0, 1]."""
-        return 1.0 / (1.0 + np.exp(-np.clip(self.logit(feats), -50, 50)))
+        return expit(self.logit(feats))
 
     def save(self, path: str | Path) -> Path:
         from aisec.io import save_safetensors

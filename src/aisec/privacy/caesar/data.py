@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 
 from aisec.errors import DataError, InputFileError, ParameterError
 from aisec.io import load_safetensors, save_safetensors
@@ -209,7 +210,7 @@ def zipf_sparse(
     w[perm[:k]] = rng.standard_normal(k) * 1.5
     z = x @ w
     z = z - np.median(z)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-z))).astype(np.int64)
+    y = (rng.random(n) < expit(z)).astype(np.int64)
     return x, y
 
 

@@ -55,6 +55,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
+from scipy.special import expit
 
 from aisec.config import StrictModel
 from aisec.crypto import h2s
@@ -101,7 +102,7 @@ def _taylor(_r: float) -> tuple[float, float, float]:
 @SIGMOIDS.register("cubic", summary="0.5 + q1 z + q3 z^3, least squares on [-r, r] (CAESAR)")
 def _cubic(r: float) -> tuple[float, float, float]:
     t = np.linspace(-r, r, 4001)
-    target = 1.0 / (1.0 + np.exp(-t)) - 0.5
+    target = expit(t) - 0.5
     basis = np.stack([t, t**3], axis=1)
     q1, q3 = np.linalg.lstsq(basis, target, rcond=None)[0]
     return 0.5, float(q1), float(q3)
@@ -717,4 +718,4 @@ def predict_party(
     za = channel.recv("predict").get("z")
     if not isinstance(za, np.ndarray) or za.shape != z.shape:
         raise PeerError(channel.peer, "predict", "partial scores have the wrong shape")
-    return 1.0 / (1.0 + np.exp(-(za + z)))
+    return expit(za + z)
