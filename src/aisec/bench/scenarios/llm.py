@@ -1,0 +1,153 @@
+"""llm/ scenarios: generation speed of each backend on the embedded SmolLM2-135M-Instruct.
+
+``llm.throughput`` runs the same prompts, the same number of new tokens (fixed length: EOS is
+ignored) and the same thread count through transformers one prompt at a time, transformers
+batched, and llama.cpp (one sequence at a time) in one process, and reports tokens/s and the
+ratios the llama.cpp backend is held to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from aisec.bench import Headline, Result, scenario
+
+MODEL = "smollm2-135m-instruct"
+
+# Benign, varied chat requests (no digits, so both backends' tokenizers agree on them).
+PROMPTS = (
+    "Explain why the sky looks blue during the day.",
+    "Write a short poem about autumn leaves.",
+    "What are good habits for writing clean code?",
+    "Describe how a bicycle gear system works.",
+    "Give me advice for a first job interview.",
+    "Summarise the water cycle for a child.",
+    "What is the difference between weather and climate?",
+    "Suggest a simple recipe for vegetable soup.",
+    "How do bees make honey?",
+    "Why do we need sleep?",
+    "Tell me a story about a lost dog finding its way home.",
+    "What should I pack for a weekend hiking trip?",
+    "Explain what a database index is.",
+    "How can I improve my handwriting?",
+    "What makes a good team leader?",
+    "Describe the taste of a lemon to someone who never had one.",
+)
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@scenario(
+    "llm.throughput",
+    system="llm",
+    params={"n_prompts": 4, "max_new_tokens": 64, "batch_size": 4, "threads": 1},
+    full_params={"n_prompts": 16, "max_new_tokens": 128, "batch_size": 16},
+    description="Tokens/s of llama.cpp vs transformers (one at a time and batched), same prompts",
+    headline=[
+        Headline(
+            "llamacpp_over_single",
+            ">= 5",
+            "llama.cpp / transformers single",
+            "x",
+            why="issue 13: llama.cpp speed on CPU, at least 5x our single stream",
+        ),
+        Headline(
+            "llamacpp_over_batched",
+            ">= 2",
+            "llama.cpp / transformers batched",
+            "x",
+            why="issue 13: at least 2x our best batched figure",
+        ),
+        Headline("tokens_per_s_llamacpp", label="llama.cpp tokens/s", unit="/s"),
+    ],
+)
+def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
+    from aisec.llm import GenerationConfig, load_causal_lm
+    from aisec.llm.llamacpp import load_llamacpp
+
+    n = int(params["n_prompts"])
+    if not 1 <= n <= len(PROMPTS):
+        from aisec.errors import ParameterError
+
+        raise ParameterError("llm.throughput.n_prompts", f"must be in 1..{len(PROMPTS)}", n)
+    threads = int(params["threads"])
+    cfg = GenerationConfig(max_new_tokens=int(params["max_new_tokens"]), stop_at_eos=False)
+    warm = GenerationConfig(max_new_tokens=2)
+    with _torch_threads(threads):
+        tf = load_causal_lm(MODEL)
+        prompts = [tf.chat.user(p) for p in PROMPTS[:n]]
+        tf.generate(prompts[:1], warm)
+        t0 = time.perf_counter()
+        single = [tf.generate([p], cfg, batch_size=1)[0] for p in prompts]
+        t_single = time.perf_counter() - t0
+        ctx.report(0.3, "transformers, one at a time")
+        t0 = time.perf_counter()
+        batched = tf.generate(prompts, cfg, batch_size=int(params["batch_size"]))
+        t_batched = time.perf_counter() - t0
+        ctx.report(0.5, "transformers, batched")
+        t0 = time.perf_counter()
+        tf.generate(
+            prompts, GenerationConfig(max_new_tokens=1), batch_size=int(params["batch_size"])
+        )
+        t_tf_prompt = time.perf_counter() - t0
+        n_prompt_tokens = sum(tf.count_tokens(p) for p in prompts)
+        del tf
+    lc = load_llamacpp(MODEL, n_threads=threads)
+    lc.generate(prompts[:1], warm)
+    lcp: list[Any] = []
+    t0 = time.perf_counter()
+    for p in prompts:
+        lc.reset()  # every prompt pays its own prompt processing, as with transformers
+        lcp.append(lc.generate([p], cfg)[0])
+    t_lc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for p in prompts:
+        lc.reset()
+        lc.generate([p], GenerationConfig(max_new_tokens=1))
+    t_lc_prompt = time.perf_counter() - t0
+    n_prompt_tokens_lc = sum(lc.count_tokens(p) for p in prompts)
+    ctx.report(0.9, "llama.cpp")
+    tps_single = sum(g.n_tokens for g in single) / t_single
+    tps_batched = sum(g.n_tokens for g in batched) / t_batched
+    tps_lc = sum(g.n_tokens for g in lcp) / t_lc
+    agree = sum(a.text == b.text for a, b in zip(single, lcp, strict=True)) / n
+    return Result(
+        metrics={
+            "tokens_per_s_llamacpp": tps_lc,
+            "tokens_per_s_single": tps_single,
+            "tokens_per_s_batched": tps_batched,
+            "llamacpp_over_single": tps_lc / tps_single,
+            "llamacpp_over_batched": tps_lc / tps_batched,
+            "prompt_tokens_per_s_llamacpp": n_prompt_tokens_lc / t_lc_prompt,
+            "prompt_tokens_per_s_transformers": n_prompt_tokens / t_tf_prompt,
+            "greedy_text_agreement": agree,
+            "prompts": n,
+            "max_new_tokens": int(params["max_new_tokens"]),
+            "threads": threads,
+        },
+        labels={
+            "model": MODEL,
+            "llamacpp_weights": "shipped Q4_1 GGUF",
+            "transformers_weights": "the same GGUF de-quantised to fp32",
+        },
+        notes=[
+            f"{threads} thread(s) for both backends; fixed length (EOS ignored); llama.cpp "
+            "decodes one sequence at a time and its prompt cache is reset before each prompt",
+            "prompt tokens/s: generation of one token per prompt (transformers batched)",
+            "greedy_text_agreement: share of prompts whose greedy text is identical across "
+            "backends (Q4_1 with 8-bit activations in llama.cpp vs fp32 in transformers)",
+        ],
+    )
