@@ -35,6 +35,7 @@ __all__ = [
     "save_safetensors",
     "load_safetensors",
     "write_private",
+    "require_private",
 ]
 
 _log = logging.getLogger("aisec.io")
@@ -82,6 +83,25 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, mode: int | None =
 def write_private(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write secret material (keys) atomically with owner-only permissions (0600)."""
     return atomic_write_bytes(path, data, mode=0o600)
+
+
+def require_private(path: str | os.PathLike[str], what: str, flag: str) -> Path:
+    """Refuse a secret file that other users can access (any group/other permission bit), as
+    ssh refuses an unprotected private key; ``flag`` names the option that accepts it anyway.
+    No check where the OS has no POSIX modes."""
+    from aisec.errors import InputFileError
+
+    p = Path(path)
+    if os.name != "posix" or not p.is_file():
+        return p
+    mode = p.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise InputFileError(
+            p,
+            f"{what} is a secret but other users can access it (mode {mode:04o}); "
+            f"run `chmod 600 {p}`, or pass {flag} to use it anyway",
+        )
+    return p
 
 
 def save_safetensors(

@@ -134,15 +134,19 @@ def test_bad_inputs_give_one_line_errors(
     badkey = tmp_path / "bad.key"
     badkey.write_text("{not json")
     cases = [
-        ([str(trunc)], str(made / "gm.key"), "truncated"),
-        ([str(junk)], str(made / "gm.key"), "corrupt"),
-        ([str(small)], str(made / "gm.key"), "28x28"),
-        ([str(good)], str(badkey), "not a watermark key"),
-        ([str(tmp_path / "missing.png")], str(made / "gm.key"), "no such image"),
+        (str(trunc), "truncated"),
+        (str(junk), "corrupt"),
+        (str(small), "28x28"),
+        (str(tmp_path / "missing.png"), "no such image"),
     ]
-    for imgs, key, needle in cases:
-        rc, err = _err(capsys, ["watermark", "detect", *imgs, "--key", key, *BB])
-        assert rc == 2 and needle in err and len(err.splitlines()) == 1, (needle, err)
+    for img, needle in cases:  # a bad image alone: its own error line, exit 1
+        capsys.readouterr()
+        rc = main(["watermark", "detect", img, "--key", str(made / "gm.key"), *BB])
+        out = capsys.readouterr()
+        assert rc == 1 and len(out.err.strip().splitlines()) == 1, (needle, out.err)
+        assert out.out.strip() == out.out.strip().splitlines()[0] and needle in out.out, out.out
+    rc, err = _err(capsys, ["watermark", "detect", str(good), "--key", str(badkey), *BB])
+    assert rc == 2 and "not a watermark key" in err and len(err.splitlines()) == 1, err
     rc, err = _err(
         capsys,
         [
@@ -291,3 +295,113 @@ def test_detect_with_a_gnr_needs_a_fuser_calibrated_for_the_key(
     # That fuser reads the GNR's margin: without --gnr it cannot score, and says so.
     rc, err = _err(capsys, [*detect, "--fuser", str(fuser)])
     assert rc == 2 and "gnr_margin" in err and len(err.splitlines()) == 1, err
+
+
+def test_one_bad_image_does_not_sink_the_batch(
+    made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = sorted((made / "wm").glob("*.png"))
+    trunc = tmp_path / "trunc.png"
+    trunc.write_bytes(good[0].read_bytes()[:60])
+    argv = ["watermark", "detect", str(good[0]), str(trunc), str(good[1])]
+    argv += ["--key", str(made / "gm.key"), "--steps", "20", *BB]
+    capsys.readouterr()
+    assert main([*argv, "--format", "json"]) == 1
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in rows] == [str(good[0]), str(trunc), str(good[1])]
+    assert rows[0]["watermarked"] and rows[2]["watermarked"]
+    assert "truncated" in rows[1]["error"] and "score" not in rows[1]
+    assert main(argv) == 1
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert len(lines) == 3 and "error:" in lines[1] and "WATERMARKED" in lines[0], lines
+    assert "1 of 3 images could not be read" in out.err
+
+
+def test_bits_are_printed_only_for_images_judged_watermarked(
+    made: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean = sorted(map(str, (made / "clean").glob("*.png")))
+    wm = sorted(map(str, (made / "wm").glob("*.png")))
+    capsys.readouterr()
+    argv = ["watermark", "detect", *wm, *clean, "--key", str(made / "gm.key"), "--steps", "20"]
+    assert main([*argv, *BB, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for r in rows:
+        assert ("bits" in r) == r["watermarked"] and ("bit_acc" in r) == r["watermarked"], r
+        assert "gs_bit_acc" in r["statistics"] and "tr_score" in r["statistics"]
+    assert main([*argv, *BB]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        assert ("bits" in line) == ("WATERMARKED" in line), line
+
+
+def test_keygen_refuses_to_overwrite_a_key_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "k.key"
+    assert main(["watermark", "keygen", "--out", str(out), *BB]) == 0
+    before = out.read_bytes()
+    rc, err = _err(capsys, ["watermark", "keygen", "--out", str(out), *BB])
+    assert rc == 2 and "--force" in err and len(err.splitlines()) == 1, err
+    assert out.read_bytes() == before
+    assert main(["watermark", "keygen", "--out", str(out), "--force", *BB]) == 0
+    assert out.read_bytes() != before
+
+
+def test_demo_key_is_the_benchmark_key_and_labelled_insecure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aisec.provenance.base import get_method
+    from aisec.provenance.detector import shipped_fuser, shipped_gnr
+    from aisec.provenance.fuser import Fuser
+    from aisec.provenance.gnr import GNR
+    from aisec.provenance.keys import load_key
+
+    out = tmp_path / "demo.key"
+    capsys.readouterr()
+    assert main(["watermark", "keygen", "--demo", "--out", str(out)]) == 0
+    res = capsys.readouterr()
+    assert "PUBLIC DEMO" in res.out and "forge" in res.err
+    key = load_key(out)
+    assert key.demo and "PUBLIC DEMO KEY" in repr(key)
+    assert json.loads(out.read_text())["insecure_demo"] is True
+    fp = get_method("gaussmarker").key_fingerprint(key)
+    # The shipped GNR and both shipped fusers belong to it.
+    path = shipped_gnr(fp)
+    assert path is not None and GNR.load(path).fingerprint == fp
+    for with_gnr in (False, True):
+        f = shipped_fuser("ddpm-fmnist", with_gnr)
+        assert f is not None and Fuser.load(f).key_fingerprint == fp
+    rc, err = _err(
+        capsys,
+        [
+            "watermark",
+            "keygen",
+            "--demo",
+            "--method",
+            "tree_ring",
+            "--out",
+            str(tmp_path / "t.key"),
+        ],
+    )
+    assert rc == 2 and "demo" in err
+
+
+def test_gnr_is_written_owner_only_and_a_readable_one_is_refused(
+    made: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gnr = tmp_path / "g.safetensors"
+    tiny = ["--steps", "1", "--nf", "4", "--set", "batch_size=2", "--set", "depth=1"]
+    assert (
+        main(["watermark", "train-gnr", "--key", str(made / "gm.key"), "--out", str(gnr), *tiny])
+        == 0
+    )
+    assert stat.S_IMODE(os.stat(gnr).st_mode) == 0o600
+    os.chmod(gnr, 0o644)
+    clean = sorted(map(str, (made / "clean").glob("*.png")))[:1]
+    argv = ["watermark", "detect", *clean, "--key", str(made / "gm.key"), "--gnr", str(gnr), *BB]
+    rc, err = _err(capsys, argv)
+    assert rc == 2 and "chmod 600" in err and "0644" in err and len(err.splitlines()) == 1, err
+    # With the flag the permission check passes (and the next refusal is the missing fuser).
+    rc, err = _err(capsys, [*argv, "--allow-readable-gnr"])
+    assert rc == 2 and "chmod" not in err and "fuser" in err, err

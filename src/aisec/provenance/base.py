@@ -30,7 +30,14 @@ if TYPE_CHECKING:
 
     from aisec.rng import CryptoRandom
 
-__all__ = ["IMAGE_WATERMARKS", "LatentWatermark", "WatermarkKey", "Detection", "get_method"]
+__all__ = [
+    "IMAGE_WATERMARKS",
+    "LatentWatermark",
+    "WatermarkKey",
+    "MaterialSpec",
+    "Detection",
+    "get_method",
+]
 
 IMAGE_WATERMARKS: Registry[type[LatentWatermark]] = Registry("image watermark")
 
@@ -50,9 +57,23 @@ class WatermarkKey:
     latent_shape: tuple[int, int, int]
     params: dict[str, Any]
     material: dict[str, np.ndarray]
+    demo: bool = False  # the public demo key (insecure: its seed is published)
 
     def __repr__(self) -> str:  # never print secrets
-        return f"WatermarkKey(method={self.method!r}, latent_shape={self.latent_shape}, <secret>)"
+        tag = ", PUBLIC DEMO KEY" if self.demo else ""
+        return (
+            f"WatermarkKey(method={self.method!r}, latent_shape={self.latent_shape}, "
+            f"<secret>{tag})"
+        )
+
+
+@dataclass(frozen=True)
+class MaterialSpec:
+    """One entry of a key's material: numpy dtype string, shape, whether it holds bits (0/1)."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    bits: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +128,42 @@ class LatentWatermark(ABC):
     @abstractmethod
     def keygen(self, latent_shape: tuple[int, int, int], rng: CryptoRandom) -> WatermarkKey:
         """Fresh secret key for initial noise of shape (C, H, W)."""
+
+    @abstractmethod
+    def material_spec(self, latent_shape: tuple[int, int, int]) -> dict[str, MaterialSpec]:
+        """What a key of this method (with these parameters) holds for a latent shape."""
+
+    def validate_key(self, key: WatermarkKey) -> None:
+        """Check the whole key against this method's parameters: method, latent shape, every
+        material entry (present, none extra, dtype, shape, finite, bits in {0, 1}). Raises
+        :class:`ConfigError` with a one-line message naming the first problem."""
+        self.check_key(key)
+        shape = key.latent_shape
+        if len(shape) != 3 or any(int(s) < 1 for s in shape):
+            raise ConfigError(f"key latent_shape must be 3 positive sizes (C, H, W), not {shape}")
+        spec = self.material_spec(shape)
+        missing = sorted(set(spec) - set(key.material))
+        extra = sorted(set(key.material) - set(spec))
+        if missing or extra:
+            raise ConfigError(
+                f"{self.name} key material: missing {missing}, unexpected {extra}"
+                if missing and extra
+                else (f"{self.name} key lacks material {missing}" if missing else
+                      f"{self.name} key has unexpected material {extra}")
+            )
+        for name, ms in spec.items():
+            a = key.material[name]
+            if a.dtype != np.dtype(ms.dtype):
+                raise ConfigError(f"key material {name!r} has dtype {a.dtype}, not {ms.dtype}")
+            if tuple(a.shape) != tuple(ms.shape):
+                raise ConfigError(
+                    f"key material {name!r} has shape {tuple(a.shape)}, but the parameters and "
+                    f"latent shape {tuple(shape)} need {tuple(ms.shape)}"
+                )
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ConfigError(f"key material {name!r} holds NaN or infinite values")
+            if ms.bits and ((a != 0) & (a != 1)).any():
+                raise ConfigError(f"key material {name!r} must hold bits (0 or 1 only)")
 
     @abstractmethod
     def embed(

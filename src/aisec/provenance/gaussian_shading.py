@@ -36,6 +36,7 @@ from aisec.provenance.base import (
     IMAGE_WATERMARKS,
     Detection,
     LatentWatermark,
+    MaterialSpec,
     WatermarkKey,
     check_n,
 )
@@ -110,6 +111,15 @@ class GaussianShading(LatentWatermark):
             if abs(int((2 * m - 1).sum())) <= size**0.5 / 2:
                 return key
         raise ConfigError("could not draw a balanced key in 1000 tries")  # p < 1e-200
+
+    def material_spec(self, latent_shape: tuple[int, int, int]) -> dict[str, MaterialSpec]:
+        size = int(np.prod(latent_shape))
+        return {
+            "message": MaterialSpec("uint8", (self.n_bits(latent_shape),), bits=True),
+            "cipher_key": MaterialSpec("uint8", (32,)),
+            "nonce": MaterialSpec("uint8", (12,)),
+            "pad": MaterialSpec("uint8", (size,), bits=True),
+        }
 
     def n_bits(self, latent_shape: tuple[int, int, int]) -> int:
         return int(np.prod(message_shape(tuple(latent_shape), self.params)))

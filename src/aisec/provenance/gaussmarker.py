@@ -28,7 +28,13 @@ import numpy as np
 
 from aisec.config import StrictModel
 from aisec.errors import ConfigError
-from aisec.provenance.base import IMAGE_WATERMARKS, Detection, LatentWatermark, WatermarkKey
+from aisec.provenance.base import (
+    IMAGE_WATERMARKS,
+    Detection,
+    LatentWatermark,
+    MaterialSpec,
+    WatermarkKey,
+)
 from aisec.provenance.gaussian_shading import GaussianShading, GaussianShadingParams
 from aisec.provenance.tree_ring import TreeRing, TreeRingParams
 
@@ -133,6 +139,11 @@ class GaussMarker(LatentWatermark):
         material.update({f"tr.{k}": v for k, v in kt.material.items()})
         params = self.params.model_dump(exclude={"restorer"})  # the mark only
         return WatermarkKey(self.name, ks.latent_shape, params, material)
+
+    def material_spec(self, latent_shape: tuple[int, int, int]) -> dict[str, MaterialSpec]:
+        spec = {f"gs.{k}": v for k, v in self.gs.material_spec(latent_shape).items()}
+        spec.update({f"tr.{k}": v for k, v in self.tr.material_spec(latent_shape).items()})
+        return spec
 
     def split(self, key: WatermarkKey) -> tuple[WatermarkKey, WatermarkKey]:
         """The Gaussian-Shading and Tree-Ring sub-keys of a GaussMarker key."""

@@ -85,6 +85,8 @@ __all__ = [
 #: Logits are clipped to +-MARGIN_CLIP in :func:`mark_margin`, so a few saturated cells cannot
 #: carry the statistic.
 MARGIN_CLIP = 20.0
+# The shipped weights (of the public demo key): public, so not held to owner-only permissions.
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 
 
 class GNRConfig(StrictModel):
@@ -330,22 +332,31 @@ class GNR:
         return (self.logits(signs) > 0).astype(np.uint8)
 
     def save(self, path: str | Path) -> Path:
-        from aisec.io import save_safetensors
+        """Write the weights owner-only (0600): a GNR is as secret as its key (averaging its
+        outputs over random sign maps recovers the key's encrypted sign map)."""
+        from safetensors.torch import save
+
+        from aisec.io import write_private
 
         meta = {
             "config": self.cfg.model_dump_json(),
             "fingerprint": self.fingerprint,
             "channels": str(self.net.inc[0].in_channels),
         }
-        return save_safetensors(path, self.net.state_dict(), meta)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.net.state_dict().items()}
+        return write_private(path, save(state, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | Path) -> GNR:
+    def load(cls, path: str | Path, allow_readable: bool = False) -> GNR:
+        """Load a GNR; one that other users can read is refused unless ``allow_readable`` (the
+        shipped GNR, of the public demo key, is public and exempt)."""
         from safetensors import safe_open
 
-        from aisec.io import load_safetensors
+        from aisec.io import load_safetensors, require_private
 
         p = Path(path)
+        if not allow_readable and p.resolve().parent != SHIPPED_DIR:
+            require_private(p, "the GNR", "--allow-readable-gnr")
         tensors = load_safetensors(p)
         try:
             with safe_open(str(p), framework="pt") as f:

@@ -25,6 +25,7 @@ from aisec.provenance.base import (
     IMAGE_WATERMARKS,
     Detection,
     LatentWatermark,
+    MaterialSpec,
     WatermarkKey,
     check_n,
 )
@@ -117,6 +118,14 @@ class TreeRing(LatentWatermark):
         pattern[~mask] = 0
         material = {"pattern_real": pattern.real.copy(), "pattern_imag": pattern.imag.copy()}
         return WatermarkKey(self.name, shape, self.params.model_dump(), material)
+
+    def material_spec(self, latent_shape: tuple[int, int, int]) -> dict[str, MaterialSpec]:
+        shape = tuple(int(s) for s in latent_shape)
+        ring_mask(shape, self.params.channel, self.params.radius)  # parameters fit the shape
+        return {
+            "pattern_real": MaterialSpec("float64", shape),
+            "pattern_imag": MaterialSpec("float64", shape),
+        }
 
     def pattern(self, key: WatermarkKey) -> tuple[np.ndarray, np.ndarray]:
         pat = key.material["pattern_real"] + 1j * key.material["pattern_imag"]

@@ -52,28 +52,64 @@ def _backbone(name: str, model: str | None):  # noqa: ANN202
 @click.option(
     "--out", "out", type=click.Path(dir_okay=False), required=True, help="Key file (0600)."
 )
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Write the PUBLIC, INSECURE GaussMarker demo key (the benchmark key, seed 0), which the "
+    "shipped GNR and fusers belong to: for trying the tool only, anyone can detect or forge it.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @backbone_option
 @model_option
 @set_option
 @format_option
 def keygen(
-    method: str, out: str, backbone: str, model: str | None, overrides: tuple[str, ...], fmt: str
+    method: str,
+    out: str,
+    demo: bool,
+    force: bool,
+    backbone: str,
+    model: str | None,
+    overrides: tuple[str, ...],
+    fmt: str,
 ) -> None:
-    """Create a secret watermark key from the OS random source."""
+    """Create a secret watermark key from the OS random source (or the public demo key)."""
+    from pathlib import Path
+
     from aisec.config import apply_overrides, parse_overrides
+    from aisec.errors import ConfigError
     from aisec.provenance.base import get_method
-    from aisec.provenance.keys import save_key
+    from aisec.provenance.keys import DEMO_METHOD, demo_key, save_key
     from aisec.rng import SecureRandom
 
+    if Path(out).exists() and not force:
+        raise ConfigError(
+            f"{out} exists; overwriting a key makes every image marked with it undetectable "
+            "(pass --force to overwrite)"
+        )
     params = apply_overrides({}, parse_overrides(overrides))
+    if demo and (method != DEMO_METHOD or params):
+        raise ConfigError(f"--demo writes the {DEMO_METHOD} demo key, with default parameters")
     m = get_method(method, **params)
     shape = _backbone(backbone, model).latent_shape
-    key = m.keygen(shape, SecureRandom())
+    key = demo_key(shape) if demo else m.keygen(shape, SecureRandom())
     path = save_key(key, out)
     info = {"key": str(path), "method": method, "latent_shape": list(shape), "mode": "0600"}
     if m.multibit:
         info["bits"] = m.n_bits(shape)
-    emit(info, fmt, lambda d: click.echo(f"wrote {d['method']} key to {d['key']} (mode 0600)"))
+    if demo:
+        info["insecure_demo"] = True
+        _log(
+            "warning: this is the PUBLIC demo key (seed published): anyone can detect and forge "
+            "its mark; use it only to try the tool, never to mark images you publish"
+        )
+    emit(
+        info,
+        fmt,
+        lambda d: click.echo(
+            f"wrote {'PUBLIC DEMO ' if demo else ''}{d['method']} key to {d['key']} (mode 0600)"
+        ),
+    )
 
 
 @command.command("generate")
@@ -140,7 +176,13 @@ def generate_cmd(
     "--gnr",
     type=click.Path(dir_okay=False),
     default=None,
-    help="GNR weights for this key (gaussmarker); default: none.",
+    help="GNR weights for this key (gaussmarker; a secret like the key), or 'shipped' for the one "
+    "shipped for the key (the public demo key has one); default: none.",
+)
+@click.option(
+    "--allow-readable-gnr",
+    is_flag=True,
+    help="Use a --gnr file that other users can read (refused by default: it reveals the key).",
 )
 @click.option(
     "--fuser",
@@ -157,6 +199,7 @@ def detect_cmd(
     images: tuple[str, ...],
     key_path: str,
     gnr: str | None,
+    allow_readable_gnr: bool,
     fuser: str | None,
     fpr: float,
     steps: int,
@@ -164,7 +207,9 @@ def detect_cmd(
     model: str | None,
     fmt: str,
 ) -> None:
-    """Detect the watermark in PNG/JPEG IMAGES: score, bits, decision per image."""
+    """Detect the watermark in PNG/JPEG IMAGES: decision and score per image, and the decoded
+    bits for images judged watermarked. An unreadable image is reported on its own line (a
+    row with "error" in JSON) and the others are still judged; the exit status is then 1."""
     from aisec.provenance.detector import detect_files
 
     rows = detect_files(
@@ -176,10 +221,16 @@ def detect_cmd(
         fuser=fuser,
         fpr=fpr,
         steps=steps,
+        allow_readable_gnr=allow_readable_gnr,
     )
+    if any(r.get("demo_key") for r in rows):
+        _log("warning: the PUBLIC demo key: anyone can detect and forge its mark")
 
     def text(rs: list[dict]) -> None:
         for r in rs:
+            if "error" in r:
+                click.echo(f"{r['image']}: error: {r['error']}")
+                continue
             bits = f" bits {r['bits']} bit_acc {r['bit_acc']:.3f}" if "bits" in r else ""
             click.echo(
                 f"{r['image']}: {'WATERMARKED' if r['watermarked'] else 'not watermarked'}"
@@ -187,6 +238,11 @@ def detect_cmd(
             )
 
     emit(rows, fmt, text)
+    failed = sum("error" in r for r in rows)
+    if failed:  # exit 1 (not 2: the command ran, and judged every readable image)
+        from aisec.errors import AisecError
+
+        raise AisecError(f"{failed} of {len(rows)} images could not be read (each listed above)")
 
 
 @command.command("train-gnr")
@@ -306,7 +362,10 @@ def train_gnr_cmd(
     emit(
         {"gnr": str(path), "fingerprint": gnr.fingerprint},
         fmt,
-        lambda d: click.echo(f"wrote GNR to {d['gnr']} (key fingerprint {d['fingerprint']})"),
+        lambda d: click.echo(
+            f"wrote GNR to {d['gnr']} (mode 0600: a secret like the key; fingerprint "
+            f"{d['fingerprint']})"
+        ),
     )
 
 
