@@ -212,3 +212,21 @@ def test_copy_of_gguf_loads_from_a_directory(embedded_gguf, tmp_path):
     shutil.copy(embedded_gguf, d / "model.gguf")
     lm = load_llamacpp(str(d), n_threads=1, context_length=256)
     assert lm.name == "m" and lm.context_length == 256
+
+
+def test_parallel_decoding_gives_the_same_tokens_as_one_at_a_time(lcp):
+    ps = [_prompt(lcp), _prompt(lcp, "Why do we need sleep?"), _prompt(lcp, "Say hello.")]
+    greedy = GenerationConfig(max_new_tokens=12, stop_at_eos=False)
+    sampled = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.9, stop=("\n",))
+    seq = lcp.generate(ps, greedy, batch_size=1)
+    seq_s = lcp.generate(ps, sampled, seeds=[3, 4, 5], batch_size=1)
+    lcp.parallel = True
+    try:
+        par = lcp.generate(ps, greedy, batch_size=3)
+        par_s = lcp.generate(ps, sampled, seeds=[3, 4, 5], batch_size=2)
+    finally:
+        lcp.parallel = False
+    assert [g.text for g in par] == [g.text for g in seq]
+    assert [(g.text, g.finish_reason, g.stop) for g in par_s] == [
+        (g.text, g.finish_reason, g.stop) for g in seq_s
+    ]

@@ -113,6 +113,11 @@ def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
         lc.reset()  # every prompt pays its own prompt processing, as with transformers
         lcp.append(lc.generate([p], cfg)[0])
     t_lc = time.perf_counter() - t0
+    lc.parallel = True  # several sequences in one llama.cpp context
+    t0 = time.perf_counter()
+    par = lc.generate(prompts, cfg, batch_size=int(params["batch_size"]))
+    t_par = time.perf_counter() - t0
+    lc.parallel = False
     t0 = time.perf_counter()
     for p in prompts:
         lc.reset()
@@ -123,12 +128,14 @@ def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
     tps_single = sum(g.n_tokens for g in single) / t_single
     tps_batched = sum(g.n_tokens for g in batched) / t_batched
     tps_lc = sum(g.n_tokens for g in lcp) / t_lc
+    tps_par = sum(g.n_tokens for g in par) / t_par
     agree = sum(a.text == b.text for a, b in zip(single, lcp, strict=True)) / n
     return Result(
         metrics={
             "tokens_per_s_llamacpp": tps_lc,
             "tokens_per_s_single": tps_single,
             "tokens_per_s_batched": tps_batched,
+            "tokens_per_s_llamacpp_parallel": tps_par,
             "llamacpp_over_single": tps_lc / tps_single,
             "llamacpp_over_batched": tps_lc / tps_batched,
             "prompt_tokens_per_s_llamacpp": n_prompt_tokens_lc / t_lc_prompt,
@@ -147,7 +154,89 @@ def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
             f"{threads} thread(s) for both backends; fixed length (EOS ignored); llama.cpp "
             "decodes one sequence at a time and its prompt cache is reset before each prompt",
             "prompt tokens/s: generation of one token per prompt (transformers batched)",
+            "tokens_per_s_llamacpp_parallel: batch_size sequences decoded together in one "
+            "llama.cpp context (LlamaCppLM parallel=True); the headline uses the default, "
+            "one sequence at a time",
             "greedy_text_agreement: share of prompts whose greedy text is identical across "
             "backends (Q4_1 with 8-bit activations in llama.cpp vs fp32 in transformers)",
         ],
     )
+
+
+@scenario(
+    "llm.parity",
+    system="llm",
+    params={"n_prompts": 100, "max_new_tokens": 32, "quants": ["f16", "q8_0", "q4_0"]},
+    suites=("full",),
+    description="Greedy agreement of the GGUF export (F16, Q8_0, Q4_0) with transformers",
+    headline=[
+        Headline(
+            "parity_greedy_f16",
+            ">= 0.95",
+            "F16 greedy parity",
+            why="issue 13: the exported F16 model decodes like transformers on the first "
+            "32 tokens of at least 95% of 100 prompts",
+        ),
+        Headline("parity_greedy_q8_0", label="Q8_0 greedy parity"),
+        Headline("parity_greedy_q4_0", label="Q4_0 greedy parity"),
+    ],
+)
+def parity(params: Mapping[str, Any], ctx: Any) -> Result:
+    from aisec.assets import load_dataset
+    from aisec.llm import GenerationConfig, load_causal_lm
+    from aisec.llm.gguf_export import export_cached
+    from aisec.llm.llamacpp import LlamaCppLM
+
+    n = int(params["n_prompts"])
+    texts = (list(PROMPTS) + load_dataset("advbench").texts())[:n]
+    cfg = GenerationConfig(max_new_tokens=int(params["max_new_tokens"]), stop_at_eos=False)
+    with _torch_threads(1):
+        tf = load_causal_lm(MODEL)
+        prompts = [tf.chat.user(t) for t in texts]
+        ids = [tf.encode(p) for p in prompts]
+        ref = [g.text for g in tf.generate(prompts, cfg, batch_size=16)]
+    ctx.report(0.3, "transformers")
+    metrics: dict[str, Any] = {"prompts": n, "max_new_tokens": cfg.max_new_tokens}
+    breakdown = []
+    quants = list(params["quants"])
+    for i, q in enumerate(quants):
+        lc = LlamaCppLM(export_cached(MODEL, quant=q).path, n_threads=1)
+        got = [lc.decode(lc.generate_ids(x, cfg)) for x in ids]
+        same = [a == b for a, b in zip(ref, got, strict=True)]
+        prefix = [len(_common_prefix(a, b)) / max(1, len(a)) for a, b in zip(ref, got, strict=True)]
+        tok_same = sum(lc.encode(p) == x for p, x in zip(prompts, ids, strict=True)) / n
+        metrics[f"parity_greedy_{q}"] = sum(same) / n
+        metrics[f"mean_shared_prefix_{q}"] = sum(prefix) / n
+        metrics[f"tokenizer_agreement_{q}"] = tok_same
+        breakdown.append(
+            {
+                "labels": {"quant": q},
+                "metrics": {
+                    "parity_greedy": sum(same) / n,
+                    "mean_shared_prefix": sum(prefix) / n,
+                    "tokenizer_agreement": tok_same,
+                },
+            }
+        )
+        ctx.report(0.3 + 0.7 * (i + 1) / len(quants), q)
+    return Result(
+        metrics=metrics,
+        labels={"model": MODEL},
+        breakdown=breakdown,
+        notes=[
+            "reference: transformers fp32 on the de-quantised embedded GGUF, greedy, EOS ignored; "
+            "llama.cpp decodes the same prompt token ids from the exported GGUF",
+            "parity: the 32-token greedy texts are identical; mean_shared_prefix: share of "
+            "the reference text both agree on from the start",
+            "prompts: the 16 throughput prompts, then AdvBench requests",
+        ],
+    )
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
