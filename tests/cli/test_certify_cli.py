@@ -195,3 +195,140 @@ def test_bad_images_and_checkpoints(tmp_path, capsys, checkpoint, rng):
     for args, needle in cases:
         code, _, err = _run(capsys, "certify", "run", *args)
         assert code == 2 and needle in err and err.count("\n") == 1, (args, err)
+
+
+def _trained_for(path, dataset="mnist-5k", certifier="smoothing", mode="noise", sigma=0.5):
+    """A checkpoint whose training record says what it was trained for (weights untrained)."""
+    arch = ArchConfig(height=28, width=28) if dataset != "digits" else ArchConfig(height=8, width=8)
+    info = {
+        "dataset": dataset,
+        "certifier": {"certifier": certifier},
+        "train": {"mode": mode, "sigma": sigma},
+    }
+    save_checkpoint(path, init_model(arch, 0).eval(), arch, info)
+    return str(path)
+
+
+def test_run_certifies_at_the_checkpoints_training_sigma(tmp_path, capsys):
+    ck = _trained_for(tmp_path / "s05.safetensors", sigma=0.5)
+    base = [
+        "certify",
+        "run",
+        "--checkpoint",
+        ck,
+        "--test-limit",
+        "2",
+        "--n",
+        "20",
+        "--format",
+        "json",
+    ]
+    code, stdout, _ = _run(capsys, *base)
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["certifier"]["sigma"] == 0.5  # was 0.25, the certifier's default
+    assert doc["dataset"] == "mnist-5k"  # taken from the checkpoint, not the --dataset default
+    code, stdout, _ = _run(capsys, *base, "--sigma", "0.5")
+    assert code == 0 and json.loads(stdout)["certifier"]["sigma"] == 0.5
+
+
+def test_run_refuses_a_sigma_other_than_the_training_sigma_unless_forced(tmp_path, capsys):
+    ck = _trained_for(tmp_path / "s05.safetensors", sigma=0.5)
+    base = ["certify", "run", "--checkpoint", ck, "--test-limit", "2", "--n", "20"]
+    for extra in (["--sigma", "0.25"], ["--set", "certifier_params.sigma=0.25"]):
+        code, _, err = _run(capsys, *base, *extra)
+        assert code == 2 and "sigma 0.5" in err and "0.25" in err and err.count("\n") == 1
+    code, stdout, err = _run(capsys, *base, "--sigma", "0.25", "--force", "--format", "json")
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["certifier"]["sigma"] == 0.25
+    assert any("forced" in n and "sigma" in n for n in doc["notes"]) and "forced" in err
+
+
+@pytest.mark.parametrize(
+    ("trained", "args", "needle"),
+    [
+        ({"dataset": "mnist-5k"}, ["--dataset", "fashion-mnist", "--n", "20"], "fashion-mnist"),
+        ({"dataset": "mnist-5k"}, ["--certifier", "ibp"], "ibp training"),
+        (
+            {"dataset": "mnist-5k", "certifier": "ibp", "mode": "ibp", "sigma": 0.25},
+            ["--certifier", "smoothing", "--n", "20"],
+            "noise training",
+        ),
+    ],
+)
+def test_run_refuses_a_checkpoint_trained_for_another_dataset_or_certifier(
+    tmp_path, capsys, trained, args, needle
+):
+    ck = _trained_for(tmp_path / "m.safetensors", **trained)
+    base = ["certify", "run", "--checkpoint", ck, "--test-limit", "2", *args]
+    code, _, err = _run(capsys, *base)
+    assert code == 2 and needle in err and "--force" in err and err.count("\n") == 1
+    code, stdout, err = _run(capsys, *base, "--format", "json")
+    assert code == 2
+    code, stdout, err = _run(capsys, *base, "--force", "--format", "json")
+    assert code == 0 and any(n.startswith("forced") for n in json.loads(stdout)["notes"])
+
+
+def test_run_uses_the_checkpoints_certifier_and_dataset_by_default(tmp_path, capsys):
+    ck = _trained_for(tmp_path / "ibp.safetensors", certifier="ibp", mode="ibp")
+    code, stdout, _ = _run(
+        capsys, "certify", "run", "--checkpoint", ck, "--test-limit", "2", "--format", "json"
+    )
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["certifier"]["certifier"] == "ibp" and doc["dataset"] == "mnist-5k"
+    assert doc["notes"] == [] and doc["provenance_source"] == "metadata"
+
+
+def test_run_reports_what_an_unrecorded_checkpoint_could_not_check(capsys, checkpoint):
+    code, stdout, err = _run(
+        capsys,
+        "certify",
+        "run",
+        "--checkpoint",
+        str(checkpoint),
+        "--test-limit",
+        "2",
+        "--n",
+        "20",
+        "--format",
+        "json",
+    )
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["provenance_source"] == "none"
+    assert any("unchecked" in n and "sigma" in n for n in doc["notes"]) and "unchecked" in err
+
+
+def test_bad_input_files_get_a_one_line_error(tmp_path, capsys, checkpoint, rng):
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((0, 8, 8), np.float32))
+    text = tmp_path / "text.npy"
+    text.write_text("these are not images\n")
+    npz = tmp_path / "arch.npy"  # an .npz archive under a .npy name, and one named .npz
+    np.savez(tmp_path / "arch.npz", x=rng.random((2, 8, 8), dtype=np.float32))
+    npz.write_bytes((tmp_path / "arch.npz").read_bytes())
+    truncated = tmp_path / "trunc.npy"
+    np.save(truncated, rng.random((4, 8, 8), dtype=np.float32))
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    objects = tmp_path / "obj.npy"
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    ck = ["--checkpoint", str(checkpoint)]
+    cases = [
+        ([*ck, "--input", str(empty)], "no images"),
+        ([*ck, "--input", str(text)], "not a .npy array file"),
+        ([*ck, "--input", str(npz)], ".npz archive"),
+        ([*ck, "--input", str(tmp_path / "arch.npz")], ".npz archive"),
+        ([*ck, "--input", str(truncated)], "not a readable .npy"),
+        ([*ck, "--input", str(objects)], "Python objects"),
+        ([*ck, "--input", str(tmp_path)], "is a directory"),
+        (["--checkpoint", str(tmp_path)], "is a directory"),
+        ([*ck, "--recipe", str(tmp_path)], "is a directory"),
+    ]
+    for args, needle in cases:
+        code, _, err = _run(capsys, "certify", "run", *args)
+        assert code == 2 and needle in err and err.count("\n") == 1, (args, err)
+        assert "allow_pickle" not in err
+    code, _, err = _run(capsys, "certify", "train", "--out", str(tmp_path))
+    assert code == 2 and "is a directory" in err and err.count("\n") == 1

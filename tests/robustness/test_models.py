@@ -67,3 +67,61 @@ def test_image_validation(rng):
         as_batch(rng.random((3, 8, 8), dtype=np.float32) * 255, ARCH)
     with pytest.raises(DataError, match="finite"):
         as_batch(np.full((1, 8, 8), np.nan, np.float32), ARCH)
+
+
+def test_checkpoint_records_dataset_certifier_and_sigma_as_metadata(tmp_path):
+    from safetensors import safe_open
+
+    arch = ArchConfig(height=8, width=8)
+    info = {
+        "dataset": "digits",
+        "certifier": {"certifier": "smoothing", "sigma": 0.25},
+        "train": {"mode": "noise", "sigma": 0.5},
+    }
+    path = save_checkpoint(tmp_path / "m.safetensors", init_model(arch, 0), arch, info)
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    assert (meta["dataset"], meta["certifier"], meta["train_mode"], float(meta["sigma"])) == (
+        "digits",
+        "smoothing",
+        "noise",
+        0.5,
+    )  # the training sigma, not the certifier's
+    ck = load_checkpoint(path)
+    assert ck.provenance_source == "metadata"
+    assert ck.provenance == {
+        "dataset": "digits",
+        "certifier": "smoothing",
+        "train_mode": "noise",
+        "sigma": 0.5,
+    }
+
+
+def test_older_checkpoint_provenance_is_inferred_from_its_record_and_says_so(tmp_path):
+    import json
+
+    arch = ArchConfig(height=8, width=8)
+    info = {"dataset": "digits", "certifier": {"certifier": "ibp"}, "train": {"mode": "ibp"}}
+    meta = {
+        "format": "aisec.robustness.cnn/1",
+        "arch": json.dumps(arch.model_dump()),
+        "info": json.dumps(info),
+    }  # as written before the provenance keys existed
+    path = tmp_path / "old.safetensors"
+    save_safetensors(path, dict(init_model(arch, 0).state_dict()), metadata=meta)
+    ck = load_checkpoint(path)
+    assert ck.provenance_source == "inferred from the training record"
+    assert ck.provenance == {
+        "dataset": "digits",
+        "certifier": "ibp",
+        "train_mode": "ibp",
+        "sigma": None,
+    }
+    bare = save_checkpoint(tmp_path / "bare.safetensors", init_model(arch, 0), arch)
+    assert load_checkpoint(bare).provenance_source == "none"
+    bad = tmp_path / "bad.safetensors"
+    save_safetensors(
+        bad, dict(init_model(arch, 0).state_dict()), metadata={**meta, "sigma": "wide"}
+    )
+    with pytest.raises(InputFileError, match="sigma"):
+        load_checkpoint(bad)

@@ -25,6 +25,14 @@ def test_shipped_checkpoint_loads(dataset, certifier, attack):
     assert ck.arch.height == (8 if dataset == "digits" else 28)
     assert ck.info["dataset"] == dataset
     assert ck.info["n_poison"] == (0 if attack is None else {"digits": 14, "mnist-5k": 40}[dataset])
+    # what the checkpoint is for is stored as metadata keys of its own (not inferred)
+    assert ck.provenance_source == "metadata"
+    assert ck.provenance == {
+        "dataset": dataset,
+        "certifier": certifier,
+        "train_mode": "noise" if certifier == "smoothing" else "ibp",
+        "sigma": 0.25 if certifier == "smoothing" else None,
+    }
     assert len(shipped_experiments()) == len(SHIPPED)
 
 

@@ -48,3 +48,37 @@ def test_data_splits_are_fixed_and_disjoint():
     assert sum(r.tobytes() in train_rows for r in te.x) < 0.05 * len(te)  # digits has duplicates
     with pytest.raises(ConfigError, match="dataset"):
         load_split("cifar", "train")
+
+
+@pytest.mark.parametrize("mode", ["noise", "ibp"])
+def test_rebuild_gives_identical_weights_whatever_the_callers_thread_count(mode):
+    # the issue: rebuild_shipped(seed=0) from Python (default threads) and `certify train` (one
+    # thread) gave weights differing by up to 0.6; the thread count changes CPU reduction order
+    from aisec.robustness.experiment import Experiment
+    from aisec.robustness.pipeline import run_experiment
+
+    exp = Experiment(
+        dataset="mnist-5k",
+        train_limit=200,
+        test_limit=2,
+        certifier="smoothing" if mode == "noise" else "ibp",
+        certifier_params={"n": 10, "n0": 5} if mode == "noise" else {},
+        train={"epochs": 2},
+        attack="cert-aware",
+        attack_params={"rate": 0.05},
+    )
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model, _, _ = run_experiment(exp, seed=5)
+            weights.append({k: v.clone() for k, v in model.state_dict().items()})
+            assert torch.get_num_threads() == threads  # restored after training
+    finally:
+        torch.set_num_threads(before)
+    assert not torch.are_deterministic_algorithms_enabled()
+    a, b = weights
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

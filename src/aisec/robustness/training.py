@@ -9,12 +9,20 @@ or interval-bound-propagation training (for the IBP certifier), optionally under
 An :class:`~aisec.robustness.availability.AvailabilityAttack` changes the labels of its poisoned
 rows in every batch and may replace their loss; the clean rows are always trained as above.
 
+Training is deterministic: the same data, recipe and seed give bit-identical weights on the same
+machine and torch build. Model initialisation, batch order, noise and poison refreshes all come
+from generators derived from ``rng``, and training runs under :func:`deterministic_torch`
+(``TRAIN_THREADS`` intra-op threads, torch's deterministic algorithms): the thread count changes
+how CPU kernels split their sums, and after tens of epochs those rounding differences grow into
+visibly different weights.
+
 References: Cohen et al., ICML 2019; Gowal et al., arXiv 1810.12715.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -30,7 +38,28 @@ from aisec.robustness.models import ArchConfig, init_model
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TrainParams", "train_model", "mode_for"]
+__all__ = ["TrainParams", "train_model", "mode_for", "deterministic_torch", "TRAIN_THREADS"]
+
+# Intra-op threads of every training run, whatever the caller's setting (part of the recipe: see
+# the module docstring). One thread is also the fastest setting for these small networks.
+TRAIN_THREADS = 1
+
+
+@contextlib.contextmanager
+def deterministic_torch(threads: int = TRAIN_THREADS) -> Iterator[None]:
+    """Run torch with ``threads`` intra-op threads and deterministic algorithms; restore both."""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    det_before = torch.are_deterministic_algorithms_enabled()
+    warn_before = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(det_before, warn_only=warn_before)
+        torch.set_num_threads(threads_before)
 
 
 class TrainParams(StrictModel):
@@ -69,7 +98,8 @@ def _clean_loss(model, xb, yb, p: TrainParams, eps: float, kappa: float, gen):
     loss = kappa * F.cross_entropy(model(xb), yb, reduction="sum")
     if kappa < 1.0 and eps > 0:
         loss = loss + (1 - kappa) * F.cross_entropy(
-            worst_case_logits(model, xb, yb, eps), yb, reduction="sum")
+            worst_case_logits(model, xb, yb, eps), yb, reduction="sum"
+        )
     return loss
 
 
@@ -96,13 +126,17 @@ def train_model(
     Returns:
         The trained network in eval mode.
     """
-    import torch
-
     if data.x.ndim != 4 or data.x.shape[0] != data.y.shape[0]:
         raise DataError(f"training data must be (N, C, H, W) with N labels; got {data.x.shape}")
     if data.poisoned.any() and attack is None:
         raise DataError("poisoned rows need the attack that made them")
-    r = make_rng(rng)
+    with deterministic_torch():
+        return _train(data, n_classes, arch, params, make_rng(rng), attack, progress)
+
+
+def _train(data, n_classes, arch, params, r, attack, progress):  # noqa: ANN001, ANN202
+    import torch
+
     model = init_model(arch, int(r.integers(2**31)))
     gen = torch_generator(r)
     opt = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
@@ -118,7 +152,7 @@ def train_model(
     for epoch in range(params.epochs):
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, params.batch_size):
-            idx = order[i: i + params.batch_size]
+            idx = order[i : i + params.batch_size]
             xb, yb, pb = x[idx], y[idx].clone(), pmask[idx]
             eps, kappa = _schedule(step, total, params)
             extra = None
@@ -126,8 +160,9 @@ def train_model(
                 xb = xb.clone()
                 xb[pb] = attack.refresh(xb[pb], pool, gen)
                 xb[pb], yb[pb] = attack.revisit(xb[pb], yb[pb], gen, n_classes)
-                ctx = TrainContext(params.mode, params.sigma, max(eps, 1e-3) if params.mode ==
-                                   "ibp" else eps, gen)
+                ctx = TrainContext(
+                    params.mode, params.sigma, max(eps, 1e-3) if params.mode == "ibp" else eps, gen
+                )
                 extra = attack.loss(model, xb[pb], yb[pb], ctx)
             rows = ~pb if extra is not None else torch.ones_like(pb)
             loss = torch.zeros(())

@@ -1,10 +1,10 @@
 """``aisec certify``: certifiers (randomized smoothing, IBP) and availability attacks on them.
 
-  aisec certify train --dataset D --certifier C [--attack A --poison-rate R] --out M.safetensors
-  aisec certify train --shipped            rebuild the checkpoints shipped in robustness/weights/
-  aisec certify run --certifier C [--checkpoint M] [--dataset D | --input X.npy] [--triggered]
-  aisec certify attack --attack A --poison-rate R [--dataset D --certifier C]
-  aisec certify defend --defence F --attack A --poison-rate R [--dataset D --certifier C]
+aisec certify train --dataset D --certifier C [--attack A --poison-rate R] --out M.safetensors
+aisec certify train --shipped            rebuild the checkpoints shipped in robustness/weights/
+aisec certify run --certifier C [--checkpoint M] [--dataset D | --input X.npy] [--triggered]
+aisec certify attack --attack A --poison-rate R [--dataset D --certifier C]
+aisec certify defend --defence F --attack A --poison-rate R [--dataset D --certifier C]
 """
 
 from __future__ import annotations
@@ -25,15 +25,31 @@ def command() -> None:
 
 def _common(fn):  # noqa: ANN001, ANN202
     fn = click.option("--dataset", type=_DATASETS, default="digits", show_default=True)(fn)
-    fn = click.option("--certifier", default="smoothing", show_default=True,
-                      help="smoothing (randomized smoothing, L2) or ibp (interval bounds, Linf).")(fn)
+    fn = click.option(
+        "--certifier",
+        default="smoothing",
+        show_default=True,
+        help="smoothing (randomized smoothing, L2) or ibp (interval bounds, Linf).",
+    )(fn)
     fn = click.option("--seed", type=int, default=0, show_default=True)(fn)
-    fn = click.option("--test-limit", type=int, default=300, show_default=True,
-                      help="Number of test inputs to certify.")(fn)
-    fn = click.option("--train-limit", type=int, default=None,
-                      help="Train on the first N training images (default: per data set).")(fn)
-    fn = click.option("--recipe", type=click.Path(dir_okay=False), default=None,
-                      help="YAML experiment recipe (keys of robustness.experiment.Experiment).")(fn)
+    fn = click.option(
+        "--test-limit",
+        type=int,
+        default=300,
+        show_default=True,
+        help="Number of test inputs to certify.",
+    )(fn)
+    fn = click.option(
+        "--train-limit",
+        type=int,
+        default=None,
+        help="Train on the first N training images (default: per data set).",
+    )(fn)
+    fn = click.option(
+        "--recipe",
+        default=None,
+        help="YAML experiment recipe (keys of robustness.experiment.Experiment).",
+    )(fn)
     return set_option(format_option(fn))
 
 
@@ -54,8 +70,13 @@ def _experiment(recipe: str | None, overrides: tuple[str, ...], **flags: Any) ->
 
 
 def _print_metrics(rows: list[dict[str, Any]]) -> None:
-    keys = ["clean_acc", "abstain_clean", "abstain_triggered", "certified_acc",
-            "certified_acc_triggered"]
+    keys = [
+        "clean_acc",
+        "abstain_clean",
+        "abstain_triggered",
+        "certified_acc",
+        "certified_acc_triggered",
+    ]
     click.echo(f"{'model':<12}" + "".join(f"{k:>24}" for k in keys))
     for r in rows:
         click.echo(f"{r['model']:<12}" + "".join(f"{r['metrics'][k]:>24.4f}" for k in keys))
@@ -70,12 +91,27 @@ def _metric_dict(ev: Any) -> dict[str, float]:
 @click.option("--attack", default=None, help="random-label or cert-aware (none: clean model).")
 @click.option("--poison-rate", type=float, default=None, help="Poisoned samples added (0.01 = 1%).")
 @click.option("--epochs", type=int, default=None)
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint path (.safetensors).")
-@click.option("--shipped", is_flag=True,
-              help="Rebuild every checkpoint shipped in src/aisec/robustness/weights/.")
-def train_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt, attack,
-              poison_rate, epochs, out, shipped) -> None:
+@click.option("--out", "out", default=None, help="Checkpoint path (.safetensors).")
+@click.option(
+    "--shipped",
+    is_flag=True,
+    help="Rebuild every checkpoint shipped in src/aisec/robustness/weights/.",
+)
+def train_cmd(
+    dataset,
+    certifier,
+    seed,
+    test_limit,
+    train_limit,
+    recipe,
+    overrides,
+    fmt,
+    attack,
+    poison_rate,
+    epochs,
+    out,
+    shipped,
+) -> None:
     """Train a network for CERTIFIER on DATASET, optionally poisoned; evaluate and save it."""
     from aisec.errors import ParameterError
     from aisec.robustness.models import save_checkpoint
@@ -85,92 +121,195 @@ def train_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrid
     if shipped:
         with torch_threads(1):
             written = rebuild_shipped(seed=seed, log=lambda m: click.echo(m, err=True))
-        emit({"written": [str(p) for p in written]}, fmt,
-             lambda d: [click.echo(p) for p in d["written"]])
+        emit(
+            {"written": [str(p) for p in written]},
+            fmt,
+            lambda d: [click.echo(p) for p in d["written"]],
+        )
         return
     if out is None:
         raise ParameterError("--out", "is required (a .safetensors path) unless --shipped", None)
-    exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
-                      test_limit=test_limit, train_limit=train_limit, attack=attack,
-                      attack_params={"rate": poison_rate} if poison_rate is not None else None,
-                      train={"epochs": epochs} if epochs else None)
+    _not_a_directory(out)
+    exp = _experiment(
+        recipe,
+        overrides,
+        dataset=dataset,
+        certifier=certifier,
+        test_limit=test_limit,
+        train_limit=train_limit,
+        attack=attack,
+        attack_params={"rate": poison_rate} if poison_rate is not None else None,
+        train={"epochs": epochs} if epochs else None,
+    )
     with torch_threads(1):
         model, ev, record = run_experiment(
-            exp, seed, progress=lambda f, m: click.echo(f"train {m}", err=True))
+            exp, seed, progress=lambda f, m: click.echo(f"train {m}", err=True)
+        )
     from aisec.robustness.data import load_split
 
     arch = arch_for(load_split(exp.dataset, "test", 1))
     save_checkpoint(out, model, arch, {**record, "seed": seed, "experiment": exp.model_dump()})
     doc = {"checkpoint": out, "record": record, "metrics": _metric_dict(ev)}
-    emit(doc, fmt, lambda d: (click.echo(f"wrote {out}"),
-                              _print_metrics([{"model": "trained", "metrics": d["metrics"]}])))
+    emit(
+        doc,
+        fmt,
+        lambda d: (
+            click.echo(f"wrote {out}"),
+            _print_metrics([{"model": "trained", "metrics": d["metrics"]}]),
+        ),
+    )
 
 
 @command.command("run")
 @_common
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Model checkpoint (default: the shipped clean model of --dataset).")
-@click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
-              help=".npy images (N, H, W) or (N, 1, H, W), float in [0, 1], instead of --dataset.")
+@click.option(
+    "--checkpoint",
+    default=None,
+    help="Model checkpoint (default: the shipped clean model of --dataset). Its data "
+    "set, certifier and sigma are the defaults of --dataset, --certifier, --sigma.",
+)
+@click.option(
+    "--input",
+    "input_path",
+    default=None,
+    help=".npy images (N, H, W) or (N, 1, H, W), float in [0, 1], instead of --dataset.",
+)
 @click.option("--triggered", is_flag=True, help="Stamp the default trigger on the inputs.")
 @click.option("--n", type=int, default=None, help="Smoothing: noise samples per input.")
-@click.option("--sigma", type=float, default=None, help="Smoothing: noise standard deviation.")
+@click.option(
+    "--sigma",
+    type=float,
+    default=None,
+    help="Smoothing: noise standard deviation (default: the checkpoint's training sigma).",
+)
 @click.option("--alpha", type=float, default=None, help="Smoothing: failure probability.")
 @click.option("--epsilon", type=float, default=None, help="IBP: L-inf radius to certify.")
-def run_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt,
-            checkpoint, input_path, triggered, n, sigma, alpha, epsilon) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Certify even if the checkpoint was trained for another data set, certifier "
+    "or sigma (the mismatch is reported).",
+)
+def run_cmd(
+    dataset,
+    certifier,
+    seed,
+    test_limit,
+    train_limit,
+    recipe,
+    overrides,
+    fmt,
+    checkpoint,
+    input_path,
+    triggered,
+    n,
+    sigma,
+    alpha,
+    epsilon,
+    force,
+) -> None:
     """Certify inputs: prediction, radius and abstain per input."""
-    import numpy as np
+    from click.core import ParameterSource
 
-    from aisec.errors import InputFileError
     from aisec.robustness.availability import make_attack
     from aisec.robustness.certifiers import CERTIFIERS
     from aisec.robustness.data import load_split
-    from aisec.robustness.experiment import WEIGHTS_DIR, weights_name
-    from aisec.robustness.models import as_batch, load_checkpoint
-    from aisec.robustness.pipeline import torch_threads
+    from aisec.robustness.experiment import WEIGHTS_DIR, build, weights_name
+    from aisec.robustness.models import as_batch, load_checkpoint, load_npy_images
+    from aisec.robustness.pipeline import check_fit, torch_threads
 
-    family = CERTIFIERS.get(certifier).family
-    path = checkpoint or str(WEIGHTS_DIR / weights_name(dataset, family, None))
-    ck = load_checkpoint(path)
-    params = {k: v for k, v in {"n": n, "sigma": sigma, "alpha": alpha, "epsilon": epsilon}.items()
-              if v is not None}
-    exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
-                      certifier_params=params or None)
-    from aisec.robustness.experiment import build
+    ctx = click.get_current_context()
 
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (
+            ParameterSource.DEFAULT,
+            ParameterSource.DEFAULT_MAP,
+        )
+
+    if checkpoint is not None:
+        _not_a_directory(checkpoint)
+        ck = load_checkpoint(checkpoint)
+        # the checkpoint says what it is for, unless the user says otherwise (then checked)
+        prov = ck.provenance
+        if not given("certifier") and prov["certifier"] in CERTIFIERS:
+            certifier = prov["certifier"]
+        if not given("dataset") and prov["dataset"] is not None and input_path is None:
+            dataset = prov["dataset"]
+        path = checkpoint
+    else:
+        path = str(WEIGHTS_DIR / weights_name(dataset, CERTIFIERS.get(certifier).family, None))
+        ck = load_checkpoint(path)
+    params = {
+        k: v
+        for k, v in {"n": n, "sigma": sigma, "alpha": alpha, "epsilon": epsilon}.items()
+        if v is not None
+    }
+    exp = _experiment(
+        recipe, overrides, dataset=dataset, certifier=certifier, certifier_params=params or None
+    )
+    fit_sigma, notes = check_fit(
+        ck,
+        certifier=exp.certifier,
+        dataset=None if input_path else exp.dataset,
+        sigma=exp.certifier_params.get("sigma"),
+        force=force,
+    )
+    if fit_sigma is not None:
+        exp = exp.model_copy(
+            update={"certifier_params": {**exp.certifier_params, "sigma": fit_sigma}}
+        )
     _, cert, _, _ = build(exp)
     if input_path:
-        try:
-            raw = np.load(input_path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputFileError(input_path, f"not a readable .npy array ({exc})") from None
-        x, y = as_batch(raw, ck.arch, name=input_path), None
+        x, y = as_batch(load_npy_images(input_path), ck.arch, name=input_path), None
     else:
-        te = load_split(dataset, "test", test_limit)
-        x, y = as_batch(te.x, ck.arch, name=f"{dataset} images"), te.y
+        te = load_split(exp.dataset, "test", test_limit)
+        x, y = as_batch(te.x, ck.arch, name=f"{exp.dataset} images"), te.y
     if triggered:
         x = make_attack("random-label").trigger(ck.arch.height).apply(x)
+    for note in notes:  # after every input check, so that an error stays one line
+        click.echo(f"warning: {note}", err=True)
     with torch_threads(1):
         c = cert.certify(ck.model, x, seed)
     recs = c.records()
     if y is not None:
         for r, label in zip(recs, y, strict=True):
             r["label"] = int(label)
-    doc = {"checkpoint": path, "certifier": cert.describe(), "abstain_rate": c.abstain_rate(),
-           "certified_accuracy": c.certified_accuracy(y) if y is not None else None,
-           "inputs": recs}
+    doc = {
+        "checkpoint": path,
+        "dataset": None if input_path else exp.dataset,
+        "certifier": cert.describe(),
+        "checkpoint_provenance": ck.provenance,
+        "provenance_source": ck.provenance_source,
+        "notes": notes,
+        "abstain_rate": c.abstain_rate(),
+        "certified_accuracy": c.certified_accuracy(y) if y is not None else None,
+        "inputs": recs,
+    }
 
     def text(d: dict[str, Any]) -> None:
         for i, r in enumerate(d["inputs"]):
             pred = "ABSTAIN" if r["abstain"] else str(r["prediction"])
             lab = f" label={r['label']}" if "label" in r else ""
             click.echo(f"{i:>5} prediction={pred:<8} radius={r['radius']:.4f}{lab}")
-        click.echo(f"abstain rate {d['abstain_rate']:.4f}"
-                   + (f", certified accuracy {d['certified_accuracy']:.4f}"
-                      if d["certified_accuracy"] is not None else ""))
+        click.echo(
+            f"abstain rate {d['abstain_rate']:.4f}"
+            + (
+                f", certified accuracy {d['certified_accuracy']:.4f}"
+                if d["certified_accuracy"] is not None
+                else ""
+            )
+        )
 
     emit(doc, fmt, text)
+
+
+def _not_a_directory(path: str) -> None:
+    from pathlib import Path
+
+    from aisec.errors import InputFileError
+
+    if Path(path).is_dir():
+        raise InputFileError(path, "is a directory, not a file")
 
 
 @command.command("attack")
@@ -178,37 +317,79 @@ def run_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides
 @click.option("--attack", default="random-label", show_default=True)
 @click.option("--poison-rate", type=float, default=0.01, show_default=True)
 @click.option("--epochs", type=int, default=None)
-def attack_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt,
-               attack, poison_rate, epochs) -> None:
+def attack_cmd(
+    dataset,
+    certifier,
+    seed,
+    test_limit,
+    train_limit,
+    recipe,
+    overrides,
+    fmt,
+    attack,
+    poison_rate,
+    epochs,
+) -> None:
     """Train an unpoisoned and a poisoned model; compare accuracy and abstention."""
     from aisec.robustness.pipeline import run_experiment, torch_threads
 
     rows = []
     for label, rate in (("unpoisoned", 0.0), ("poisoned", poison_rate)):
-        exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
-                          test_limit=test_limit, train_limit=train_limit, attack=attack,
-                          attack_params={"rate": rate}, train={"epochs": epochs} if epochs else None)
+        exp = _experiment(
+            recipe,
+            overrides,
+            dataset=dataset,
+            certifier=certifier,
+            test_limit=test_limit,
+            train_limit=train_limit,
+            attack=attack,
+            attack_params={"rate": rate},
+            train={"epochs": epochs} if epochs else None,
+        )
         with torch_threads(1):
-            _, ev, record = run_experiment(exp, seed, progress=lambda f, m, lb=label: click.echo(
-                f"{lb}: {m}", err=True))
+            _, ev, record = run_experiment(
+                exp, seed, progress=lambda f, m, lb=label: click.echo(f"{lb}: {m}", err=True)
+            )
         rows.append({"model": label, "metrics": _metric_dict(ev), "record": record})
     emit({"rows": rows}, fmt, lambda d: _print_metrics(d["rows"]))
 
 
 @command.command("defend")
 @_common
-@click.option("--defence", default="spectral-signatures", show_default=True,
-              help="spectral-signatures, activation-clustering or more-noise.")
+@click.option(
+    "--defence",
+    default="spectral-signatures",
+    show_default=True,
+    help="spectral-signatures, activation-clustering or more-noise.",
+)
 @click.option("--attack", default="random-label", show_default=True)
 @click.option("--poison-rate", type=float, default=0.01, show_default=True)
-def defend_cmd(dataset, certifier, seed, test_limit, train_limit, recipe, overrides, fmt,
-               defence, attack, poison_rate) -> None:
+def defend_cmd(
+    dataset,
+    certifier,
+    seed,
+    test_limit,
+    train_limit,
+    recipe,
+    overrides,
+    fmt,
+    defence,
+    attack,
+    poison_rate,
+) -> None:
     """Poison, train, apply DEFENCE, and compare the defended model with the undefended one."""
     from aisec.robustness.pipeline import run_defence, torch_threads
 
-    exp = _experiment(recipe, overrides, dataset=dataset, certifier=certifier,
-                      test_limit=test_limit, train_limit=train_limit, attack=attack,
-                      attack_params={"rate": poison_rate})
+    exp = _experiment(
+        recipe,
+        overrides,
+        dataset=dataset,
+        certifier=certifier,
+        test_limit=test_limit,
+        train_limit=train_limit,
+        attack=attack,
+        attack_params={"rate": poison_rate},
+    )
     with torch_threads(1):
         out = run_defence(exp, defence, seed, log=lambda m: click.echo(m, err=True))
     out.pop("evaluations")
