@@ -154,3 +154,38 @@ def test_gaussmarker_threshold_comes_from_a_fuser_calibrated_for_key_and_fpr(
     assert raw.threshold(key, 0.01) == 1.5
     with pytest.raises(ConfigError, match="calibrated at FPR 0.01, not 0.001"):
         raw.threshold(key, 0.001)
+
+
+def test_fuser_recalibrates_for_another_fpr_from_its_calibration_scores(crypto, tmp_path) -> None:
+    import dataclasses
+
+    from aisec.metrics.detection import threshold_at_fpr
+    from aisec.provenance.fuser import Fuser, fit_fuser
+
+    raw = get_method("gaussmarker_nognr")
+    key = raw.keygen(SHAPE, crypto)
+    rng = np.random.default_rng(0)
+    feats = ("gs_bit_acc", "tr_score")
+    fuser = fit_fuser(
+        {f: rng.normal(1, 1, 20) for f in feats},
+        {f: rng.normal(0, 1, 20) for f in feats},
+        feats,
+        "logistic",
+    )
+    scores = rng.normal(0, 1, 1000)
+    cal = dataclasses.replace(
+        fuser,
+        threshold=threshold_at_fpr(scores, 0.01),
+        key_fingerprint=raw.key_fingerprint(key),
+        fpr=0.01,
+        cal_scores=scores,
+    )
+    raw.with_detector(fuser=Fuser.load(cal.save(tmp_path / "f.safetensors")))
+    thr = {f: raw.threshold(key, f) for f in (0.5, 0.1, 0.01)}
+    assert thr[0.5] < thr[0.1] < thr[0.01]  # --fpr is not ignored
+    for f, t in thr.items():
+        assert np.mean(scores > t) <= f and np.mean(scores >= t) > f - 0.002
+    # 1e-9 (or anything with fewer than 10 of 1,000 calibration scores above it) is refused.
+    for f in (1e-9, 0.009):
+        with pytest.raises(ConfigError, match="below what the fuser's 1000 calibration"):
+            raw.threshold(key, f)

@@ -33,7 +33,10 @@ from scipy.special import expit
 
 from aisec.errors import DataError, InputFileError, ParameterError
 
-__all__ = ["Fuser", "fit_fuser", "fit_minimax_fuser"]
+__all__ = ["Fuser", "fit_fuser", "fit_minimax_fuser", "MIN_EXCEEDANCES"]
+
+# A threshold recalibrated from stored clean scores needs this many of them above it.
+MIN_EXCEEDANCES = 10
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Fuser:
             1 % FPR point of calibration clean images by the robustness run).
         fpr: the false-positive rate ``threshold`` was calibrated at (None: not calibrated, or
             a file written before this field).
+        cal_scores: the fused logits of the clean calibration images (None: not stored, as in
+            the shipped fusers), from which :meth:`threshold_for` recalibrates at another FPR.
     """
 
     features: tuple[str, ...]
@@ -63,6 +68,33 @@ class Fuser:
     threshold: float = 0.0
     key_fingerprint: str = ""
     fpr: float | None = None
+    cal_scores: np.ndarray | None = None
+
+    def threshold_for(self, fpr: float) -> float:
+        """The deployed threshold at ``fpr``: the calibrated one at its own FPR; at another FPR
+        the empirical point of the stored calibration scores, if at least
+        :data:`MIN_EXCEEDANCES` of them lie above it (``fpr * n >= 10``). Anything else is
+        refused with a one-line :class:`ConfigError` saying what the calibration supports."""
+        from aisec.errors import ConfigError
+        from aisec.metrics.detection import threshold_at_fpr
+
+        cal = self.fpr
+        if cal is None or abs(cal - fpr) <= 1e-12 * max(cal, fpr):
+            return float(self.threshold)
+        refit = f"refit with `aisec watermark robustness --key KEY --set fpr={fpr:g}`"
+        if self.cal_scores is None:
+            raise ConfigError(
+                f"the fuser's threshold is calibrated at FPR {cal:g}, not {fpr:g}, and the file "
+                f"holds no calibration scores to recalibrate from; use --fpr {cal:g}, or {refit}"
+            )
+        n = int(self.cal_scores.size)
+        if fpr * n < MIN_EXCEEDANCES:
+            raise ConfigError(
+                f"--fpr {fpr:g} is below what the fuser's {n} calibration images support "
+                f"(at least {MIN_EXCEEDANCES} above the threshold: FPR >= "
+                f"{MIN_EXCEEDANCES / n:g}); {refit} --set n_cal={int(np.ceil(MIN_EXCEEDANCES / fpr))}"
+            )
+        return threshold_at_fpr(self.cal_scores, fpr)
 
     def logit(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         """Fused log-odds (B,) from named (B,) statistics."""
@@ -100,6 +132,8 @@ class Fuser:
         }
         if self.fpr is not None:
             meta["fpr"] = repr(float(self.fpr))
+        if self.cal_scores is not None:
+            tensors["cal_scores"] = np.sort(np.asarray(self.cal_scores, np.float64))
         return save_safetensors(path, tensors, meta)
 
     @classmethod
@@ -124,6 +158,7 @@ class Fuser:
                 float(meta.get("threshold", "0.0")),
                 meta.get("key_fingerprint", ""),
                 float(meta["fpr"]) if "fpr" in meta else None,
+                t.get("cal_scores"),
             )
         except (KeyError, ValueError) as exc:
             raise InputFileError(p, f"not an aisec fuser file ({type(exc).__name__})") from None

@@ -236,13 +236,7 @@ class GaussMarker(LatentWatermark):
                     f"{self.fuser.key_fingerprint or 'none'}, key {kfp}); fit one with "
                     "`aisec watermark robustness --key KEY`"
                 )
-            cal = self.fuser.fpr
-            if cal is not None and abs(cal - fpr) > 1e-12 * max(cal, fpr):
-                raise ConfigError(
-                    f"the fuser's threshold is calibrated at FPR {cal:g}, not {fpr:g}; use "
-                    f"--fpr {cal:g}, or refit with `aisec watermark robustness --set fpr={fpr:g}`"
-                )
-            return float(self.fuser.threshold)
+            return self.fuser.threshold_for(fpr)
         if self.params.restorer:
             raise ConfigError(
                 "gaussmarker with a GNR needs a fuser calibrated for this key (the binomial "

@@ -459,7 +459,13 @@ def _calibrate(
     for m, f in fusers.items():
         obj = s.methods[m]
         fp = obj.key_fingerprint(s.keys[s.family[m]])
-        fusers[m] = dataclasses.replace(f, threshold=cal_thr[m], key_fingerprint=fp, fpr=r.fpr)
+        fusers[m] = dataclasses.replace(
+            f,
+            threshold=cal_thr[m],
+            key_fingerprint=fp,
+            fpr=r.fpr,
+            cal_scores=np.sort(np.asarray(clean[m].score, np.float64)),
+        )
         obj.with_detector(gnr=s.gnr if obj.uses_gnr else None, fuser=fusers[m])
     report.fusers = dict(fusers)
     return cal_thr
