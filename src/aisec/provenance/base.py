@@ -62,8 +62,7 @@ class WatermarkKey:
     def __repr__(self) -> str:  # never print secrets
         tag = ", PUBLIC DEMO KEY" if self.demo else ""
         return (
-            f"WatermarkKey(method={self.method!r}, latent_shape={self.latent_shape}, "
-            f"<secret>{tag})"
+            f"WatermarkKey(method={self.method!r}, latent_shape={self.latent_shape}, <secret>{tag})"
         )
 
 
@@ -148,8 +147,11 @@ class LatentWatermark(ABC):
             raise ConfigError(
                 f"{self.name} key material: missing {missing}, unexpected {extra}"
                 if missing and extra
-                else (f"{self.name} key lacks material {missing}" if missing else
-                      f"{self.name} key has unexpected material {extra}")
+                else (
+                    f"{self.name} key lacks material {missing}"
+                    if missing
+                    else f"{self.name} key has unexpected material {extra}"
+                )
             )
         for name, ms in spec.items():
             a = key.material[name]
