@@ -105,3 +105,22 @@ def test_ibp_attack_scenario_rows(tmp_path):
         assert m["certified_acc"].k + m["abstain_clean"].k <= 20
         assert m["certified_acc_triggered"].k + m["abstain_triggered"].k <= 20
     assert "certified_acc_vs_radius_digits" in res.series
+
+
+def test_rebuild_scenario_reports_the_spread_over_seeds_and_is_reproducible(tmp_path):
+    import aisec.bench.scenarios.certify  # noqa: F401
+
+    s = SCENARIOS.get("certify.rebuild")
+    params = {**s.resolve("quick"), "seeds": 2, "epochs": 1, "test_inputs": 6, "n": 20, "n0": 10}
+    res = s.fn(params, _ctx(tmp_path))
+    m = res.metrics
+    assert m["n_seeds"] == 2 and [r["labels"]["seed"] for r in res.breakdown] == ["0", "1"]
+    per = [r["metrics"]["abstain_triggered"].value for r in res.breakdown]
+    assert m["abstain_triggered_mean"] == pytest.approx(np.mean(per))
+    assert m["abstain_triggered_sd"] == pytest.approx(np.std(per, ddof=1))
+    assert m["abstain_triggered_min"] == min(per) and m["abstain_triggered_max"] == max(per)
+    drops = [r["metrics"]["clean_acc_drop"] for r in res.breakdown]
+    assert m["clean_acc_drop_mean"] == pytest.approx(np.mean(drops))
+    # deterministic training: the same seeds give the same row
+    again = s.fn(params, _ctx(tmp_path)).metrics
+    assert again == m
