@@ -124,3 +124,25 @@ def test_rebuild_scenario_reports_the_spread_over_seeds_and_is_reproducible(tmp_
     # deterministic training: the same seeds give the same row
     again = s.fn(params, _ctx(tmp_path)).metrics
     assert again == m
+
+
+@pytest.mark.slow
+def test_rebuilding_the_headline_checkpoint_gives_its_exact_weights(tmp_path):
+    # minutes: trains the mnist-5k cert-aware smoothing model as `certify train --shipped` does.
+    # Bit-identical weights are promised on the same machine and torch build only.
+    import torch
+
+    from aisec.robustness.experiment import WEIGHTS_DIR
+    from aisec.robustness.shipped import rebuild_shipped
+
+    name = "mnist-5k-noise-cert-aware.safetensors"
+    shipped = load_checkpoint(WEIGHTS_DIR / name)
+    if shipped.info.get("torch") != torch.__version__:
+        pytest.skip(f"built with torch {shipped.info.get('torch')}, running {torch.__version__}")
+    [path] = rebuild_shipped(seed=0, out_dir=tmp_path, only={name})
+    rebuilt = load_checkpoint(path)
+    want, got = shipped.model.state_dict(), rebuilt.model.state_dict()
+    assert want.keys() == got.keys()
+    for k in want:
+        assert torch.equal(want[k], got[k]), k
+    assert rebuilt.info["metrics"] == shipped.info["metrics"]

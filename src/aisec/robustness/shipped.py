@@ -3,7 +3,10 @@
 For ``digits`` and ``mnist-5k``, for each training mode (``noise`` for smoothing, ``ibp`` for bound
 propagation): the unpoisoned model and one model per availability attack at 1 % poison, trained
 with the per-data-set defaults of :mod:`~aisec.robustness.experiment` and seed 0. Rebuild with
-``aisec certify train --shipped``.
+``aisec certify train --shipped``. Training is deterministic (:mod:`~aisec.robustness.training`),
+so a rebuild on the machine and torch build recorded in a checkpoint gives its weights bit for bit;
+elsewhere it gives a model from the same distribution, whose spread over seeds the
+``certify.rebuild`` benchmark measures.
 """
 
 from __future__ import annotations
