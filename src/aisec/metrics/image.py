@@ -52,7 +52,8 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> np.ndarray:
     n = a.shape[0]
     pa = a.reshape(n, -1, *a.shape[-2:])
     pb = b.reshape(n, -1, *b.shape[-2:])
-    win = min(7, *a.shape[-2:]) // 2 * 2 + 1 if min(a.shape[-2:]) >= 3 else 3
+    # the largest odd window that fits the smaller side (at most 7), e.g. 3 for 8x4 slices
+    win = (min(7, *a.shape[-2:]) - 1) // 2 * 2 + 1 if min(a.shape[-2:]) >= 3 else 3
     return np.array(
         [
             np.mean(
