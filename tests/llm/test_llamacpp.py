@@ -230,3 +230,17 @@ def test_parallel_decoding_gives_the_same_tokens_as_one_at_a_time(lcp):
     assert [(g.text, g.finish_reason, g.stop) for g in par_s] == [
         (g.text, g.finish_reason, g.stop) for g in seq_s
     ]
+
+
+def test_load_lm_llamacpp_exports_a_checkpoint_and_keeps_its_chat_format(tiny_lm):
+    pytest.importorskip("llama_cpp")
+    from aisec.llm.llamacpp import LlamaCppLM
+    from aisec.llm.remote import load_lm
+
+    lm = load_lm("tiny-llama", backend="llamacpp", chat_format_name="chatml-think", n_threads=1)
+    assert isinstance(lm, LlamaCppLM) and lm.path.suffix == ".gguf"
+    assert lm.chat.name == "chatml-think" and lm.chat.thinking
+    p = lm.chat.user("Name a colour.")
+    assert lm.encode(p) == tiny_lm.encode(p)
+    cfg = GenerationConfig(max_new_tokens=8, stop_at_eos=False)
+    assert lm.generate([p], cfg)[0].text == tiny_lm.generate([p], cfg)[0].text

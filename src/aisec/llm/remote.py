@@ -221,6 +221,7 @@ def load_lm(
     tokenizer: str | None = None,
     allow_chat_fallback: bool = True,
     backend: str | None = None,
+    n_threads: int | None = None,
 ) -> LanguageModel:
     """A local model (name, path, hub id) or a server (``URL#MODEL``) behind one interface.
 
@@ -228,7 +229,8 @@ def load_lm(
     ``llamacpp`` (:class:`aisec.llm.llamacpp.LlamaCppLM`: a GGUF, or a checkpoint / adapter
     exported to GGUF once and cached) or ``remote`` (a server spec). Default: ``remote`` for a
     server spec, else ``transformers``. A backend that cannot serve the spec is a one-line
-    :class:`ConfigError`; there is no fallback to another backend.
+    :class:`ConfigError`; there is no fallback to another backend. ``n_threads``: llama.cpp's
+    CPU threads (transformers follows ``torch.set_num_threads``).
 
     For a server the chat format is ``chat_format_name`` if given, else the template of the
     tokenizer named by ``tokenizer`` (or the served model id), loaded locally. When that tokenizer
@@ -249,7 +251,9 @@ def load_lm(
     if server is None and chosen == "llamacpp":
         from aisec.llm.llamacpp import load_llamacpp
 
-        return load_llamacpp(spec, adapter=adapter, chat_format=chat_format_name)
+        return load_llamacpp(
+            spec, adapter=adapter, chat_format=chat_format_name, n_threads=n_threads
+        )
     if server is None:
         from aisec.llm.model import load_causal_lm
 

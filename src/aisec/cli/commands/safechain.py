@@ -29,21 +29,35 @@ def _threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
-def _load(model: str, chat_format: str | None) -> Any:
+def _load(
+    model: str, chat_format: str | None, backend: str | None = None, threads: int | None = None
+) -> Any:
     from aisec.llm.remote import load_lm
     from aisec.safety.safechain import resolve_model_spec
 
-    return load_lm(resolve_model_spec(model), chat_format_name=chat_format)
+    if backend is not None and model.startswith(("http://", "https://")):
+        backend = None  # a server spec is served remotely, whatever the local backend
+    return load_lm(
+        resolve_model_spec(model), chat_format_name=chat_format, backend=backend, n_threads=threads
+    )
 
 
-def _judges(names: tuple[str, ...], judge_model: str, lm: Any, model: str) -> dict[str, Any]:
+_BACKEND_HELP = (
+    "What runs local models: transformers (default) or llamacpp (a GGUF; the thinking "
+    "adapter is merged and exported to F16 GGUF once, cached); servers URL#MODEL run remote."
+)
+
+
+def _judges(
+    names: tuple[str, ...], judge_model: str, lm: Any, model: str, backend: str | None = None
+) -> dict[str, Any]:
     from aisec.judges import make_judge
 
     out: dict[str, Any] = {}
     for name in names:
         if name in ("llama-guard", "strongreject"):
             # reuse the evaluated model when it is also the judge model (one copy in memory)
-            jm = lm if judge_model == model else _load(judge_model, None)
+            jm = lm if judge_model == model else _load(judge_model, None, backend)
             out[f"{name}:{judge_model}"] = make_judge(name, model=jm)
         else:
             out[name] = make_judge(name)
@@ -168,8 +182,12 @@ def _gen_options(f: Any) -> Any:
             default=None,
             help="Override the chat template (chatml, chatml-think, deepseek-r1, plain).",
         ),
+        click.option("--threads", type=int, default=1, show_default=True, help="CPU threads."),
         click.option(
-            "--threads", type=int, default=1, show_default=True, help="torch CPU threads."
+            "--backend",
+            type=click.Choice(["transformers", "llamacpp"]),
+            default=None,
+            help=_BACKEND_HELP,
         ),
     ]
     for o in reversed(opts):
@@ -244,6 +262,7 @@ def eval_cmd(
     overrides: tuple[str, ...],
     chat_format: str | None,
     threads: int,
+    backend: str | None,
     fmt: str,
 ) -> None:
     """Safe@1, Safe@K and ConsSafe@K of MODEL under a decoding strategy.
@@ -254,10 +273,10 @@ def eval_cmd(
     cfg = _resolve_recipe(ctx, recipe, overrides, "safechain eval")
     items = eval_set(f"file:{prompt_file}" if prompt_file else eval_set_name, n, cfg.seed)
     _threads(threads)
-    lm = _load(model, chat_format)
+    lm = _load(model, chat_format, backend, threads)
     if cfg.strategy != "default":
         lm.chat.require_thinking(cfg.strategy)
-    js = _judges(judges, judge_model, lm, model)
+    js = _judges(judges, judge_model, lm, model, backend)
     prog, update = _bar(f"{cfg.strategy} K={cfg.k}")
     with prog:
         summary = evaluate(lm, items, cfg, js, out_dir, model_name=model, progress=update)
@@ -299,6 +318,7 @@ def build_dataset_cmd(
     overrides: tuple[str, ...],
     chat_format: str | None,
     threads: int,
+    backend: str | None,
     fmt: str,
 ) -> None:
     """K samples per instruction; keep those whose K are all safe; one at random -> JSONL.
@@ -310,8 +330,8 @@ def build_dataset_cmd(
     cfg = _resolve_recipe(ctx, recipe, overrides, "safechain build-dataset")
     items = dataset_instructions(n_harmful, n_benign, cfg.seed)
     _threads(threads)
-    lm = _load(model, chat_format)
-    ((jname, j),) = _judges((judge,), judge_model, lm, model).items()
+    lm = _load(model, chat_format, backend, threads)
+    ((jname, j),) = _judges((judge,), judge_model, lm, model, backend).items()
     prog, update = _bar(f"dataset K={cfg.k}")
     with prog:
         info = build_dataset(lm, items, cfg, j, jname, out_dir, model_name=model, progress=update)
@@ -507,6 +527,9 @@ def make_thinker_cmd(
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--chat-format", default=None)
 @click.option("--threads", type=int, default=1, show_default=True)
+@click.option(
+    "--backend", type=click.Choice(["transformers", "llamacpp"]), default=None, help=_BACKEND_HELP
+)
 @format_option
 def utility_cmd(
     model: str,
@@ -516,13 +539,14 @@ def utility_cmd(
     batch_size: int,
     chat_format: str | None,
     threads: int,
+    backend: str | None,
     fmt: str,
 ) -> None:
     """Greedy accuracy on GSM8K / MATH-500, or sandboxed HumanEval pass@1."""
     from aisec.safety.safechain import utility
 
     _threads(threads)
-    lm = _load(model, chat_format)
+    lm = _load(model, chat_format, backend, threads)
     res = utility(lm, benchmark, n, max_new_tokens=max_new_tokens, batch_size=batch_size)
     emit(
         res,
