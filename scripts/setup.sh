@@ -7,10 +7,13 @@ cd "$root"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 
-# Debian: Fashion-MNIST (data) and Chromium (the report test renders HTML in it).
+# Debian: Fashion-MNIST (data), Chromium (the report test renders HTML in it), a C++ toolchain.
 need_apt=()
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# llama-cpp-python (extra llamacpp, in all) builds from source: a C++ compiler and cmake.
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v cmake >/dev/null || need_apt+=(cmake)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
