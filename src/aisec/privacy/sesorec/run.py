@@ -410,6 +410,13 @@ def run_party(
     the protocol has run."""
     p = recipe.protocol
     p.check()
+    if p.matmul == "beaver-dealer":
+        raise ParameterError(
+            "protocol.matmul",
+            "beaver-dealer needs a dealer, which only in-process runs have "
+            "(use ssmm or beaver-he between two hosts)",
+            p.matmul,
+        )
     rng_ = recipe.data.rating_range()
     if role == "rating":
         data: RatingInput | SocialInput
