@@ -131,3 +131,48 @@ def test_smollm2_f16_export_greedy_agrees_with_transformers():
         ref = tf.generate([tf.chat.user(t)], cfg)[0].text
         agree += lc.decode(lc.generate_ids(ids, cfg)) == ref
     assert agree >= 4
+
+
+def test_exported_tiny_qwen2_logits_match_transformers(tiny_lm, tmp_path):
+    pytest.importorskip("llama_cpp")
+    torch = pytest.importorskip("torch")
+    import transformers
+
+    from aisec.llm.gguf_export import export_gguf
+    from aisec.llm.llamacpp import LlamaCppLM
+    from aisec.llm.local import LocalLM
+
+    tok = tiny_lm.tokenizer
+    cfg = transformers.Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        rope_theta=10000.0,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        model = transformers.Qwen2ForCausalLM(cfg).eval()
+        with torch.no_grad():  # non-zero q/k/v biases, so their mapping is exercised
+            for layer in model.model.layers:
+                for proj in (
+                    layer.self_attn.q_proj,
+                    layer.self_attn.k_proj,
+                    layer.self_attn.v_proj,
+                ):
+                    proj.bias.normal_(0.0, 0.5)
+    lm = LocalLM(model=model, tokenizer=tok, chat=tiny_lm.chat, name="tiny-qwen2")
+    path = export_gguf(lm, tmp_path / "qwen2.gguf", "f32")
+    lc = LlamaCppLM(path, n_threads=1)
+    assert lc.architecture == "qwen2"
+    for text in PROMPTS:
+        ids = tiny_lm.encode(tiny_lm.chat.user(text))
+        with torch.no_grad():
+            ref = model(torch.tensor([ids])).logits[0, -1].double().numpy()
+        lc.reset()
+        got = lc._prefill(ids).astype(np.float64)
+        assert np.abs(got - ref).max() <= 3e-4 * np.abs(ref).max() + 1e-5
