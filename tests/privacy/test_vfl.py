@@ -17,6 +17,14 @@ from aisec.privacy.vfl.protocol import Checkpoints, train_active, train_passive
 from aisec.transport import inprocess_pair
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    from aisec.privacy.vfl.run import torch_threads
+
+    with torch_threads(1):  # tiny models: intra-op threads only contend on a shared machine
+        yield
+
+
 def _recipe(parties: int = 2, defence: str = "hash", epochs: int = 2, **train) -> VFLRecipe:
     return VFLRecipe.model_validate(
         {

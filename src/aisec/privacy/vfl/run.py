@@ -10,9 +10,10 @@ own view), ``checkpoints/P<i>/epoch-<k>.safetensors``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,26 @@ __all__ = [
     "load_run",
     "write_split",
     "default_bottom",
+    "torch_threads",
 ]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's intra-op threads set to ``n`` inside the block and restored after (None: left
+    alone). Parties already run in parallel as threads; on a small shared machine extra
+    intra-op threads of tiny models mostly spin against each other."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class VFLRecipe(StrictModel):
