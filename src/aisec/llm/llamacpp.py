@@ -285,6 +285,8 @@ class LlamaCppLM(LanguageModel):
             raise ParameterError("context_length", "must be >= 16 tokens", context_length)
         if n_threads is not None and n_threads < 1:
             raise ParameterError("n_threads", "must be >= 1", n_threads)
+        if n_batch < 1:
+            raise ParameterError("n_batch", "must be >= 1", n_batch)
         threads = int(n_threads or os.cpu_count() or 1)
         self.path = Path(path)
         self.architecture = str(info["architecture"])
