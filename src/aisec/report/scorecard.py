@@ -8,6 +8,7 @@ written before headlines existed shows its first numeric metric with no target (
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -139,7 +140,10 @@ def scorecard_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def _fit(text: str, width: int) -> str:
+    """``text`` in ``width`` characters: first without its parenthesised asides, then cut."""
     text = " ".join(str(text).split())
+    if len(text) > width:
+        text = " ".join(re.sub(r"\s*\([^()]*\)", "", text).split()) or text
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
