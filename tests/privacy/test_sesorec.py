@@ -214,7 +214,10 @@ def test_run_local_reports_every_mode_and_baseline(tmp_path):
         row = m["modes"][mode]
         assert row["rmse_gap_vs_plaintext"] < 0.005
         assert abs(row["bytes_per_batch"] / row["analytic_bytes_per_batch"] - 1) < 0.05
-    assert m["modes"]["hardened"]["matmul"] == "beaver-dealer" and "note" in m["modes"]["hardened"]
+    hard = m["modes"]["hardened"]
+    assert hard["matmul"] == "beaver-dealer" and "note" in hard
+    # the dealer's traffic: at least party 1's correction of the |b| x J prediction triple
+    assert hard["offline_bytes"] > 8 * 40 * 40
     assert (tmp_path / "paper" / "view-rating.safetensors").exists()
 
 

@@ -188,6 +188,8 @@ def run_mode(
         lambda: train_party("rating", ca, a_in, p, ck("rating"), dealer=dealer, view=view),
         lambda: train_party("social", cb, b_in, p, ck("social"), dealer=dealer, progress=progress),
     )
+    if dealer is not None:  # what the dealer sends both platforms
+        ra.offline_bytes = dealer.offline_bytes(0) + dealer.offline_bytes(1)
     if out is not None:
         save_safetensors(
             out / "model-rating.safetensors", {"U": fa.U, "V": fa.V, "mu": np.array([fa.mu])}
