@@ -38,20 +38,43 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"{_COMMANDS_PKG}.{name.replace('-', '_')}")
         return module.command
 
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        with formatter.indentation():
+            for paragraph in systems_help(self.list_commands(ctx)):
+                formatter.write_paragraph()
+                formatter.write_text(paragraph)
+
+
+# The nine systems of DEVELOPERS.md and the command each one has, or will have once built.
+SYSTEMS = (
+    ("CAESAR", "caesar"),
+    ("SeSoRec", "sesorec"),
+    ("HashVFL", "vfl"),
+    ("GaussMarker", "watermark"),
+    ("VideoMarkBench", "videomark"),
+    ("OML fingerprints", "fingerprint"),
+    ("EnchTable", "enchtable"),
+    ("SafeChain", "safechain"),
+    ("certifier availability attacks", "certify"),
+)
+
+
+def systems_help(commands: list[str]) -> list[str]:
+    """What ``aisec --help`` says of the systems: those whose command exists, then the rest."""
+    built = [f"{name} ({cmd})" for name, cmd in SYSTEMS if cmd in commands]
+    coming = [name for name, cmd in SYSTEMS if cmd not in commands]
+    out = ["Systems: " + ", ".join(built) + "."]
+    if coming:
+        out.append("Not built yet: " + ", ".join(coming) + ".")
+    return out
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="aisec")
 def cli() -> None:
-    """aisec: secure AI systems across their life.
-
-    \b
-    Working: CAESAR two-party training (caesar, mpc), GaussMarker
-    watermarks (watermark), SafeChain (safechain, judge) and certifier
-    availability attacks (certify), on one asset resolver (assets), one
-    benchmark harness (bench) and one report (report).
-    Not built yet: SeSoRec, HashVFL, VideoMarkBench, OML fingerprints,
-    EnchTable.
-    """
+    """aisec: secure AI systems across their life, on one asset resolver (assets), one
+    benchmark harness (bench) and one report (report)."""
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -1,6 +1,6 @@
 """Provenance: generation-time image watermarks (GaussMarker, Tree-Ring, Gaussian Shading), their
 detectors, fusers and robustness benchmark. Not built yet: VideoMarkBench (video watermark
-benchmark) and OML 1.0 model fingerprinting.
+benchmark).
 
 Importing the package registers the image watermarks (registry ``image watermark``) and the
 diffusion backbones (``diffusion backbone``); torch loads only when one is used.
