@@ -100,12 +100,24 @@ def _train_options(f: Any) -> Any:
     default=None,
     help="Run directory (models, checkpoints, metrics); rerun with it to resume.",
 )
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Torch intra-op threads while training (parties already run as threads; 1 is "
+    "fastest on a small shared machine).",
+)
 @format_option
 def train_cmd(
-    dataset: str, overrides: tuple[str, ...], out_dir: str | None, fmt: str, **flags: Any
+    dataset: str,
+    overrides: tuple[str, ...],
+    out_dir: str | None,
+    threads: int | None,
+    fmt: str,
+    **flags: Any,
 ) -> None:
     """Train every party of DATASET in this process and print test accuracy and traffic."""
-    from aisec.privacy.vfl.run import run_local
+    from aisec.privacy.vfl.run import run_local, torch_threads
 
     recipe = _recipe(dataset, overrides, flags)
 
@@ -113,7 +125,8 @@ def train_cmd(
         if batch == 0:
             click.echo(f"[P0] epoch {epoch + 1}/{recipe.train.epochs}", err=True)
 
-    m = run_local(recipe, out_dir, progress=progress)
+    with torch_threads(threads):
+        m = run_local(recipe, out_dir, progress=progress)
     m = {"dataset": dataset, "defence": recipe.train.defence.name, **m}
     if out_dir:
         m["run_dir"] = out_dir
@@ -195,13 +208,19 @@ def party_cmd(
 @click.option("--party", default="P1", show_default=True, help="The victim party.")
 @click.option("--targets", type=int, default=200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch intra-op threads.")
 @format_option
-def attack_cmd(attack: str, run_dir: str, party: str, targets: int, seed: int, fmt: str) -> None:
+def attack_cmd(
+    attack: str, run_dir: str, party: str, targets: int, seed: int, threads: int | None, fmt: str
+) -> None:
     """Attack a finished run: reconstruction (MSE, SSIM vs the class mean) or label inference
     (accuracy vs the majority class)."""
     from aisec.privacy.attacks.harness import run_attack
+    from aisec.privacy.vfl.run import torch_threads
 
-    emit(run_attack(run_dir, attack, party=party, targets=targets, seed=seed), fmt, _text)
+    with torch_threads(threads):
+        m = run_attack(run_dir, attack, party=party, targets=targets, seed=seed)
+    emit(m, fmt, _text)
 
 
 @command.command("detect")
@@ -209,10 +228,16 @@ def attack_cmd(attack: str, run_dir: str, party: str, targets: int, seed: int, f
 @click.option("--party", default="P1", show_default=True, help="The party fed abnormal inputs.")
 @click.option("--kinds", default="ood,noise,pgd", show_default=True)
 @click.option("--rows", type=int, default=300, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch intra-op threads.")
 @format_option
-def detect_cmd(run_dir: str, party: str, kinds: str, rows: int, fmt: str) -> None:
+def detect_cmd(
+    run_dir: str, party: str, kinds: str, rows: int, threads: int | None, fmt: str
+) -> None:
     """ROC AUC of the Hamming-distance detector for abnormal inputs of each kind."""
     from aisec.privacy.vfl.detect import detect_abnormal
+    from aisec.privacy.vfl.run import torch_threads
 
     ks = tuple(k.strip() for k in kinds.split(",") if k.strip())
-    emit(detect_abnormal(run_dir, party=party, kinds=ks, rows=rows), fmt, _text)
+    with torch_threads(threads):
+        m = detect_abnormal(run_dir, party=party, kinds=ks, rows=rows)
+    emit(m, fmt, _text)
