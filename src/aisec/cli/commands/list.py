@@ -8,9 +8,25 @@ from aisec.cli.common import emit, format_option
 
 # Modules whose import fills the registries; systems add theirs as they land.
 _REGISTRY_MODULES = (
-    "aisec.assets", "aisec.bench.runner", "aisec.perturb", "aisec.crypto", "aisec.transport",
-    "aisec.llm", "aisec.judges", "aisec.privacy", "aisec.privacy.caesar", "aisec.provenance",
+    "aisec.assets",
+    "aisec.bench.runner",
+    "aisec.perturb",
+    "aisec.crypto",
+    "aisec.crypto.he",
+    "aisec.transport",
+    "aisec.diffusion",
+    "aisec.llm",
+    "aisec.judges",
+    "aisec.privacy",
+    "aisec.privacy.caesar",
+    "aisec.privacy.ssmm",
+    "aisec.privacy.sesorec",
+    "aisec.privacy.attacks",
+    "aisec.privacy.vfl",
+    "aisec.provenance",
+    "aisec.provenance.fingerprint",
     "aisec.safety",
+    "aisec.safety.safechain",
     "aisec.robustness",
 )
 
@@ -50,6 +66,8 @@ def command(registry: str | None, fmt: str) -> None:
         return
     if registry not in regs:
         raise UnknownNameError("registry", registry, sorted(regs))
-    data = [{"name": e.name, "summary": e.summary, "defaults": dict(e.defaults)}
-            for e in regs[registry].entries()]
+    data = [
+        {"name": e.name, "summary": e.summary, "defaults": dict(e.defaults)}
+        for e in regs[registry].entries()
+    ]
     emit(data, fmt, lambda d: [click.echo(f"{r['name']:<32} {r['summary']}") for r in d])
