@@ -393,3 +393,28 @@ def ssmm_vs_beaver(params: Mapping[str, Any], ctx: BenchContext) -> Result:
             "products per product (beaver_he_products_per_second).",
         ],
     )
+
+
+scenario(
+    "sesorec.scale",
+    system="sesorec",
+    suites=("full",),
+    params={
+        "users": 100 * _FILMTRUST_USERS,
+        "items": _FILMTRUST_ITEMS,
+        "density": 0.008,
+        "batch_sizes": [16, 32, 64, 128],
+        "batches": 2,
+        "factors": 10,
+        "modes": ["paper", "hardened"],
+        **_LAN,
+    },
+    description="SeSoRec per-batch cost at 100x FilmTrust's users (synthetic), linearity in batch",
+    headline=[
+        Headline("linearity_r2_bytes_paper", ">= 0.98", "bytes linear (paper, 100x)"),
+        Headline("linearity_r2_seconds_paper", ">= 0.98", "seconds linear (paper, 100x)"),
+        Headline("linearity_r2_seconds_hardened", ">= 0.98", "seconds linear (hardened, 100x)"),
+        Headline("bytes_vs_analytic_max_dev", "<= 0.05", "bytes vs analytic (100x)"),
+        Headline("seconds_per_batch", label="s/batch (paper, 64)", unit="s"),
+    ],
+)(per_batch_cost)
