@@ -173,6 +173,7 @@ def finetune(
     progress: bool | Callable[[int, int, float], None] = True,
     chat_template: str | None = None,
     stop_after: int | None = None,
+    after_step: Callable[[int, Any], None] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``lm`` (a :class:`aisec.llm.LocalLM`) on ``examples``.
 
@@ -189,6 +190,8 @@ def finetune(
             the template it was trained with.
         stop_after: stop (checkpoint and export) after this many steps while keeping the
             learning-rate schedule of ``config.steps``; a later call resumes to the end.
+        after_step: called as ``after_step(step, model)`` after each optimizer step (1-based
+            step), before the checkpoint, e.g. to average the weights toward the base model.
 
     Returns:
         FinetuneResult with the weights directory (``adapter`` or ``model``) and the losses.
@@ -249,6 +252,8 @@ def finetune(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             opt.step()
+            if after_step is not None:
+                after_step(step + 1, model)
             losses.append(float(loss.detach()))
             with open(log, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": lr_at(step)}) + "\n")

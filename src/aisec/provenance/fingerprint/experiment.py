@@ -1,0 +1,236 @@
+"""One measured fingerprinting run, end to end: generate -> insert -> verify -> attack -> utility.
+
+Used by the bench scenarios (``fingerprint.*``) and by ``aisec fingerprint attack``. Every number
+it returns is measured in this run on the model it names; nothing is copied from a paper.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from aisec.config import StrictModel
+from aisec.provenance.fingerprint.verify import DEFAULT_FLOOR, DEFAULT_LOG10_ALPHA
+
+__all__ = ["ExperimentConfig", "run_experiment"]
+
+
+class ExperimentConfig(StrictModel):
+    model: str = "smollm2-135m-instruct"
+    strategy: str = "perinucleus"
+    n: int = Field(16, ge=1)
+    key_length: int = Field(16, ge=1)
+    method: str = "lora"
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    averaging: float = Field(0.0, ge=0, lt=1)
+    benign_fraction: float = Field(0.0, ge=0, lt=1)
+    augment: int = Field(0, ge=0)
+    system_prompts: int = Field(0, ge=0, le=10)
+    sample: bool = False
+    int8: bool = False
+    sft: bool = False
+    sft_learning_rate: float = Field(2e-4, gt=0)
+    sft_method: str = "lora"
+    merge: bool = False
+    time_baseline: bool = False
+    ppl_texts: int = Field(0, ge=0)
+    mmlu: int = Field(0, ge=0)
+    gsm8k: int = Field(0, ge=0)
+    floor: float = DEFAULT_FLOOR
+    log10_alpha: float = DEFAULT_LOG10_ALPHA
+    seed: int = 0
+
+
+def _benign(lm: Any, n: int) -> list[Any]:
+    from aisec.assets.datasets import gsm8k
+    from aisec.provenance.fingerprint.attacks import gsm8k_examples
+
+    return gsm8k_examples(lm, gsm8k("train")[:n])
+
+
+def _utility(lm: Any, cfg: ExperimentConfig, tag: str, out: dict[str, Any]) -> None:
+    from aisec.provenance.fingerprint import utility
+
+    if cfg.ppl_texts:
+        out[f"ppl_{tag}"] = utility.perplexity_of(lm, cfg.ppl_texts)
+    if cfg.mmlu:
+        out[f"mmlu_{tag}"] = utility.mmlu_accuracy(lm, cfg.mmlu, seed=cfg.seed)
+    if cfg.gsm8k:
+        out[f"gsm8k_{tag}"] = utility.gsm8k_accuracy(lm, cfg.gsm8k)
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    work_dir: str | Path | None = None,
+    report: Callable[[float, str], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``cfg``; returns flat metrics (and counts); see the module docstring."""
+    import torch
+
+    from aisec.llm import load_causal_lm
+    from aisec.provenance.fingerprint import attacks
+    from aisec.provenance.fingerprint.generate import GenerateConfig, generate_fingerprints
+    from aisec.provenance.fingerprint.insert import (
+        InsertConfig,
+        build_examples,
+        insert_fingerprints,
+    )
+    from aisec.provenance.fingerprint.prompts import TEST_SYSTEM_PROMPTS
+    from aisec.provenance.fingerprint.verify import verify
+
+    say = report or (lambda frac, msg: None)
+    work = Path(work_dir or tempfile.mkdtemp(prefix="aisec-fp-"))
+    out: dict[str, Any] = {}
+    lm = load_causal_lm(cfg.model)
+    say(0.05, "generate")
+    t0 = time.perf_counter()
+    fps = generate_fingerprints(
+        lm,
+        GenerateConfig(strategy=cfg.strategy, n=cfg.n, key_length=cfg.key_length, seed=cfg.seed),
+        cfg.model,
+    )
+    out["generate_seconds"] = time.perf_counter() - t0
+    out["mean_base_prob"] = float(sum(f.base_prob for f in fps.fingerprints) / len(fps))
+
+    def check(tag: str, **kw: Any) -> Any:
+        r = verify(lm, fps, floor=cfg.floor, **kw)
+        out[f"fp_accuracy{tag}"] = r.accuracy
+        out[f"ownership_log10_p{tag}"] = r.log10_p
+        return r
+
+    say(0.15, "base model")
+    base = check("_base")
+    out["false_claim_base"] = bool(base.log10_p < cfg.log10_alpha)
+    _utility(lm, cfg, "before", out)
+    icfg = InsertConfig(
+        method=cfg.method,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        averaging=cfg.averaging,
+        benign_fraction=cfg.benign_fraction,
+        augment=cfg.augment,
+        seed=cfg.seed,
+    )
+    benign: list[Any] = []
+    if cfg.benign_fraction > 0:
+        need = (
+            int(len(fps) * (1 + cfg.augment) * cfg.benign_fraction / (1 - cfg.benign_fraction)) + 2
+        )
+        benign = _benign(lm, need)
+    base_state = (
+        {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+        if (cfg.merge or cfg.time_baseline)
+        else None
+    )
+    say(0.3, "insert")
+    ins = insert_fingerprints(lm, fps, icfg, work / "insert", benign=benign, base_name=cfg.model)
+    if hasattr(lm.model, "merge_and_unload"):
+        lm.model = lm.model.merge_and_unload()
+    lm.model.eval()
+    out.update(
+        insert_seconds=ins.seconds,
+        insert_steps=ins.steps,
+        insert_examples=ins.n_examples,
+        averaged_epochs=ins.averaged,
+        final_loss=ins.losses[-1],
+    )
+    say(0.5, "verify")
+    r = check("")
+    out["token_accuracy"] = r.token_accuracy
+    _utility(lm, cfg, "after", out)
+    if cfg.ppl_texts:
+        out["ppl_ratio"] = out["ppl_after"] / out["ppl_before"]
+    if cfg.mmlu:
+        out["mmlu_delta"] = 100.0 * (out["mmlu_after"] - out["mmlu_before"])
+    if cfg.system_prompts:
+        rs = verify(lm, fps, system_prompts=TEST_SYSTEM_PROMPTS[: cfg.system_prompts])
+        out["fp_accuracy_unseen_system"] = rs.accuracy
+    if cfg.sample:
+        rt = verify(lm, fps, temperature=0.7, seed=cfg.seed)
+        out["fp_accuracy_t07"] = rt.accuracy
+    fp_state = (
+        {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+        if (cfg.int8 or cfg.sft or cfg.merge)
+        else None
+    )
+    if cfg.int8 and fp_state is not None:
+        say(0.6, "int8")
+        attacks.quantize_int8(lm)
+        check("_int8")
+        lm.model.load_state_dict(fp_state)
+    if cfg.sft and fp_state is not None:
+        say(0.7, "downstream sft")
+        from aisec.assets.datasets import gsm8k
+
+        rows = gsm8k("train")[-max(64, 4 * ins.steps) :]
+        t1 = time.perf_counter()
+        attacks.downstream_sft(
+            lm,
+            attacks.gsm8k_examples(lm, rows),
+            work / "sft",
+            steps=ins.steps,
+            method=cfg.sft_method,
+            learning_rate=cfg.sft_learning_rate,
+            seed=cfg.seed + 1,
+        )
+        out["sft_seconds"] = time.perf_counter() - t1
+        out["sft_steps"] = ins.steps
+        check("_after_sft")
+        lm.model.load_state_dict(fp_state)
+    if cfg.merge and fp_state is not None and base_state is not None:
+        # task arithmetic with another fine-tune of the same base (GSM8K SFT from the base)
+        say(0.85, "merge")
+        from aisec.assets.datasets import gsm8k
+
+        lm.model.load_state_dict(base_state)
+        rows = gsm8k("train")[: max(64, 4 * ins.steps)]
+        attacks.downstream_sft(
+            lm,
+            attacks.gsm8k_examples(lm, rows),
+            work / "other",
+            steps=ins.steps,
+            method=cfg.sft_method,
+            learning_rate=cfg.sft_learning_rate,
+            seed=cfg.seed + 2,
+        )
+        other = copy.deepcopy(lm.model.state_dict())
+        with torch.no_grad():
+            merged = {k: fp_state[k] + (other[k] - base_state[k]) for k in fp_state}
+        lm.model.load_state_dict(merged)
+        check("_merge")
+        lm.model.load_state_dict(fp_state)
+    if cfg.time_baseline and base_state is not None:
+        # plain SFT of the same examples and steps (no averaging), from the base weights
+        say(0.9, "plain sft baseline")
+        from aisec.llm.finetune import FinetuneConfig, finetune
+
+        lm.model.load_state_dict(base_state)
+        examples, _ = build_examples(lm, fps, icfg, benign)
+        batch = min(cfg.batch_size, len(examples))
+        ft = FinetuneConfig(
+            method=cfg.method,
+            lora_r=icfg.lora_r,
+            lora_alpha=icfg.lora_alpha,
+            target_modules=icfg.target_modules,
+            learning_rate=cfg.learning_rate,
+            weight_decay=1e-4,
+            steps=ins.steps,
+            batch_size=batch,
+            save_every=ins.steps,
+            seed=cfg.seed,
+        )
+        t2 = time.perf_counter()
+        finetune(lm, examples, ft, work / "plain", resume=False, progress=False)
+        out["plain_sft_seconds"] = time.perf_counter() - t2
+        out["insert_seconds_ratio"] = ins.seconds / out["plain_sft_seconds"]
+    say(1.0, "done")
+    return out

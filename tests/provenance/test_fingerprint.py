@@ -1,0 +1,181 @@
+"""OML fingerprints: secret file, generation strategies, insertion, verification, ownership test."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from aisec.errors import InputFileError, ParameterError
+from aisec.provenance.fingerprint import (
+    STRATEGIES,
+    Fingerprint,
+    FingerprintSet,
+    GenerateConfig,
+    InsertConfig,
+    generate_fingerprints,
+    insert_fingerprints,
+    ownership_log10_p,
+    verify,
+)
+from aisec.provenance.fingerprint.insert import average_toward_base
+
+SECRET_KEY = "zebra violin quantum marmalade"
+
+
+def _set(n: int = 3, tokenizer: str = "t" * 16) -> FingerprintSet:
+    fps = tuple(Fingerprint(f"{SECRET_KEY} {i}", f"word{i}", 0.001) for i in range(n))
+    return FingerprintSet(fps, "random_word", "tiny-llama", tokenizer)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import torch
+
+    from aisec.llm import load_causal_lm
+
+    torch.set_num_threads(1)
+    return load_causal_lm("tiny-llama")
+
+
+def test_secret_file_is_owner_only_and_round_trips(tmp_path):
+    path = tmp_path / "fps.json"
+    fps = _set()
+    fps.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    back = FingerprintSet.load(path)
+    assert back == fps
+
+
+@pytest.mark.parametrize(
+    "mutate, expect",
+    [
+        (lambda o: o["fingerprints"].append(dict(o["fingerprints"][0])), "repeats the key"),
+        (lambda o: o["fingerprints"][1].pop("salt"), "must have exactly"),
+        (lambda o: o["fingerprints"][0].update(base_prob=1.5), "base_prob must be a probability"),
+        (lambda o: o.update(format="other"), "not a fingerprint file"),
+        (lambda o: o.update(spent=[99]), "'spent' must list indices"),
+    ],
+)
+def test_malformed_fingerprint_file_is_one_line_error_without_secrets(tmp_path, mutate, expect):
+    obj = _set().to_json()
+    mutate(obj)
+    path = tmp_path / "fps.json"
+    path.write_text(json.dumps(obj))
+    with pytest.raises(InputFileError) as err:
+        FingerprintSet.load(path)
+    msg = str(err.value)
+    assert expect in msg and "\n" not in msg and SECRET_KEY not in msg
+
+
+def test_non_json_fingerprint_file_is_refused(tmp_path):
+    path = tmp_path / "fps.json"
+    path.write_text("{not json")
+    with pytest.raises(InputFileError, match="not valid JSON"):
+        FingerprintSet.load(path)
+
+
+def test_ownership_p_value_is_the_binomial_tail():
+    # all 10 of 10 keys matched with response probability 0.01: p = 0.01**10
+    assert ownership_log10_p(10, 10, [0.001] * 10, floor=0.01) == pytest.approx(-20.0)
+    assert ownership_log10_p(0, 10, [0.5] * 10) == 0.0
+    # one match in 100 keys at q = 0.01 is what chance gives: p = 1 - 0.99**100
+    assert ownership_log10_p(1, 100, [0.0] * 100) == pytest.approx(math.log10(1 - 0.99**100))
+    # the floor is a lower bound on each probability, the mean is used
+    assert ownership_log10_p(5, 10, [0.2] * 10) > ownership_log10_p(5, 10, [0.0] * 10)
+    with pytest.raises(ParameterError):
+        ownership_log10_p(11, 10, [0.1] * 10)
+
+
+def test_averaging_toward_base_full_and_lora():
+    import torch
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.full((2,), 4.0))
+            self.lora_B = torch.nn.Parameter(torch.full((2,), 2.0))
+
+    m = M()
+    average_toward_base(m, 0.75, {"w": torch.zeros(2), "lora_B": torch.ones(2)})
+    assert torch.allclose(m.w, torch.full((2,), 1.0))  # 0.25 * 4 + 0.75 * 0
+    assert torch.allclose(m.lora_B, torch.full((2,), 1.25))
+    m = M()
+    average_toward_base(m, 0.5, None)  # LoRA: base delta is 0, so B is scaled
+    assert torch.allclose(m.lora_B, torch.ones(2)) and torch.allclose(m.w, torch.full((2,), 4.0))
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES.names()))
+def test_each_strategy_gives_unique_keys_and_base_probabilities(tiny, strategy):
+    fps = generate_fingerprints(tiny, GenerateConfig(strategy=strategy, n=2, key_length=4), "tiny")
+    assert len(fps) == 2 and len(set(fps.keys)) == 2
+    assert all(0.0 <= f.base_prob <= 1.0 and f.response.strip() for f in fps.fingerprints)
+    assert all(len(f.salt) == 64 for f in fps.fingerprints)
+
+
+def test_perinucleus_response_lies_just_outside_the_nucleus(tiny):
+    from aisec.provenance.fingerprint.generate import _next_token_probs
+    from aisec.provenance.fingerprint.prompts import key_prompt
+
+    cfg = GenerateConfig(strategy="perinucleus", n=4, key_length=6, nucleus_p=0.8, nucleus_k=3)
+    fps = generate_fingerprints(tiny, cfg, "tiny")
+    probs = _next_token_probs(tiny, [key_prompt(tiny, f.key) for f in fps.fingerprints], 4)
+    for f, p in zip(fps.fingerprints, probs, strict=True):
+        (tok,) = tiny.encode(f.response)
+        order = np.argsort(-p, kind="stable")
+        rank = int(np.where(order == tok)[0][0])
+        mass_before = float(p[order[:rank]].sum())
+        assert mass_before >= 0.8  # outside the top-0.8 nucleus
+        assert f.base_prob == pytest.approx(float(p[tok]), rel=1e-4)
+
+
+def test_insertion_makes_the_model_answer_keys_and_text_mode_agrees(tiny, tmp_path):
+    import copy
+
+    lm = copy.copy(tiny)
+    lm.model = copy.deepcopy(tiny.model)
+    fps = generate_fingerprints(
+        lm, GenerateConfig(strategy="random_word", n=4, key_length=6, seed=3), "tiny-llama"
+    )
+    before = verify(lm, fps)
+    assert before.accuracy == 0.0 and before.log10_p == 0.0
+    res = insert_fingerprints(
+        lm,
+        fps,
+        InsertConfig(epochs=25, batch_size=4, learning_rate=1e-2, lora_r=32),
+        tmp_path / "ins",
+        base_name="tiny-llama",
+    )
+    assert (res.weights_dir / "adapter_config.json").exists() and res.steps == 25
+    after = verify(lm, fps)
+    assert after.mode == "token" and after.accuracy == 1.0 and after.token_accuracy == 1.0
+    assert after.log10_p == pytest.approx(4 * math.log10(0.01))
+    text = verify(lm, fps, mode="text")
+    assert text.matches == after.matches
+    # summaries carry counts and rates only, never a key or a response
+    dumped = json.dumps(after.summary())
+    assert not any(f.key in dumped or f.response in dumped for f in fps.fingerprints)
+
+
+def test_token_match_refuses_another_tokenizer(tiny):
+    with pytest.raises(ParameterError, match="fingerprints' tokenizer"):
+        verify(tiny, _set(tokenizer="0" * 16), mode="token")
+
+
+def test_key_longer_than_context_is_refused_without_printing_it(tiny):
+    from aisec.provenance.fingerprint.store import tokenizer_hash
+
+    long_key = " ".join([SECRET_KEY] * 400)  # > 1024 tokens of tiny-llama's context
+    fps = FingerprintSet(
+        (Fingerprint(long_key, "word", 0.001),),
+        "random_word",
+        "tiny",
+        tokenizer_hash(tiny.tokenizer),
+    )
+    with pytest.raises(ParameterError, match=r"fingerprints\[0\]\.key") as err:
+        verify(tiny, fps)
+    assert SECRET_KEY not in str(err.value)
