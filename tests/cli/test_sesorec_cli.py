@@ -89,7 +89,7 @@ def _party(setup: Path, role: str, where: list[str], out: str, *extra: str) -> s
     )
 
 
-@pytest.mark.parametrize("mode", ["paper", "hardened"])
+@pytest.mark.parametrize("mode", ["paper", pytest.param("hardened", marks=pytest.mark.slow)])
 def test_two_platforms_over_tcp_and_tls(setup: Path, mode: str) -> None:
     port = _port()
     extra = ("--set", f"protocol.mode={mode}")
@@ -203,3 +203,43 @@ def test_bad_inputs_fail_before_anything_is_written(setup: Path, tmp_path: Path,
         ]
     )
     assert rc == 2 and not (tmp_path / "o2").exists()
+
+
+def test_impostor_peer_gets_a_one_line_error(setup: Path, tmp_path: Path) -> None:
+    """A rating platform with another CA's certificate is refused; its error names the peer."""
+    assert main(["mpc", "certs", str(tmp_path / "evil"), "--parties", "rating,social"]) == 0
+    port = _port()
+    pb = _party(
+        setup,
+        "social",
+        ["--listen", f"127.0.0.1:{port}"],
+        "social-evil",
+        "--set",
+        "protocol.accept_timeout_s=8",
+    )
+    d = setup / "data"
+    pa = _aisec(
+        "sesorec",
+        "party",
+        "--role",
+        "rating",
+        "--peer",
+        f"127.0.0.1:{port}",
+        "--certs",
+        str(tmp_path / "evil"),
+        "--data",
+        str(d / "rating-train.txt"),
+        "--users",
+        str(d / "users.txt"),
+        "--recipe",
+        "quick",
+        *TINY,
+        "--out",
+        str(tmp_path / "rating-evil"),
+    )
+    _, ea = pa.communicate(timeout=120)
+    _, eb = pb.communicate(timeout=120)
+    assert pa.returncode == 1 and pb.returncode == 1
+    line = ea.strip().splitlines()[-1]
+    assert line.startswith("error: peer 'social'"), ea
+    assert not (tmp_path / "rating-evil" / "model-rating.safetensors").exists()
