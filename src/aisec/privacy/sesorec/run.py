@@ -167,6 +167,19 @@ def _analytic(p: SeSoRecParams, n_users: int, n_items: int) -> float:
     )
 
 
+_VIEW_BUDGET = 2e9
+
+
+def _view_bytes(p: SeSoRecParams, n_users: int, epochs: int) -> float:
+    """Bytes of the rating platform's recorded view for ``epochs`` epochs."""
+    nb = p.batch_size
+    batches = -(-n_users // nb)
+    if p.max_batches is not None:
+        batches = min(batches, p.max_batches)
+    per = p.factors * n_users * 4 + (n_users // 2 + 1) * nb * 8 + p.factors * nb * 8
+    return float(min(epochs, p.epochs) * batches * per)
+
+
 def run_mode(
     data: SocialRecData,
     params: SeSoRecParams,
@@ -254,7 +267,14 @@ def run_local(
         mp, note = mode_params(recipe, mode)
         mdir = out / mode if out is not None else None
         t0 = time.perf_counter()
-        f, rep, view = run_mode(data, mp, recipe.link.link(), mdir, recipe.attack_epochs, progress)
+        record = recipe.attack_epochs
+        need = _view_bytes(mp, data.n_users, record)
+        if need > _VIEW_BUDGET:  # recorded, never silent: the row says why there is no attack
+            modes_note = f"attack skipped: the view would take {need / 1e9:.1f} GB"
+            record = 0
+        else:
+            modes_note = ""
+        f, rep, view = run_mode(data, mp, recipe.link.link(), mdir, record, progress)
         seconds = time.perf_counter() - t0
         r, mae = rmse_mae(predict(f, data.test, lo, hi), data.test.rating)
         epochs_run = max(rep.epochs_run, 1)
@@ -275,8 +295,8 @@ def run_local(
             "batches": rep.batches,
             "resumed_from_epoch": rep.resumed_from_epoch,
         }
-        if note:
-            row["note"] = note
+        if note or modes_note:
+            row["note"] = "; ".join(x for x in (note, modes_note) if x)
         if "rmse_plaintext_soreg" in metrics:
             row["rmse_gap_vs_plaintext"] = abs(r - metrics["rmse_plaintext_soreg"])
             if metrics.get("seconds_per_epoch_plaintext"):
