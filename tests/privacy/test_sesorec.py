@@ -226,3 +226,15 @@ def test_filmtrust_loads_with_aligned_ids():
     d = load_filmtrust(FILMTRUST)
     assert d.n_items > 1000 and len(d.edges.src) > 1000
     assert d.train.rating.min() >= 0.5 and d.train.rating.max() <= 4.0
+
+
+@pytest.mark.parametrize("mode,matmul", [("paper", "ssmm"), ("hardened", "beaver-dealer")])
+def test_fractional_trust_weights_are_truncated_correctly(data, mode, matmul):
+    from dataclasses import replace
+
+    e = data.edges
+    weighted = replace(data, edges=replace(e, weight=np.linspace(0.25, 1.0, len(e.weight))))
+    p = _params(mode=mode, matmul=matmul, record_view_epochs=0)
+    f, _ = _train(weighted, p)
+    ref = _plain(weighted, p)
+    assert np.max(np.abs(f.U - ref.U)) < 5e-3
