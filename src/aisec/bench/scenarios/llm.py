@@ -240,3 +240,74 @@ def _common_prefix(a: str, b: str) -> str:
             break
         n += 1
     return a[:n]
+
+
+@scenario(
+    "llm.quantisation",
+    system="llm",
+    params={
+        "safe_n": 6,
+        "k": 2,
+        "max_new_tokens": 64,
+        "gsm8k_n": 10,
+        "gsm8k_tokens": 160,
+        "quants": ["f16", "q8_0", "q4_0"],
+    },
+    full_params={"safe_n": 20, "k": 5, "max_new_tokens": 128, "gsm8k_n": 40, "gsm8k_tokens": 256},
+    suites=("full",),
+    description="Safe@1 and a GSM8K slice of the thinking model: transformers vs llama.cpp "
+    "exports (F16, Q8_0, Q4_0), side by side",
+    headline=[
+        Headline("safe_at_1_f16", label="Safe@1 F16"),
+        Headline(
+            "gsm8k_f16",
+            ">= gsm8k_transformers",
+            "GSM8K F16",
+            why="issue 13: the F16 export keeps the utility the transformers model has",
+        ),
+    ],
+)
+def quantisation(params: Mapping[str, Any], ctx: Any) -> Result:
+    from aisec.judges import make_judge
+    from aisec.llm import load_causal_lm
+    from aisec.llm.gguf_export import export_cached
+    from aisec.llm.llamacpp import LlamaCppLM
+    from aisec.safety.safechain import THINKER_DIR, EvalConfig, eval_set, evaluate, utility
+
+    items = eval_set("strongreject-small", int(params["safe_n"]), ctx.seed)
+    cfg = EvalConfig(
+        k=int(params["k"]), max_new_tokens=int(params["max_new_tokens"]), seed=ctx.seed
+    )
+    judges = {"refusal": make_judge("refusal")}
+    backends = ["transformers", *list(params["quants"])]
+    metrics: dict[str, Any] = {}
+    breakdown = []
+    for i, b in enumerate(backends):
+        with _torch_threads(1):
+            if b == "transformers":
+                lm: Any = load_causal_lm(str(THINKER_DIR))
+            else:
+                lm = LlamaCppLM(export_cached(str(THINKER_DIR), quant=b).path, n_threads=1)
+            s = evaluate(lm, items, cfg, judges, ctx.work_dir / b, model_name=f"think-{b}")
+            u = utility(
+                lm, "gsm8k", int(params["gsm8k_n"]), max_new_tokens=int(params["gsm8k_tokens"])
+            )
+        m = {
+            "safe_at_1": s["judges"]["refusal"]["response"]["safe_at_1"],
+            "gsm8k": u["accuracy"],
+            "tokens_per_s": s["generation"]["tokens_per_s"],
+        }
+        for k, v in m.items():
+            metrics[f"{k}_{b}"] = v
+        breakdown.append({"labels": {"backend": b}, "metrics": m})
+        ctx.report((i + 1) / len(backends), b)
+    return Result(
+        metrics=metrics,
+        labels={"model": "smollm2-135m-think", "judge": "refusal"},
+        breakdown=breakdown,
+        notes=[
+            "llama.cpp runs the adapter merged and exported at each weight type; sampled "
+            "Safe@1 draws differ by backend (numpy vs torch generators), GSM8K is greedy",
+            "one thread per backend",
+        ],
+    )
