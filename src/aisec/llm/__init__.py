@@ -1,5 +1,7 @@
 """Language models shared by every LLM system: load, chat templates, batched generation,
-fine-tuning (full and LoRA) and the same interface over an OpenAI-compatible server.
+fine-tuning (full and LoRA) and the same interface over an OpenAI-compatible server or over
+llama.cpp (a GGUF file; checkpoints and adapters are exported to GGUF by
+:mod:`aisec.llm.gguf_export`). ``load_lm(spec, backend=...)`` picks the backend.
 
 Heavy libraries (torch, transformers, peft) are imported only when a model is loaded.
 """
