@@ -17,10 +17,20 @@ WEIGHTS = Path(__import__("aisec.provenance", fromlist=["x"]).__file__).parent /
 
 
 def _bench_key():
-    gm = get_method("gaussmarker")
+    """The benchmark key, which the shipped GNR and fusers belong to: the public demo key
+    (InsecureRandom(0), reference ring pattern)."""
+    from aisec.provenance.keys import demo_key
+
+    return get_method("gaussmarker"), demo_key((4, 16, 16))
+
+
+def test_demo_key_is_seed_0_with_ring_pattern() -> None:
+    gm = get_method("gaussmarker", tr={"pattern": "rings"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return gm, gm.keygen((4, 16, 16), InsecureRandom(0))
+        key = gm.keygen((4, 16, 16), InsecureRandom(0))
+    demo = _bench_key()[1]
+    assert all(np.array_equal(key.material[k], demo.material[k]) for k in key.material)
 
 
 def test_shipped_gnr_matches_benchmark_key() -> None:

@@ -92,6 +92,12 @@ class RobustnessRecipe(StrictModel):
     gs_hw_copy: int = Field(4, ge=1)
     tr_radius: int = Field(3, ge=1)
     tr_channel: int = Field(3, ge=-1)
+    # how Tree-Ring keys are drawn ("rings": the reference's, and the benchmark key's until the
+    # shipped fusers were fitted; "random": one value per frequency, the keygen default)
+    tr_pattern: Literal["random", "rings"] = "random"
+    # cross-key FPR: images marked under this many other keys (one image each, through the
+    # model), scored with the run's key at its deployed threshold; 0 skips it
+    n_cross: int = Field(0, ge=0)
     batch: int = Field(50, ge=1)
     threads: int = Field(1, ge=1)  # torch intra-op threads; 1 avoids spin contention on shared CPUs
 
@@ -210,6 +216,9 @@ def _run(
     if recipe.n_heldout:
         s.progress(0.16, "measuring deployed FPR on held-out clean images")
         _heldout_fpr(s, cal_thr, report)
+    if recipe.n_cross:
+        s.progress(0.17, "measuring cross-key FPR")
+        _cross_key_fpr(s, cal_thr, report)
     conditions = _conditions(recipe)
     det_time, det_count = 0.0, 0
     for ci, (dname, strength, main) in enumerate(conditions):
@@ -261,7 +270,7 @@ def _check_recipe(recipe: RobustnessRecipe) -> None:
 def _method_params(family: str, recipe: RobustnessRecipe) -> dict[str, Any]:
     """The recipe's mark parameters for a key family (a parameter table, not behaviour)."""
     gs = {"hw_copy": recipe.gs_hw_copy}
-    tr = {"radius": recipe.tr_radius, "channel": recipe.tr_channel}
+    tr = {"radius": recipe.tr_radius, "channel": recipe.tr_channel, "pattern": recipe.tr_pattern}
     return {"gaussian_shading": gs, "tree_ring": tr, "gaussmarker": {"gs": gs, "tr": tr}}.get(
         family, {}
     )
@@ -297,7 +306,7 @@ def _prepare(
             if mark != key.params:
                 raise ConfigError(
                     f"the key's parameters {key.params} differ from the recipe's {mark}; "
-                    "set gs_hw_copy / tr_radius / tr_channel to the key's"
+                    "set gs_hw_copy / tr_radius / tr_channel / tr_pattern to the key's"
                 )
     users = [m for m in methods if methods[m].uses_gnr]
     if users and recipe.gnr is None:
@@ -495,6 +504,43 @@ def _heldout_fpr(s: _Setup, cal_thr: dict[str, float], report: RobustnessReport)
         f"deployed FPR on {r.n_heldout} held-out clean images: {fpr_h}; "
         f"user-free thresholds: {user_free}"
     )
+
+
+def _cross_key_fpr(s: _Setup, cal_thr: dict[str, float], report: RobustnessReport) -> None:
+    """Rate at which the run's key, at its deployed threshold, flags images marked under
+    ``n_cross`` other keys of its family (one image each, generated and inverted like every
+    other image): a key must not detect another owner's mark more often than clean images."""
+    import warnings
+
+    import torch
+
+    from aisec.provenance.pipeline import quantize
+    from aisec.rng import InsecureRandom
+
+    r = s.recipe
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        others = InsecureRandom(1_000_003 * (s.seed + 1))  # apart from the run's own key stream
+    gen = torch.Generator().manual_seed(1_000_003 * (s.seed + 1))  # leaves s.gen's stream as is
+    rates: dict[str, float] = {}
+    for fam in s.families():
+        maker = s.methods[s.members(fam)[0]]
+        shape = s.keys[fam].latent_shape
+        z = torch.cat([maker.embed(maker.keygen(shape, others), 1, gen) for _ in range(r.n_cross)])
+        images = quantize(
+            np.concatenate(
+                [
+                    s.backbone.generate(z[i : i + r.batch], r.steps)
+                    for i in range(0, len(z), r.batch)
+                ]
+            )
+        )
+        det = s.detect(s.members(fam), s.invert(images))
+        for m, d in det.items():
+            rates[m] = float(np.mean(d.score > cal_thr[m]))
+    report.calibration["n_cross"] = r.n_cross
+    report.calibration["cross_key_fpr"] = rates
+    s.log(f"cross-key FPR over {r.n_cross} other keys at FPR {r.fpr:g}: {rates}")
 
 
 # -- step 4: distort, invert and score under each condition ------------------------------------

@@ -26,12 +26,14 @@ PAPER_NOTE = (
         "steps": 10,
         "sweep_rotation": [15.0],
         "fuser": "minimax",
+        "n_cross": 16,
     },
     full_params={
         "n": 100,
         "n_fit": 100,
         "n_cal": 1000,
         "n_heldout": 1000,
+        "n_cross": 1000,
         "sweep_rotation": [1.0, 3.0, 5.0, 15.0, 30.0, 45.0],
     },
     description="TPR@1%FPR, AUC, bit accuracy of TR / GS / GaussMarker(-GNR) per distortion",
@@ -70,6 +72,7 @@ def robustness(params: Any, ctx: Any) -> Result:
         steps=params["steps"],
         fuser=params["fuser"],
         sweep={"rotation": list(params["sweep_rotation"])},
+        n_cross=params["n_cross"],
     )
     rep = run_robustness(recipe, seed=ctx.seed, progress=ctx.progress)
     main = [r for r in rep.rows if r["main"]]
@@ -134,6 +137,11 @@ def robustness(params: Any, ctx: Any) -> Result:
         metrics[f"{meth}.deployed_fpr_heldout"] = v
     for name, v in cal.get("heldout_fpr_user_free", {}).items():
         metrics[f"{name}.user_free_fpr_heldout"] = v
+    # another owner's marked images flagged by the run's key at its deployed threshold
+    for meth, v in cal.get("cross_key_fpr", {}).items():
+        metrics[f"{meth}.cross_key_fpr"] = v
+    if "n_cross" in cal:
+        metrics["n_cross"] = cal["n_cross"]
     for name in ("gaussmarker", "gaussmarker_nognr"):
         fm = cal.get(f"{name}.fit_margin")
         if fm:
@@ -196,6 +204,14 @@ def robustness(params: Any, ctx: Any) -> Result:
             f", their FPR measured on {recipe.n_heldout} further clean images."
             if recipe.n_heldout
             else "."
+        ),
+        (
+            f"cross_key_fpr: share of images marked under {cal['n_cross']} other keys (one each, "
+            "generated and inverted) that the run's key flags at its deployed threshold; "
+            f"target {recipe.fpr:g} (Tree-Ring keys draw one value per frequency; ring keys "
+            "collide across owners)"
+            if "n_cross" in cal
+            else "cross_key_fpr not measured (n_cross = 0)"
         ),
         "fused detector worse than its own better branch on: " + (", ".join(worse) or "none"),
         "... with the whole 95 % bootstrap interval of the difference below 0 on: "

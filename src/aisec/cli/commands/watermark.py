@@ -426,8 +426,11 @@ def robustness_cmd(
     from aisec.provenance.keys import load_key
     from aisec.provenance.robustness import RobustnessRecipe, run_robustness
 
-    r = load_recipe(RobustnessRecipe, recipe, overrides)
     key = load_key(key_path) if key_path else None
+    tr = (key.params.get("tr") if key.method == "gaussmarker" else key.params) if key else None
+    if isinstance(tr, dict) and "pattern" in tr:  # the key's Tree-Ring pattern, unless set
+        overrides = (f"tr_pattern={tr['pattern']}", *overrides)
+    r = load_recipe(RobustnessRecipe, recipe, overrides)
     rep = run_robustness(r, seed=seed, log=_log, key=key)
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
