@@ -399,8 +399,8 @@ scenario(
     "sesorec.scale",
     system="sesorec",
     suites=("full",),
-    params={
-        "users": 100 * _FILMTRUST_USERS,
+    params={  # small unless run in the full suite (naming it in a quick run stays quick)
+        "users": 2 * _FILMTRUST_USERS,
         "items": _FILMTRUST_ITEMS,
         "density": 0.008,
         "batch_sizes": [16, 32, 64, 128],
@@ -409,6 +409,7 @@ scenario(
         "modes": ["paper", "hardened"],
         **_LAN,
     },
+    full_params={"users": 100 * _FILMTRUST_USERS},
     description="SeSoRec per-batch cost at 100x FilmTrust's users (synthetic), linearity in batch",
     headline=[
         Headline("linearity_r2_bytes_paper", ">= 0.98", "bytes linear (paper, 100x)"),
