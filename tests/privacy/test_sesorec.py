@@ -219,6 +219,9 @@ def test_run_local_reports_every_mode_and_baseline(tmp_path):
     # the dealer's traffic: at least party 1's correction of the |b| x J prediction triple
     assert hard["offline_bytes"] > 8 * 40 * 40
     assert (tmp_path / "paper" / "view-rating.safetensors").exists()
+    # SSMM hands the social platform the sums of adjacent columns of U; Beaver does not
+    assert m["modes"]["paper"]["social_learns_u_pair_sums"] is True
+    assert m["modes"]["hardened"]["social_learns_u_pair_sums"] is False
 
 
 @pytest.mark.skipif(not FILMTRUST.is_dir(), reason="FilmTrust is not in ../shared/data")

@@ -52,6 +52,8 @@ _ROW_KEYS = (
     "edge_recovery_products",
     "edge_recovery_final_u",
     "edge_recovery_chance",
+    "social_learns_u_pair_sums",
+    "social_u_pair_sum_error",
     "note",
 )
 

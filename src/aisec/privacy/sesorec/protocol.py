@@ -88,7 +88,7 @@ from aisec.privacy.sesorec.model import (
     rating_gradients,
     user_batches,
 )
-from aisec.privacy.ssmm import SecureMatMul, make_matmul, ssmm_leak_right
+from aisec.privacy.ssmm import SecureMatMul, make_matmul, ssmm_leak_left, ssmm_leak_right
 from aisec.rng import SecureRandom
 from aisec.transport import Channel
 
@@ -208,6 +208,10 @@ class View:
     z: list[np.ndarray] = field(default_factory=list)
     d: list[np.ndarray] = field(default_factory=list)
     final_u: np.ndarray | None = None
+    #: the social platform's side (not saved): from A's message in the first batch's social
+    #: product, ``P_e + P_o`` (SSMM's leak of U's adjacent column sums; the same formula on
+    #: Beaver's masked ``P - U``), as int64 ring values at ``frac_bits``
+    social_u_pair_sums: np.ndarray | None = None
 
     def save(self, path: str | Path) -> Path:
         t: dict[str, np.ndarray] = {}
@@ -578,7 +582,7 @@ class _RatingParty(_Party):
 
 class _SocialParty(_Party):
     def __init__(self, ch, params, data: SocialInput, dealer, view=None) -> None:
-        super().__init__("social", ch, params, data.users, dealer, None)
+        super().__init__("social", ch, params, data.users, dealer, view)
         s = data.edges.matrix()
         self.integer = bool(np.all(s.data == np.rint(s.data)))
         self.fs = 0 if self.integer else self.f
@@ -613,6 +617,7 @@ class _SocialParty(_Party):
         if self.params.mode == "paper":
             s = self.mm.multiply(1, self.ch, q, (self.k, self.n), "b.social")
             self.raw_ch.send("b.social.z", {"z": s})
+            self._keep_first(record)
             return
         ub = self.U[:, b]
         pred = self.trunc(self.shared("matmul", ub.T.copy(), self.V, "b.pred"))
@@ -621,9 +626,24 @@ class _SocialParty(_Party):
         gu = self.trunc(self.shared("matmul", self.V, e.T.copy(), "b.grad_u"))
         gv = self.trunc(self.shared("matmul", ub, e, "b.grad_v"))
         z = self.mm.multiply(1, self.ch, q, (self.k, self.n), "b.social") + self.U @ q
+        self._keep_first(record)
         if self.fs:
             z = self.trunc(z, self.fs)
         self._hardened_update(b, ub, gu, gv, z)
+
+    def _keep_first(self, record: bool) -> None:
+        """B's view of the first batch: what it computes from A's social-product message."""
+        if not record or self.view is None or self.view.social_u_pair_sums is not None:
+            return
+        msg = self._recorded.get("b.social", {})
+        if "p1" in msg:
+            sums = ssmm_leak_left(msg["p1"], msg["p2"])
+        else:
+            d = msg["d"]
+            if d.shape[1] % 2:
+                d = np.concatenate([d, np.zeros((d.shape[0], 1), _U64)], axis=1)
+            sums = d[:, 0::2] + d[:, 1::2]
+        self.view.social_u_pair_sums = sums.view(np.int64)
 
     def state(self) -> dict[str, np.ndarray]:
         if self.params.mode == "paper":
@@ -657,7 +677,8 @@ def train_party(
         checkpoint_dir: this platform's per-epoch checkpoints; rerunning with the same
             directories on both sides resumes after the last common epoch.
         dealer: the triple dealer for ``beaver-dealer`` (both platforms get the same one).
-        view: A only: records A's view for ``record_view_epochs`` epochs (for the attacks).
+        view: records this platform's view for ``record_view_epochs`` epochs (for the
+            attacks): A's batch by batch; B's first social-product message only.
         progress: called with (epoch, batch, message).
     Returns:
         ``(factors, report)``: A gets the final U, V and mu; B gets None.
@@ -683,7 +704,7 @@ def train_party(
                 raise ParameterError(
                     "data", "must be a SocialInput for the social role", type(data)
                 )
-            party = _SocialParty(channel, params, data, dealer)
+            party = _SocialParty(channel, params, data, dealer, view)
         stage = "setup"
         start = party.start(ckpt)
         report.resumed_from_epoch = start

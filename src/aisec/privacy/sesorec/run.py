@@ -193,14 +193,19 @@ def run_mode(
     ca, cb = inprocess_pair("rating", "social", link, p.timeout_s)
     dealer = Dealer() if p.matmul == "beaver-dealer" else None
     view = View(p.mode, p.matmul, data.n_users) if record_epochs else None
+    view_b = View(p.mode, p.matmul, data.n_users) if record_epochs else None
     out = Path(out_dir) if out_dir is not None else None
     ck = (lambda r: out / "checkpoints" / r) if out is not None else (lambda r: None)
     a_in = RatingInput(data.users, data.train, data.rating_range)
     b_in = SocialInput(data.users, data.edges)
     (fa, ra), (_, _rb) = _two_threads(
         lambda: train_party("rating", ca, a_in, p, ck("rating"), dealer=dealer, view=view),
-        lambda: train_party("social", cb, b_in, p, ck("social"), dealer=dealer, progress=progress),
+        lambda: train_party(
+            "social", cb, b_in, p, ck("social"), dealer=dealer, view=view_b, progress=progress
+        ),
     )
+    if view is not None and view_b is not None:
+        view.social_u_pair_sums = view_b.social_u_pair_sums
     if dealer is not None:  # what the dealer sends both platforms
         ra.offline_bytes = dealer.offline_bytes(0) + dealer.offline_bytes(1)
     if out is not None:
@@ -210,6 +215,22 @@ def run_mode(
         if view is not None:
             view.save(out / "view-rating.safetensors")
     return fa, ra, view
+
+
+def _social_leak(p: SeSoRecParams, data: SocialRecData, sums: np.ndarray) -> dict[str, Any]:
+    """How well the social platform's view gives the sums of adjacent columns of the rating
+    platform's U at the first batch (U is still the seeded initial U there)."""
+    from aisec.privacy.sesorec.model import init_factors
+
+    u, _ = init_factors(p.factors, data.n_users, data.n_items, p.init_scale, p.seed)
+    if u.shape[1] % 2:
+        u = np.concatenate([u, np.zeros((u.shape[0], 1))], axis=1)
+    truth = u[:, 0::2] + u[:, 1::2]
+    err = float(np.max(np.abs(sums.astype(np.float64) / (1 << p.frac_bits) - truth)))
+    return {
+        "social_u_pair_sum_error": err,
+        "social_learns_u_pair_sums": bool(err < 2.0 ** (1 - p.frac_bits)),
+    }
 
 
 def run_local(
@@ -305,6 +326,8 @@ def run_local(
                 )
         if view is not None and view.batches:
             row.update(evaluate_attack(view, data.edges))
+        if view is not None and view.social_u_pair_sums is not None:
+            row.update(_social_leak(mp, data, view.social_u_pair_sums))
         modes[mode] = row
     metrics["modes"] = modes
     if out is not None:
