@@ -1,5 +1,6 @@
 """Provenance: generation-time image watermarks (GaussMarker, Tree-Ring, Gaussian Shading), their
-detectors, fusers and robustness benchmark. Not built yet: VideoMarkBench (video watermark
+detectors, fusers and robustness benchmark; OML 1.0 language-model fingerprints
+(:mod:`aisec.provenance.fingerprint`, imported on its own). Not built yet: VideoMarkBench (video watermark
 benchmark).
 
 Importing the package registers the image watermarks (registry ``image watermark``) and the
