@@ -1,7 +1,7 @@
 """aisec: a toolkit that secures AI systems across their life.
 
 Systems: CAESAR, SeSoRec and HashVFL (:mod:`aisec.privacy`), GaussMarker with Tree-Ring and
-Gaussian Shading (:mod:`aisec.provenance`), SafeChain (:mod:`aisec.safety.safechain`) and
+Gaussian Shading, and OML 1.0 model fingerprints (:mod:`aisec.provenance`), SafeChain (:mod:`aisec.safety.safechain`) and
 certifier availability attacks (:mod:`aisec.robustness`), on shared layers (crypto, transport,
 diffusion, perturb, llm, judges, metrics, assets, bench, report, cli). Not built yet:
 VideoMarkBench, EnchTable. ``aisec --help`` lists the systems by the commands present.
