@@ -405,3 +405,7 @@ def test_gnr_is_written_owner_only_and_a_readable_one_is_refused(
     # With the flag the permission check passes (and the next refusal is the missing fuser).
     rc, err = _err(capsys, [*argv, "--allow-readable-gnr"])
     assert rc == 2 and "chmod" not in err and "fuser" in err, err
+    # "shipped" names the GNR shipped for the key: there is one for the demo key only.
+    shipped = [a if a != str(gnr) else "shipped" for a in argv]
+    rc, err = _err(capsys, shipped)
+    assert rc == 2 and "no GNR ships for this key" in err and "--demo" in err, err
