@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.privacy._two import run_pair
 
 from aisec.crypto.beaver import Dealer, he_shared_triple, private_product, ring_op, shared_product
@@ -161,3 +163,24 @@ def test_every_registered_product_reconstructs_the_ring_product(name):
     )
     assert np.array_equal(m + n, p @ q)
     assert set(MATMULS.names()) == {"ssmm", "beaver-dealer", "beaver-he"}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    a=st.integers(1, 5),
+    b=st.integers(1, 9),
+    c=st.integers(1, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_ssmm_and_dealer_beaver_are_exact_for_any_shape(a, b, c, seed):
+    rng = np.random.default_rng(seed)
+    p, q = _ring(rng, (a, b)), _ring(rng, (b, c))
+    dealer = Dealer()
+    for name in ("ssmm", "beaver-dealer"):
+        ma, mb = make_matmul(name, dealer=dealer), make_matmul(name, dealer=dealer)
+        ca, cb = inprocess_pair()
+        m, n = run_pair(
+            lambda ma=ma, ca=ca: ma.multiply(0, ca, p, q.shape, "mm"),
+            lambda mb=mb, cb=cb: mb.multiply(1, cb, q, p.shape, "mm"),
+        )
+        assert np.array_equal(m + n, p @ q), name
