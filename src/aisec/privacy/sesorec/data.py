@@ -298,7 +298,9 @@ def load_filmtrust(path: str | Path, test_frac: float = 0.2, seed: int = 0) -> S
     path (e.g. ``../shared/data/filmtrust``). Users are the union of both files' ids."""
     root = Path(path)
     if not root.is_dir():
-        raise InputFileError(root, "FilmTrust directory not found (needs ratings.txt, trust.txt)")
+        raise InputFileError(
+            root, "FilmTrust directory not found (needs ratings.txt and trust.txt; set data.path)"
+        )
     r_recs = _records(root / "ratings.txt", "rating")
     t_recs = _records(root / "trust.txt", "trust edge")
     ids = sorted(
