@@ -179,3 +179,28 @@ def test_key_longer_than_context_is_refused_without_printing_it(tiny):
     with pytest.raises(ParameterError, match=r"fingerprints\[0\]\.key") as err:
         verify(tiny, fps)
     assert SECRET_KEY not in str(err.value)
+
+
+def test_averaging_runs_after_every_epoch_and_shrinks_the_lora_delta(tiny, tmp_path):
+    import copy
+
+    import torch
+
+    fps = generate_fingerprints(
+        tiny, GenerateConfig(strategy="random_word", n=4, key_length=4, seed=5), "tiny-llama"
+    )
+
+    def lora_b_norm(lam: float) -> tuple[int, float]:
+        lm = copy.copy(tiny)
+        lm.model = copy.deepcopy(tiny.model)
+        cfg = InsertConfig(epochs=2, batch_size=4, learning_rate=1e-2, averaging=lam)
+        res = insert_fingerprints(lm, fps, cfg, tmp_path / f"avg{lam}")
+        norm = sum(
+            float(torch.linalg.norm(p)) for n, p in lm.model.named_parameters() if "lora_B" in n
+        )
+        return res.averaged, norm
+
+    n_avg, with_avg = lora_b_norm(0.5)
+    n_none, without = lora_b_norm(0.0)
+    assert (n_avg, n_none) == (2, 0)
+    assert 0 < with_avg < without
