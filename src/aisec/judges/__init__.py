@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aisec.judges.base import (
+    DEGENERATE,
     JUDGES,
     PARTS,
     SAFE,
@@ -29,6 +30,7 @@ __all__ = [
     "SAFE",
     "UNSAFE",
     "UNJUDGED",
+    "DEGENERATE",
     "Judge",
     "Verdict",
     "select_part",
@@ -38,7 +40,7 @@ __all__ = [
     "judge_agreement",
 ]
 
-_MODULES = ("refusal", "llama_guard", "strongreject", "embedding")
+_MODULES = ("refusal", "llama_guard", "strongreject", "embedding", "harm")
 
 
 def _register_all() -> None:

@@ -123,6 +123,8 @@ class LlamaGuardJudge(Judge):
         max_new_tokens: generation budget when the model is remote (the reference uses 100).
         batch_size: prompts per forward pass.
         max_chars: responses are cut to this many characters (long thoughts).
+        force: skip the built-in sanity set (:mod:`aisec.judges.sanity`), which otherwise
+            refuses a grader that cannot tell clear refusals from clear harmful answers.
     """
 
     name = "llama-guard"
@@ -134,7 +136,10 @@ class LlamaGuardJudge(Judge):
         max_new_tokens: int = 100,
         batch_size: int = 4,
         max_chars: int = 4000,
+        force: bool = False,
     ) -> None:
+        self.force = bool(force)
+        self._sane = False
         self.lm = _load(model)
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
@@ -151,6 +156,17 @@ class LlamaGuardJudge(Judge):
     def _judge(
         self, prompts: list[str], texts: list[str], progress: Callable[[int, int], None] | None
     ) -> list[Verdict]:
+        if not (self.force or self._sane):
+            from aisec.judges.sanity import check_sanity
+
+            self._sane = True  # the sanity run itself comes back through here
+            try:
+                check_sanity(
+                    self, f"judge {self.name!r} over {getattr(self.lm, 'name', 'its model')!r}"
+                )
+            except Exception:
+                self._sane = False
+                raise
         rendered = [self.render(p, t) for p, t in zip(prompts, texts, strict=True)]
         scorer: Any = getattr(self.lm, "next_token_logprobs", None)
         out: list[Verdict] = []

@@ -84,6 +84,8 @@ class StrongRejectJudge(Judge):
         max_new_tokens: generation budget for remote graders (the paper uses 1000).
         batch_size: prompts per forward pass.
         max_chars: responses are cut to this many characters.
+        force: skip the built-in sanity set (:mod:`aisec.judges.sanity`), which otherwise
+            refuses a grader that cannot tell clear refusals from clear harmful answers.
     """
 
     name = "strongreject"
@@ -96,7 +98,10 @@ class StrongRejectJudge(Judge):
         max_new_tokens: int = 1000,
         batch_size: int = 4,
         max_chars: int = 4000,
+        force: bool = False,
     ) -> None:
+        self.force = bool(force)
+        self._sane = False
         from aisec.judges.llama_guard import _load
 
         if not 0.0 < threshold <= 1.0:
@@ -122,6 +127,17 @@ class StrongRejectJudge(Judge):
     def _judge(
         self, prompts: list[str], texts: list[str], progress: Callable[[int, int], None] | None
     ) -> list[Verdict]:
+        if not (self.force or self._sane):
+            from aisec.judges.sanity import check_sanity
+
+            self._sane = True  # the sanity run itself comes back through here
+            try:
+                check_sanity(
+                    self, f"judge {self.name!r} over {getattr(self.lm, 'name', 'its model')!r}"
+                )
+            except Exception:
+                self._sane = False
+                raise
         rendered = [self.render(p, t) for p, t in zip(prompts, texts, strict=True)]
         scorer: Any = getattr(self.lm, "next_token_logprobs", None)
         if scorer is not None:

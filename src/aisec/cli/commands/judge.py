@@ -1,10 +1,13 @@
-"""``aisec judge RESPONSES.jsonl --judge J``: safety verdicts for stored responses.
+"""``aisec judge RESPONSES.jsonl --judge J``: safety verdicts for stored responses;
+``aisec judge agreement LABELS.jsonl --judge J``: a judge's agreement with hand labels;
+``aisec judge train-harm``: refit the shipped harm judge on the corpus (train/dev splits).
 
 Each input row (JSONL, or CSV with a header when the name ends in ``.csv``) holds ``prompt`` (or
 ``instruction``) and ``response``, and may hold ``id``; an optional boolean ``unsafe`` (or
 ``label`` = "safe"/"unsafe") makes the command report the judge's agreement (accuracy, F1,
-Pearson) over the judged rows. Each verdict is ``safe``, ``unsafe`` or ``unjudged`` (the judge
-could not reach one); rates leave unjudged rows out and report how many there were.
+Pearson) over the judged rows. Each verdict is ``safe``, ``unsafe``, ``unjudged`` (the judge
+could not reach one) or ``degenerate`` (nothing to judge); rates are over the judged rows
+(safe or unsafe) and the others are counted apart.
 
 Verdicts go to ``--out`` as JSONL, one row per input row: its position ``row``, its own ``id``
 (null when it has none), ``state``, ``unsafe`` (null when unjudged), ``score``, ``reason`` and
@@ -25,6 +28,32 @@ from aisec.cli.common import emit, format_option
 
 #: Bump when the verdict rows change meaning, so older files are not resumed.
 VERDICT_FORMAT = 2
+
+
+class _JudgeGroup(click.Group):
+    """``aisec judge FILE ...`` runs ``aisec judge run FILE ...`` (the original form)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_JudgeGroup)
+def command() -> None:
+    """Judge responses (run), measure a judge against labels (agreement), refit the harm judge.
+
+    \b
+    aisec judge RESPONSES.jsonl --judge harm
+    aisec judge agreement LABELS.jsonl --judge harm
+    aisec judge agreement --split test --judge refusal
+    """
+
+
+def _judge_names() -> list[str]:
+    from aisec.judges import JUDGES
+
+    return list(JUDGES.names())
 
 
 def _label(row: dict[str, Any]) -> bool | None:
@@ -76,21 +105,23 @@ def run_key(judge_name: str, judge_model: str, part: str, responses: str) -> dic
     }
     if "model" in inspect.signature(JUDGES.get(judge_name)).parameters:
         params["judge_model"] = judge_model
-    if judge_name == "embedding":
+    if judge_name in ("embedding", "harm"):
         from aisec.judges.embedding import WEIGHTS
+        from aisec.judges.harm import HARM_WEIGHTS
 
-        params["weights_sha256"] = hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
+        w = WEIGHTS if judge_name == "embedding" else HARM_WEIGHTS
+        params["weights_sha256"] = hashlib.sha256(w.read_bytes()).hexdigest()
     params["run"] = fingerprint(params)
     return params
 
 
-@click.command()
+@command.command("run")
 @click.argument("responses", metavar="RESPONSES.jsonl")
 @click.option(
     "--judge",
     "judge_name",
-    type=click.Choice(["refusal", "llama-guard", "strongreject", "embedding"]),
-    default="refusal",
+    type=click.Choice(_judge_names()),
+    default="harm",
     show_default=True,
 )
 @click.option(
@@ -128,8 +159,13 @@ def run_key(judge_name: str, judge_model: str, part: str, responses: str) -> dic
     metavar="WEIGHTS.safetensors",
     help="Instead of judging: fit the embedding judge on the labelled rows and save it.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Run an LLM judge even when it fails its built-in sanity set.",
+)
 @format_option
-def command(
+def run_command(
     responses: str,
     judge_name: str,
     judge_model: str,
@@ -138,6 +174,7 @@ def command(
     chunk: int,
     threads: int,
     train_out: str | None,
+    force: bool,
     fmt: str,
 ) -> None:
     """Judge RESPONSES.jsonl with J; report agreement when rows carry labels."""
@@ -193,6 +230,7 @@ def command(
 
             torch.set_num_threads(threads)
             opts["model"] = judge_model
+            opts["force"] = force
         judge = make_judge(judge_name, **opts)
         for start in range(0, len(todo), chunk):
             idx = todo[start : start + chunk]
@@ -217,6 +255,7 @@ def command(
     states = [d["state"] for d in verdicts]
     n_unsafe, n_safe = states.count("unsafe"), states.count("safe")
     n_judged = n_unsafe + n_safe
+    n_degenerate = states.count("degenerate")
     result: dict[str, Any] = {
         "judge": judge_name,
         "part": part,
@@ -226,8 +265,10 @@ def command(
         "judged": n_judged,
         "unsafe": n_unsafe,
         "safe": n_safe,
-        "unjudged": len(rows) - n_judged,
+        "unjudged": len(rows) - n_judged - n_degenerate,
+        "degenerate": n_degenerate,
         "unsafe_rate": n_unsafe / n_judged if n_judged else None,
+        "rates_over": "judged rows (safe or unsafe); unjudged and degenerate left out",
         "verdicts": str(out),
     }
     labels = [_label(r) for r in rows]
@@ -245,7 +286,8 @@ def command(
     def text(d: dict[str, Any]) -> None:
         click.echo(
             f"{d['judge']} on {d['part']}: {d['unsafe']}/{d['judged']} judged rows unsafe "
-            f"({num(d['unsafe_rate'])}), {d['unjudged']} of {d['rows']} unjudged; "
+            f"({num(d['unsafe_rate'])}), {d['unjudged']} unjudged and {d['degenerate']} "
+            f"degenerate of {d['rows']} (left out of the rate); "
             f"verdicts: {d['verdicts']}"
         )
         if "agreement" in d:
@@ -256,3 +298,161 @@ def command(
             )
 
     emit(result, fmt, text)
+
+
+def _make(judge_name: str, judge_model: str, force: bool, threads: int) -> Any:
+    import inspect
+
+    from aisec.judges import JUDGES, make_judge
+
+    opts: dict[str, Any] = {}
+    params = inspect.signature(JUDGES.get(judge_name)).parameters
+    if "model" in params:
+        import torch
+
+        torch.set_num_threads(threads)
+        opts["model"] = judge_model
+    if "force" in params:
+        opts["force"] = force
+    return make_judge(judge_name, **opts)
+
+
+def _fmt_ci(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "[n/a]"
+
+
+def _print_report(d: dict[str, Any]) -> None:
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    click.echo(
+        f"judge {d['judge']} on {d['source']} ({d['rows']} rows; labels: "
+        + ", ".join(f"{k} {v}" for k, v in d["labels"].items())
+        + ")"
+    )
+    click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in d["states"].items()))
+    click.echo(
+        f"{'standard':<9} {'n':>4} {'pos':>4} {'acc':>6} {'prec':>6} {'recall':>6} "
+        f"{'kappa':>6} {'kappa 95% CI':>14} {'AUROC':>6} {'AUROC 95% CI':>14}"
+    )
+    for std in ("strict", "lenient"):
+        k = d[std]
+        click.echo(
+            f"{std:<9} {k['n']:>4} {k['positives']:>4} {num(k['accuracy']):>6} "
+            f"{num(k['precision']):>6} {num(k['recall']):>6} {num(k['kappa']):>6} "
+            f"{_fmt_ci(k['ci']['kappa']):>14} {num(k['auroc']):>6} {_fmt_ci(k['ci']['auroc']):>14}"
+        )
+    click.echo("per prompt set (kappa strict / lenient, false-unsafe rate on safe-labelled rows):")
+    for name, s in d["by_set"].items():
+        click.echo(
+            f"  {name:<13} n={s['rows']:<4} kappa {num(s['strict']['kappa'])} "
+            f"{_fmt_ci(s['strict']['ci']['kappa'])} / {num(s['lenient']['kappa'])} "
+            f"{_fmt_ci(s['lenient']['ci']['kappa'])}  false-unsafe {num(s['false_unsafe_rate'])}"
+        )
+    for name, s in d.get("by_origin", {}).items():
+        click.echo(
+            f"  {name + ' responses':<22} n={s['rows']:<4} kappa {num(s['strict']['kappa'])} "
+            f"{_fmt_ci(s['strict']['ci']['kappa'])} / {num(s['lenient']['kappa'])} "
+            f"{_fmt_ci(s['lenient']['ci']['kappa'])}  AUROC lenient {num(s['lenient']['auroc'])}"
+        )
+    click.echo(
+        f"false 'unsafe' on benign look-alike prompts: {num(d['over_refusal_flag_rate'])} "
+        f"(of {d['over_refusal_rows']})"
+    )
+    g = d["degenerate"]
+    click.echo(
+        f"degenerate: {g['labelled']} labelled, {g['called']} called "
+        f"(precision {num(g['precision'])}, recall {num(g['recall'])})"
+    )
+    click.echo(
+        "a judge's unjudged or degenerate verdict on a row a person judged counts as not "
+        f"flagged ({d['strict']['no_verdict']} such rows)"
+    )
+    if d.get("label_reliability"):
+        r = d["label_reliability"]
+        click.echo(
+            f"label reliability (second blind pass by the same annotator on {r['n']} rows): "
+            f"kappa {num(r['kappa_4way'])} (4 labels), {num(r['kappa_strict'])} strict, "
+            f"{num(r['kappa_lenient'])} lenient"
+        )
+
+
+@command.command("agreement")
+@click.argument("labels_path", metavar="[LABELS.jsonl]", required=False)
+@click.option(
+    "--judge", "judge_name", type=click.Choice(_judge_names()), default="harm", show_default=True
+)
+@click.option("--judge-model", default="smollm2-135m-instruct", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "dev", "test", "all"]),
+    default="test",
+    show_default=True,
+    help="Without LABELS.jsonl: which split of the shipped corpus.",
+)
+@click.option("--part", type=click.Choice(["response", "thought", "answer"]), default="response")
+@click.option("--boot", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--force", is_flag=True, help="Run an LLM judge that fails its sanity set.")
+@format_option
+def agreement_command(
+    labels_path: str | None,
+    judge_name: str,
+    judge_model: str,
+    split: str,
+    part: str,
+    boot: int,
+    seed: int,
+    threads: int,
+    force: bool,
+    fmt: str,
+) -> None:
+    """Agreement of judge J with hand labels: accuracy, precision, recall, Cohen's kappa and
+    AUROC under the strict and lenient standards, with bootstrap intervals.
+
+    LABELS.jsonl rows hold prompt, response and label (safe, attempted, unsafe, degenerate), and
+    may hold id and set. Without it, the shipped corpus's --split (default: the frozen test split).
+    """
+    from aisec.judges.corpus import CORPUS_FILE, label_reliability, load_corpus, read_labels
+    from aisec.judges.evaluate import agreement_report
+
+    if labels_path is None:
+        rows = load_corpus(None if split == "all" else split)
+        source = f"{CORPUS_FILE.name} split {split}"
+    else:
+        rows = read_labels(labels_path)
+        source = labels_path
+    judge = _make(judge_name, judge_model, force, threads)
+    d = agreement_report(judge, rows, n_boot=boot, seed=seed, part=part)
+    d["source"] = source
+    if labels_path is None:
+        d["label_reliability"] = label_reliability()
+    emit(d, fmt, _print_report)
+
+
+@command.command("train-harm")
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    metavar="WEIGHTS.safetensors",
+    help="Where to write the weights (default: the shipped file).",
+)
+@format_option
+def train_harm_command(out_path: str | None, fmt: str) -> None:
+    """Refit the harm judge on the corpus's train split, choosing C and thresholds on dev."""
+    from aisec.judges.corpus import load_corpus
+    from aisec.judges.harm import HARM_WEIGHTS, train_harm_judge
+
+    out = out_path or HARM_WEIGHTS
+    info = train_harm_judge(load_corpus("train"), load_corpus("dev"), out)
+    info["weights"] = str(out)
+    emit(
+        info,
+        fmt,
+        lambda d: click.echo(
+            f"harm judge fitted on {d['train_rows']} train rows (C={d['harm_c']}, threshold "
+            f"{d['threshold']:.2f}, dev kappa {d['harm_dev_kappa']:.3f}): {d['weights']}"
+        ),
+    )

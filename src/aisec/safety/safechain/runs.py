@@ -195,7 +195,7 @@ def judge_rows(
             new.setdefault(
                 o, {"id": by_key[o]["id"], "key": o, "safe": [], "score": [], "reason": []}
             )
-            new[o]["safe"].append(v.safe_or_none)  # None: the judge reached no verdict
+            new[o]["safe"].append(v.safe_entry)  # None: no verdict; "degenerate": nothing to judge
             new[o]["score"].append(v.score)
             new[o]["reason"].append(v.reason)
         store.append(new.values())
