@@ -125,14 +125,15 @@ def test_attack_recovers_edges_from_paper_and_fails_on_hardened(data):
     assert hard["edge_recovery_ssmm_leak"] <= chance + 4 * np.sqrt(chance * (1 - chance) / m)
 
 
-def test_checkpoints_resume_after_the_last_epoch(data, tmp_path):
-    p = _params(epochs=1, record_view_epochs=0)
-    _train(data, p, ck=tmp_path)
+@pytest.mark.parametrize("mode,matmul", [("paper", "ssmm"), ("hardened", "beaver-dealer")])
+def test_checkpoints_resume_after_the_last_epoch(data, tmp_path, mode, matmul):
+    kw = dict(mode=mode, matmul=matmul, record_view_epochs=0)
+    _train(data, _params(epochs=1, **kw), ck=tmp_path)
     assert (tmp_path / "a" / "epoch-1.safetensors").exists()
-    f2, rep = _train(data, _params(epochs=2, record_view_epochs=0), ck=tmp_path)
+    f2, rep = _train(data, _params(epochs=2, **kw), ck=tmp_path)
     assert rep.resumed_from_epoch == 1 and rep.batches == 5
     ref = _plain(data, _params(epochs=2))
-    assert np.max(np.abs(f2.U - ref.U)) < 1e-3
+    assert np.max(np.abs(f2.U - ref.U)) < 5e-3
 
 
 def test_hardened_refuses_ssmm():
