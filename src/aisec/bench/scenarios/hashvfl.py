@@ -231,11 +231,24 @@ def reconstruction(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         for d in ("none", "hash")
         for a in ("decoder", "inversion")
     ]
+    notes = []
+    if image:
+        from aisec.privacy.attacks.harness import recon_figure
+
+        fig = recon_figure(
+            {
+                "plain VFL": out["none"]["decoder"]["examples"],
+                "HashVFL": out["hash"]["decoder"]["examples"],
+            },
+            ctx.work_dir / "reconstructions.png",
+        )
+        notes.append(f"picture (original, plain VFL, HashVFL, class mean): {fig}")
     return Result(
         metrics=metrics,
         labels=_labels(ds, "hash", params["bits"]),
         breakdown=breakdown,
-        notes=[
+        notes=notes
+        + [
             f"reconstruction of party P1's slice; {key} against the class-mean baseline "
             "(the mean auxiliary row of the target's true class)"
         ],

@@ -30,7 +30,7 @@ from aisec.privacy.attacks.reconstruction import (
 from aisec.privacy.vfl.data import VFLSplit, load_split
 from aisec.privacy.vfl.run import load_run
 
-__all__ = ["ATTACK_NAMES", "run_attack"]
+__all__ = ["ATTACK_NAMES", "run_attack", "recon_figure"]
 
 ATTACK_NAMES = ("decoder", "inversion", "grad-norm", "grad-direction", "completion")
 
@@ -68,8 +68,11 @@ def run_attack(
     if attack in ("decoder", "inversion"):
         aux_x = split.parties["aux"][i].x
         aux_y = split.labels["aux"]
-        tx = split.parties["test"][i].x[:targets]
-        ty = split.labels["test"][:targets]
+        # a random subset: rows are stored in id order, which some data sets sort by class
+        n_test = len(split.labels["test"])
+        pick = np.sort(rng.choice(n_test, size=min(targets, n_test), replace=False))
+        tx = split.parties["test"][i].x[pick]
+        ty = split.labels["test"][pick]
         g = torch.Generator()
         g.manual_seed(int(rng.integers(2**62)))
         observed = wire_values(bottom, tx, spec, g)
@@ -135,3 +138,41 @@ def run_attack(
         {"label_attack_acc": r["acc"], "majority_rate": r["majority_rate"], "known": r["known"]}
     )
     return out
+
+
+def recon_figure(examples: dict[str, str | Path], out: str | Path, rows: int = 6) -> Path:
+    """A PNG grid of reconstructions: the original slice, each labelled attack's output (files
+    written by :func:`run_attack`, e.g. ``{"plain VFL": ..., "HashVFL": ...}``) and the class
+    mean, one target per column."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aisec.io import atomic_write_bytes
+
+    loaded = {k: load_safetensors(v, framework="np") for k, v in examples.items()}
+    first = next(iter(loaded.values()))
+    if first["truth"].ndim != 3:
+        raise InputFileError(next(iter(examples.values())), "holds no image reconstructions")
+    lines = [("original", first["truth"])]
+    lines += [(k, np.clip(v["recon"], 0, 1)) for k, v in loaded.items()]
+    lines.append(("class mean", first["class_mean"]))
+    k = min(rows, first["truth"].shape[0])
+    fig, axes = plt.subplots(len(lines), k, figsize=(1.1 * k, 1.25 * len(lines)), dpi=110)
+    try:
+        for r, (name, imgs) in enumerate(lines):
+            for c in range(k):
+                ax = axes[r][c]
+                ax.imshow(imgs[c], cmap="gray", vmin=0, vmax=1)
+                ax.set_xticks([]), ax.set_yticks([])
+                if c == 0:
+                    ax.set_ylabel(name, fontsize=7)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(out, buf.getvalue())

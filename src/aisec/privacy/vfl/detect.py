@@ -94,8 +94,10 @@ def detect_abnormal(
     top, codes = tm["top"], tm["codes"]
     rng = np.random.default_rng([seed, i])
     n = min(rows, len(split.labels["test"]))
-    xs = [torch.from_numpy(p.x[:n]) for p in split.parties["test"]]
-    y = torch.from_numpy(split.labels["test"][:n])
+    # a random subset: rows are stored in id order, which some data sets sort by class
+    pick = np.sort(rng.choice(len(split.labels["test"]), size=n, replace=False))
+    xs = [torch.from_numpy(p.x[pick]) for p in split.parties["test"]]
+    y = torch.from_numpy(split.labels["test"][pick])
     lo = float(min(p.x.min() for p in split.parties["train"]))
     hi = float(max(p.x.max() for p in split.parties["train"]))
 
@@ -123,11 +125,14 @@ def detect_abnormal(
                 DataSpec(
                     dataset=other,
                     parties=recipe.data.parties,
-                    rows=max(2 * n + 200, 1000),
+                    rows=max(5 * n + 100, 1000),
                     seed=seed,
                 )
             )
-            bad = torch.from_numpy(o.parties["test"][i].x[:n])
+            other_pick = rng.choice(
+                len(o.labels["test"]), size=n, replace=len(o.labels["test"]) < n
+            )
+            bad = torch.from_numpy(o.parties["test"][i].x[np.sort(other_pick)])
         elif kind == "noise":
             shape = xs[i].shape
             if split.kind == "image":
