@@ -389,8 +389,9 @@ def adversarial(params: Any, ctx: Any) -> Result:
     },
     description="horizontal flip and negative image: single test vs testing the 4 variants",
     headline=[
-        Headline("gaussmarker.hflip.tpr_variants", label="GM flip, variants"),
-        Headline("gaussmarker.hflip.tpr_single", label="GM flip, single"),
+        Headline("gaussmarker_nognr.hflip.tpr_single", label="GM-noGNR flip, single"),
+        Headline("gaussmarker_nognr.hflip.tpr_variants", label="GM-noGNR flip, variants"),
+        Headline("gaussmarker_nognr.tpr_cost_of_variants", label="GM-noGNR variant cost"),
     ],
 )
 def flip_invert(params: Any, ctx: Any) -> Result:
