@@ -93,15 +93,16 @@ def run_attack(
             out["recon_ssim"] = r.ssim
             out["recon_ssim_class_mean"] = r.ssim_class_mean
         if save_examples:
-            k = min(save_examples, len(ty))
+            # spread over the targets (sorted by id, so across classes where ids follow classes)
+            sel = np.unique(np.linspace(0, len(ty) - 1, min(save_examples, len(ty))).astype(int))
             path = Path(run_dir) / "attacks" / f"{attack}-{party}.safetensors"
             save_safetensors(
                 path,
                 {
-                    "truth": np.ascontiguousarray(tx[:k]),
-                    "recon": np.ascontiguousarray(recon[:k]),
-                    "class_mean": np.ascontiguousarray(base[:k]),
-                    "labels": ty[:k].astype(np.int64),
+                    "truth": np.ascontiguousarray(tx[sel]),
+                    "recon": np.ascontiguousarray(recon[sel]),
+                    "class_mean": np.ascontiguousarray(base[sel]),
+                    "labels": ty[sel].astype(np.int64),
                 },
             )
             out["examples"] = str(path)
