@@ -129,6 +129,9 @@ def _summary(
         "seconds_per_epoch": float(np.mean(active.seconds_per_epoch))
         if active.seconds_per_epoch
         else 0.0,
+        "seconds_per_epoch_min": float(min(active.seconds_per_epoch))
+        if active.seconds_per_epoch
+        else 0.0,
         "seconds": seconds,
         "epochs_run": active.epochs_run,
         "resumed_from_epoch": active.resumed_from_epoch,
