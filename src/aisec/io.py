@@ -85,7 +85,7 @@ def write_private(path: str | os.PathLike[str], data: bytes) -> Path:
     return atomic_write_bytes(path, data, mode=0o600)
 
 
-def require_private(path: str | os.PathLike[str], what: str, flag: str) -> Path:
+def require_private(path: str | os.PathLike[str], what: str, flag: str | None = None) -> Path:
     """Refuse a secret file that other users can access (any group/other permission bit), as
     ssh refuses an unprotected private key; ``flag`` names the option that accepts it anyway.
     No check where the OS has no POSIX modes."""
@@ -99,7 +99,7 @@ def require_private(path: str | os.PathLike[str], what: str, flag: str) -> Path:
         raise InputFileError(
             p,
             f"{what} is a secret but other users can access it (mode {mode:04o}); "
-            f"run `chmod 600 {p}`, or pass {flag} to use it anyway",
+            f"run `chmod 600 {p}`" + (f", or pass {flag} to use it anyway" if flag else ""),
         )
     return p
 

@@ -83,7 +83,7 @@ def detect_files(
                     "key with `aisec watermark train-gnr`"
                 )
             gnr = str(found)
-        g = GNR.load(gnr, allow_readable=allow_readable_gnr) if gnr else None
+        g = GNR.load(gnr, allow_readable_gnr, "--allow-readable-gnr") if gnr else None
         if g is not None and g.fingerprint != kfp:
             raise ConfigError(f"GNR {gnr} was trained for another key")
         fpath = Path(fuser) if fuser else shipped_fuser(backbone, g is not None)

@@ -347,16 +347,17 @@ class GNR:
         return write_private(path, save(state, metadata=meta))
 
     @classmethod
-    def load(cls, path: str | Path, allow_readable: bool = False) -> GNR:
+    def load(cls, path: str | Path, allow_readable: bool = False, flag: str | None = None) -> GNR:
         """Load a GNR; one that other users can read is refused unless ``allow_readable`` (the
-        shipped GNR, of the public demo key, is public and exempt)."""
+        shipped GNR, of the public demo key, is public and exempt); ``flag`` names the option
+        that sets it, for the error."""
         from safetensors import safe_open
 
         from aisec.io import load_safetensors, require_private
 
         p = Path(path)
         if not allow_readable and p.resolve().parent != SHIPPED_DIR:
-            require_private(p, "the GNR", "--allow-readable-gnr")
+            require_private(p, "the GNR", flag)
         tensors = load_safetensors(p)
         try:
             with safe_open(str(p), framework="pt") as f:
