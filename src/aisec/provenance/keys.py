@@ -126,9 +126,9 @@ def _upgrade_params(doc: dict[str, Any]) -> None:
 def validate_key(key: WatermarkKey, source: str | Path = "key") -> None:
     """Validate the whole key against its method (one-line :class:`InputFileError` naming
     ``source``): known method, valid parameters, material that fits them."""
+    import aisec.provenance  # noqa: F401  (registers every method)
     from aisec.provenance.base import IMAGE_WATERMARKS, get_method
 
-    get_method(DEMO_METHOD)  # registers every method
     if key.method not in IMAGE_WATERMARKS.names():
         raise InputFileError(source, f"corrupt watermark key (unknown method {key.method!r})")
     try:
