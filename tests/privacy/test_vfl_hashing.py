@@ -119,3 +119,13 @@ def test_dp_budget_comes_from_the_accountant_and_composes_over_epochs():
     assert e1 < e5 <= 5 * 0.5 * 1.001  # never (noticeably) above basic composition
     assert epsilon_spent(DefenceSpec(name="noise", noise_scale=2.0), 3) > 0
     assert epsilon_spent(DefenceSpec(name="hash"), 3) is None
+
+
+def test_noise_after_hashing_travels_as_float32_and_changes_the_codes():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.tensor([[1.0, -1.0] * 8] * 4)
+    spec = DefenceSpec(name="hash", code_bits=16, hash_noise=0.5)
+    sent, fields = encode(spec, codes, g)
+    assert set(fields) == {"e"} and fields["e"].dtype == np.float32
+    assert not torch.equal(sent, codes)
+    assert torch.equal(decode(spec, fields, 4), sent)

@@ -134,7 +134,7 @@ for _ds in ("digits", "adult", "mnist", "fashion", "reviews"):
     scenario(
         f"hashvfl.acc_{_ds}",
         system="hashvfl",
-        params={"epochs": 5, "bits": 16, "extra_bits": [], "rows": {"adult": 3000}},
+        params={"epochs": 8, "bits": 16, "extra_bits": [], "rows": {"adult": 3000}},
         full_params={"epochs": 10, "extra_bits": [8, 32, 64], "rows": {}},
         suites=("quick", "full") if _ds in _QUICK_ACC else ("full",),
         headline=_ACC_HEADLINES,
