@@ -1,7 +1,13 @@
-"""Safety judges behind one interface: refusal matching, LLM-as-judge (Llama Guard 3 format),
-the StrongREJECT rubric and an embedding classifier; agreement with labels in one function.
+"""Safety judges behind one interface, and their agreement with people.
 
-``make_judge("refusal")``, ``make_judge("llama-guard", model="smollm2-135m-instruct")``,
+Judges: ``harm`` (the offline harm judge, fitted on aisec's labelled corpus), ``refusal`` (a
+refusal detector), ``refusal-strings-reference`` (the reference's string matcher), LLM-as-judge
+in the Llama Guard 3 format (``llama-guard``), the StrongREJECT rubric (``strongreject``) and
+the older 40-row embedding classifier (``embedding``). Verdicts are safe, unsafe, unjudged or
+degenerate. The corpus is :mod:`aisec.judges.corpus`; agreement reports (Cohen's kappa, AUROC,
+bootstrap intervals) are :mod:`aisec.judges.evaluate`.
+
+``make_judge("harm")``, ``make_judge("llama-guard", model="smollm2-135m-instruct", force=True)``,
 ``make_judge("strongreject", model="http://gpu-box:8000/v1#Qwen/Qwen2.5-7B-Instruct")``.
 """
 

@@ -371,7 +371,7 @@ class Kappa:
         standard: ``strict`` (positive = unsafe) or ``lenient`` (unsafe or attempted).
         n: items compared; positives: hand-labelled positives among them.
         accuracy, precision, recall, kappa, auroc: point estimates (None when undefined:
-            kappa with a single class on both sides, AUROC with one label class).
+            kappa and AUROC when the labels hold a single class).
         ci: name -> [low, high], percentile bootstrap over items (None when undefined).
         no_verdict: compared items the judge left unjudged or called degenerate.
     """
@@ -415,7 +415,9 @@ def _point(y: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict[str, float | Non
         "precision": tp / int(p.sum()) if p.any() else None,
         "recall": tp / int(y.sum()) if y.any() else None,
     }
-    if y.size and (len(set(y.tolist())) > 1 or len(set(p.tolist())) > 1):
+    # kappa is reported only when the labels hold both classes: against labels with no
+    # positive (or no negative) it says nothing about the judge (it is 0 or undefined)
+    if y.size and len(set(y.tolist())) > 1:
         import warnings
 
         with warnings.catch_warnings():
