@@ -251,3 +251,45 @@ def test_two_parties_over_tls_and_a_peer_with_a_foreign_certificate(tmp_path, di
             ]
         )
     assert not (tmp_path / "o2" / "models").exists()
+
+
+def test_a_party_that_crashes_mid_epoch_is_named_and_the_rerun_resumes(digits2, tmp_path):
+    params = _recipe(2, "hash", epochs=3, timeout_s=5).train
+    a, b = digits2.parties["train"]
+    per_epoch = -(-b.n // params.batch_size)
+    ca, cb = inprocess_pair("P0", "P1", timeout_s=5)
+    real_send, sent = cb.send, {"emb": 0}
+
+    def crashing_send(step, message):
+        if step == "emb":
+            sent["emb"] += 1
+            if sent["emb"] > per_epoch + 2:  # dies in epoch 2, batch 3
+                cb.close()
+                raise ConnectionResetError("P1's host went down")
+        real_send(step, message)
+
+    cb.send = crashing_send
+    ck = {p: tmp_path / p for p in ("P0", "P1")}
+    errors: dict[str, BaseException] = {}
+
+    def passive():
+        try:
+            train_passive("P1", cb, b, params, ck["P1"])
+        except BaseException as exc:  # noqa: BLE001
+            errors["P1"] = exc
+
+    t = threading.Thread(target=passive)
+    t.start()
+    with pytest.raises(PeerError, match="peer 'P1' at step 'epoch 2 batch 3 emb'"):
+        train_active({"P1": ca}, a, params, ck["P0"])
+    t.join()
+    assert isinstance(errors["P1"], ConnectionResetError)
+    # the rerun picks up after epoch 1, the last one both parties finished
+    ca, cb = inprocess_pair("P0", "P1", timeout_s=5)
+    out: dict[str, object] = {}
+    t = threading.Thread(target=lambda: out.update(p1=train_passive("P1", cb, b, params, ck["P1"])))
+    t.start()
+    _, _, _, rep = train_active({"P1": ca}, a, params, ck["P0"])
+    t.join()
+    assert rep.resumed_from_epoch == 1 and rep.epochs_run == 2
+    assert out["p1"][1].resumed_from_epoch == 1
