@@ -522,7 +522,7 @@ def train_active(
     except Exception as exc:
         for c in chans.values():
             c.abort(exc, step)
-        if isinstance(exc, DataError | ConfigError) and current and current not in str(exc):
+        if type(exc) in (DataError, ConfigError) and current and current not in str(exc):
             raise type(exc)(f"{current}: {exc}") from None
         raise
     rep.comm = {p: c.stats.as_dict() for p, c in chans.items()}  # type: ignore[dict-item]
