@@ -1,0 +1,78 @@
+"""``aisec videomark`` embed -> detect -> attack on an embedded clip, and a batch with a bad file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from aisec.cli.main import main
+
+
+def test_embed_then_detect_then_attack_from_the_readme(tmp_path, capsys):
+    pytest.importorskip("av")
+    pytest.importorskip("onnxruntime")
+    if importlib.util.find_spec("imwatermark") is None:
+        pytest.skip("needs the invisible-watermark package (extra video)")
+    from aisec.assets.datasets import video_clips
+
+    src = str(video_clips()[1].path)  # bikes
+    key, wm, att = tmp_path / "key.json", tmp_path / "wm.mkv", tmp_path / "att.mkv"
+    base = ["--frames", "3", "--size", "128"]
+    assert main(["videomark", "embed", src, str(wm), "--key", str(key), *base]) == 0
+    assert (key.stat().st_mode & 0o777) == 0o600
+    capsys.readouterr()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"garbage" * 100)
+    with pytest.raises(SystemExit) as exc:  # a failed file makes the batch exit 1
+        main(
+            [
+                "videomark",
+                "detect",
+                str(wm),
+                src,
+                str(bad),
+                "--key",
+                str(key),
+                *base,
+                "--format",
+                "json",
+            ]
+        )
+    assert exc.value.code == 1
+    out = json.loads(capsys.readouterr().out)
+    assert [r["watermarked"] for r in out["results"]] == [True, False]
+    assert (
+        out["failed"][0]["input"] == str(bad) and "cannot be decoded" in out["failed"][0]["error"]
+    )
+    assert (
+        main(
+            [
+                "videomark",
+                "attack",
+                str(wm),
+                str(att),
+                "--perturbation",
+                "frame_removal",
+                "--strength",
+                "0.5",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    res = json.loads(capsys.readouterr().out)
+    assert 1 <= res["frames_out"] <= 3
+
+
+def test_detect_refuses_a_key_of_another_method(tmp_path, capsys):
+    key = tmp_path / "k.json"
+    key.write_text(
+        json.dumps({"kind": "aisec.video_watermark_key", "method": "revmark", "message": "01" * 48})
+    )
+    vid = tmp_path / "v.mkv"
+    vid.write_bytes(b"x")
+    assert main(["videomark", "detect", str(vid), "--key", str(key)]) == 2
+    assert "not 'rivagan'" in capsys.readouterr().err
