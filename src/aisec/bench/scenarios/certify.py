@@ -249,7 +249,7 @@ def _spread(values: list[float]) -> dict[str, float]:
         "attack": "cert-aware",
         "rate": 0.01,
         "seeds": 2,
-        "epochs": 20,
+        "epochs": 40,
         "baseline": True,
         "test_inputs": 50,
         "n": 100,
