@@ -54,18 +54,13 @@ def _common(fn):  # noqa: ANN001, ANN202
 
 
 def _experiment(recipe: str | None, overrides: tuple[str, ...], **flags: Any) -> Any:
-    from aisec.config import apply_overrides, load_yaml, parse_overrides, validate
+    """The experiment: flag defaults < YAML recipe < ``--set`` < flags given by the user."""
+    from aisec.cli.common import layered, split_flags
+    from aisec.config import load_yaml, validate
     from aisec.robustness.experiment import Experiment
 
-    data = load_yaml(recipe) if recipe else {}
-    data = apply_overrides(data, parse_overrides(overrides))
-    for k, v in flags.items():
-        if v is None:
-            continue
-        if k in ("attack_params", "train", "certifier_params"):
-            data[k] = {**data.get(k, {}), **v}
-        else:
-            data[k] = v
+    given, defaults = split_flags(flags, {"attack_params": "poison_rate", "train": "epochs"})
+    data = layered(load_yaml(recipe) if recipe else {}, overrides, given, defaults)
     return validate(Experiment, data, where=recipe or "certify")
 
 
@@ -236,17 +231,23 @@ def run_cmd(
         if not given("dataset") and prov["dataset"] is not None and input_path is None:
             dataset = prov["dataset"]
         path = checkpoint
-    else:
-        path = str(WEIGHTS_DIR / weights_name(dataset, CERTIFIERS.get(certifier).family, None))
-        ck = load_checkpoint(path)
     params = {
         k: v
         for k, v in {"n": n, "sigma": sigma, "alpha": alpha, "epsilon": epsilon}.items()
         if v is not None
     }
     exp = _experiment(
-        recipe, overrides, dataset=dataset, certifier=certifier, certifier_params=params or None
+        recipe,
+        overrides,
+        dataset=dataset,
+        certifier=certifier,
+        test_limit=test_limit,
+        certifier_params=params or None,
     )
+    if checkpoint is None:  # the shipped model for the resolved data set and certifier
+        family = CERTIFIERS.get(exp.certifier).family
+        path = str(WEIGHTS_DIR / weights_name(exp.dataset, family, None))
+        ck = load_checkpoint(path)
     fit_sigma, notes = check_fit(
         ck,
         certifier=exp.certifier,
@@ -262,7 +263,7 @@ def run_cmd(
     if input_path:
         x, y = as_batch(load_npy_images(input_path), ck.arch, name=input_path), None
     else:
-        te = load_split(exp.dataset, "test", test_limit)
+        te = load_split(exp.dataset, "test", exp.test_limit)
         x, y = as_batch(te.x, ck.arch, name=f"{exp.dataset} images"), te.y
     if triggered:
         x = make_attack("random-label").trigger(ck.arch.height).apply(x)
@@ -334,18 +335,20 @@ def attack_cmd(
     from aisec.robustness.pipeline import run_experiment, torch_threads
 
     rows = []
-    for label, rate in (("unpoisoned", 0.0), ("poisoned", poison_rate)):
-        exp = _experiment(
-            recipe,
-            overrides,
-            dataset=dataset,
-            certifier=certifier,
-            test_limit=test_limit,
-            train_limit=train_limit,
-            attack=attack,
-            attack_params={"rate": rate},
-            train={"epochs": epochs} if epochs else None,
-        )
+    poisoned = _experiment(
+        recipe,
+        overrides,
+        dataset=dataset,
+        certifier=certifier,
+        test_limit=test_limit,
+        train_limit=train_limit,
+        attack=attack,
+        attack_params={"rate": poison_rate},
+        train={"epochs": epochs} if epochs else None,
+    )
+    # the unpoisoned model: the same experiment with no poison, whatever rate was resolved
+    clean = poisoned.model_copy(update={"attack_params": {**poisoned.attack_params, "rate": 0.0}})
+    for label, exp in (("unpoisoned", clean), ("poisoned", poisoned)):
         with torch_threads(1):
             _, ev, record = run_experiment(
                 exp, seed, progress=lambda f, m, lb=label: click.echo(f"{lb}: {m}", err=True)
