@@ -311,7 +311,8 @@ def train_gnr_cmd(
     fmt: str,
 ) -> None:
     """Train the Gaussian Noise Restorer for a GaussMarker / Gaussian Shading key (synthetic data)."""
-    from aisec.config import apply_overrides, parse_overrides, validate
+    from aisec.cli.common import layered, split_flags
+    from aisec.config import validate
     from aisec.errors import ConfigError
     from aisec.provenance.base import get_method
     from aisec.provenance.gnr import GNR, GNRConfig, train_gnr
@@ -321,17 +322,11 @@ def train_gnr_cmd(
     if key.method not in ("gaussmarker", "gaussian_shading"):
         raise ConfigError(f"a GNR needs a gaussmarker or gaussian_shading key; got {key.method!r}")
     m = get_method(key.method, **key.params)
-    cfg = validate(
-        GNRConfig,
-        {
-            "steps": steps,
-            "nf": nf,
-            "max_minutes": max_minutes,
-            "unshuffle": unshuffle,
-            **apply_overrides({}, parse_overrides(overrides)),
-        },
-        "train-gnr",
+    # flag defaults < --set < flags given by the user
+    given, defaults = split_flags(
+        {"steps": steps, "nf": nf, "max_minutes": max_minutes, "unshuffle": unshuffle}
     )
+    cfg = validate(GNRConfig, layered({}, overrides, given, defaults), "train-gnr")
     init = GNR.load(init_path) if init_path else None
     real = None
     if inverted:
