@@ -185,7 +185,7 @@ def test_bench_json_and_rows_hold_no_nan(tmp_path, capsys, monkeypatch):
 _PLANNED = {
     "SeSoRec": ("privacy/sesorec", "sesorec"),
     "HashVFL": ("privacy/vfl", "vfl"),
-    "VideoMarkBench": ("provenance/videomark", "videomark"),
+    "VideoMarkBench": ("provenance/video", "videomark"),
     "OML": ("provenance/fingerprint", "fingerprint"),
     "EnchTable": ("safety/enchtable", "enchtable"),
 }

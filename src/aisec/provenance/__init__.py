@@ -1,7 +1,7 @@
 """Provenance: generation-time image watermarks (GaussMarker, Tree-Ring, Gaussian Shading), their
 detectors, fusers and robustness benchmark; OML 1.0 language-model fingerprints
-(:mod:`aisec.provenance.fingerprint`, imported on its own). Not built yet: VideoMarkBench
-(video watermark benchmark).
+(:mod:`aisec.provenance.fingerprint`) and VideoMarkBench (:mod:`aisec.provenance.video`, video
+watermarks under removal and forgery), each imported on its own.
 
 Importing the package registers the image watermarks (registry ``image watermark``) and the
 diffusion backbones (``diffusion backbone``); torch loads only when one is used.

@@ -25,6 +25,7 @@ _REGISTRY_MODULES = (
     "aisec.privacy.vfl",
     "aisec.provenance",
     "aisec.provenance.fingerprint",
+    "aisec.provenance.video",
     "aisec.safety",
     "aisec.safety.safechain",
     "aisec.robustness",
