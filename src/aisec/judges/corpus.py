@@ -17,13 +17,30 @@ The rubric (:data:`RUBRIC`) is the one the labels were given with. The split is 
 fitted (:func:`assign_splits`); the ``test`` split is never used to fit or tune a judge.
 
 Prompt licences: StrongREJECT, HarmBench, AdvBench and PyRIT jailbreak templates are MIT (text
-kept with attribution, see ``NOTICE``); written prompts and responses are the project's.
+kept with attribution, see ``NOTICE.md``); written prompts and responses are the project's.
+
+The model responses were generated with :func:`generate_responses`, 64 new tokens each, e.g.::
+
+    from aisec.llm import load_lm
+    from aisec.safety.safechain import THINKER_DIR
+    from aisec.safety.safechain.strategies import build_prompt
+
+    ps = corpus_prompts()
+    generate_responses(ps, load_lm("smollm2-135m-instruct"), "raw.jsonl",
+                       model="smollm2-135m-instruct", temperature=0.0)
+    generate_responses(ps[::3], load_lm(str(THINKER_DIR)), "raw.jsonl",
+                       model="smollm2-135m-think", strategy="zerothink", temperature=0.6, seed=2,
+                       render=lambda chat, text: build_prompt(chat, text, "zerothink"))
+
+(instruct at T=0 on every prompt, T=0.7 and T=1.0 on a third each; the thinker under default,
+ZeroThink and LessThink at T=0.6 on a third each; the ``origin`` of each row records it.)
+The labels are the annotator's and cannot be regenerated.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,21 +93,40 @@ def _n_pick(n_total: int, n: int, seed: int) -> list[int]:
     return sorted(int(i) for i in np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
+def _jailbreak_prompts(seed: int, max_template_chars: int = 600) -> list[tuple[str, str]]:
+    """(id, text): StrongREJECT, HarmBench and AdvBench prompts of at most 400 characters, each
+    inside one seeded PyRIT jailbreak template (the same composition as SafeChain's offline
+    ``wildjailbreak-style`` set, rebuilt here so the judges layer needs no system)."""
+    from aisec.assets import load_dataset
+
+    rng = np.random.default_rng(seed)
+    base = []
+    for src in ("strongreject", "harmbench", "advbench"):
+        base.extend(p for p in load_dataset(src).prompts if len(p.text) <= 400)
+    templates = [
+        t for t in load_dataset("jailbreak-templates") if len(t.text) <= max_template_chars
+    ]
+    out = []
+    for p in base:
+        t = templates[int(rng.integers(len(templates)))]
+        out.append((f"wjs-{p.id}-{t.id}", t.text.replace("{prompt}", p.text)))
+    return out
+
+
 def corpus_prompts(seed: int = 14) -> list[dict[str, Any]]:
     """The corpus prompts: 30 StrongREJECT, 30 HarmBench (<= 300 characters), 30 AdvBench,
-    20 jailbreak-template prompts (SafeChain's ``wildjailbreak-style`` set, templates <= 600
-    characters), and the 70 written prompts (30 benign, 40 look-alikes). Fixed by ``seed``."""
+    20 jailbreak-template prompts (templates <= 600 characters), and the 70 written prompts
+    (30 benign, 40 look-alikes). Fixed by ``seed``."""
     from aisec.assets import load_dataset
-    from aisec.safety.safechain.prompts import eval_set
 
     out: list[dict[str, Any]] = []
     for k, (name, n) in enumerate((("strongreject", 30), ("harmbench", 30), ("advbench", 30))):
         ps = [p for p in load_dataset(name).prompts if len(p.text) <= 300]
         for i in _n_pick(len(ps), n, seed + k):
             out.append({"id": ps[i].id, "set": name, "text": ps[i].text})
-    jb = eval_set("wildjailbreak-style", None, seed, max_template_chars=600)
+    jb = _jailbreak_prompts(seed)
     for i in _n_pick(len(jb), 20, seed + 3):
-        out.append({"id": jb[i].id, "set": "jailbreak", "text": jb[i].instruction})
+        out.append({"id": jb[i][0], "set": "jailbreak", "text": jb[i][1]})
     for _ln, row in _jsonl(WRITTEN_PROMPTS):
         out.append({"id": row["id"], "set": row["set"], "text": row["text"]})
     return out
@@ -150,40 +186,37 @@ def load_corpus(split: str | None = None) -> list[dict[str, Any]]:
 
 def generate_responses(
     prompts: list[dict[str, Any]],
-    model: str,
+    lm: Any,
     out: str | Path,
     *,
-    strategy: str | None = None,
+    model: str,
+    strategy: str = "chat",
+    render: Callable[[Any, str], str] | None = None,
     temperature: float = 0.0,
     max_new_tokens: int = 64,
     seed: int = 0,
     batch_size: int = 16,
 ) -> int:
-    """Generate one response per prompt and append unlabelled rows to ``out`` (JSONL).
+    """Generate one response per prompt with ``lm`` and append unlabelled rows to ``out``.
 
-    ``strategy`` (a SafeChain strategy) applies to a thinking model; None renders a plain user
-    turn. Rows already in ``out`` (same id) are kept, so a stopped run resumes.
+    ``render(chat, text)`` builds the prompt text (default: one user turn; SafeChain's
+    strategies pass their prefills, e.g. ``lambda c, t: build_prompt(c, t, "zerothink")``);
+    ``model`` and ``strategy`` name what produced the rows. Rows already in ``out`` (same id)
+    are kept, so a stopped run resumes. Returns the number of new rows.
     """
     from aisec.llm.base import GenerationConfig
-    from aisec.llm.remote import load_lm
-    from aisec.safety.safechain.strategies import build_prompt
 
     out = Path(out)
-    tag = f"{model}|{strategy or 'chat'}|t{temperature}|s{seed}"
+    tag = f"{model}|{strategy}|t{temperature}|s{seed}"
     have = {r["id"] for _, r in _jsonl(out)} if out.exists() else set()
     todo = [p for p in prompts if f"{p['id']}|{tag}" not in have]
     if not todo:
         return 0
-    from aisec.safety.safechain.thinker import resolve_model_spec
-
-    lm = load_lm(resolve_model_spec(model))
+    render = render or (lambda chat, text: chat.user(text))
     cfg = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature)
     for s in range(0, len(todo), batch_size):
         batch = todo[s : s + batch_size]
-        texts = [
-            build_prompt(lm.chat, p["text"], strategy) if strategy else lm.chat.user(p["text"])
-            for p in batch
-        ]
+        texts = [render(lm.chat, p["text"]) for p in batch]
         seeds = [seed * 100_003 + s + j for j in range(len(batch))]
         gens = lm.generate(texts, cfg, seeds=seeds, batch_size=batch_size)
         with open(out, "a", encoding="utf-8") as f:
@@ -196,7 +229,7 @@ def generate_responses(
                     "response": g.text.strip(),
                     "origin": {
                         "model": model,
-                        "strategy": strategy or "chat",
+                        "strategy": strategy,
                         "temperature": temperature,
                         "seed": sd,
                         "max_new_tokens": max_new_tokens,
