@@ -35,7 +35,7 @@ def _judge(name: str, lm: Any) -> Any:
 @scenario(
     "judges.agreement", system="judges",
     params={"judges": ["harm", "refusal", "refusal-strings-reference", "embedding"],
-            "split": "test", "boot": 200},
+            "split": "test", "boot": 100},
     full_params={"judges": ["harm", "refusal", "refusal-strings-reference", "embedding",
                             "llama-guard", "strongreject"], "boot": 1000},
     description="Agreement (Cohen's kappa, accuracy, AUROC) of every judge with hand labels on "
