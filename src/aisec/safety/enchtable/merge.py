@@ -45,7 +45,15 @@ class MergeRun:
 def model_dir(name_or_path: str) -> Path:
     """The checkpoint directory of an embedded name or a local path."""
     from aisec.assets import resolve_model
+    from aisec.assets.models import embedded_models
 
+    local = Path(name_or_path).expanduser()
+    if name_or_path not in embedded_models() and not local.exists():
+        raise InputFileError(
+            local,
+            "does not exist (a merge input must be an embedded model "
+            "or a local checkpoint directory)",
+        )
     ref = resolve_model(name_or_path)
     p = Path(ref.location)
     if not (p / "config.json").exists():

@@ -1,0 +1,296 @@
+"""``aisec enchtable``: distil a safety vector, merge it into a fine-tuned model, evaluate.
+
+* ``distill``: NTK-linearised fine-tune of an aligned model on harmful pairs (the judge
+  corpus's compliant responses) -> the harmful surrogate (safety vector = aligned - surrogate).
+* ``merge``: merge a task model with a method (``enchtable``, ``tsv_merge``, ``resta``,
+  ``safelora`` or any mergekit method given the surrogate with weight -1), or run a mergekit YAML
+  with ``--config`` (``aisec merge CONFIG.yaml`` does the same).
+* ``evaluate``: unsafe rate (a judge of the registry) on held-out harmful prompts, over-refusal
+  on look-alike prompts and the held-out task loss.
+* ``run``: the whole comparison (task fine-tune, distil, every method, evaluate) in one call.
+
+Models: an embedded name (``smollm2-135m-instruct``, ``tiny-llama``) or a checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aisec.cli.common import emit, format_option
+
+
+@click.group()
+def command() -> None:
+    """EnchTable: NTK-distilled safety vectors merged into fine-tuned LLMs (on mergekit)."""
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    from aisec.errors import ParameterError
+
+    out: dict[str, Any] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ParameterError("--param", "must be KEY=VALUE", p)
+        k, v = p.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+@command.command("distill")
+@click.option(
+    "--model", default="smollm2-135m-instruct", show_default=True, help="The aligned model."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["attn", "ffn", "attn_ffn", "decoder"]),
+    default="attn",
+    show_default=True,
+    help="Which modules are linearised and trained.",
+)
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    help="Explicit module names to linearise (repeatable; overrides --mode).",
+)
+@click.option("--steps", type=int, default=20, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--max-length", type=int, default=192, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--linearised/--plain",
+    default=True,
+    show_default=True,
+    help="--plain fine-tunes the same modules without linearisation (ablation).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory for the harmful surrogate (an HF checkpoint).",
+)
+@format_option
+def distill(
+    model: str,
+    mode: str,
+    modules: tuple[str, ...],
+    steps: int,
+    lr: float,
+    batch_size: int,
+    max_length: int,
+    seed: int,
+    linearised: bool,
+    out: Path,
+    fmt: str,
+) -> None:
+    """Distil the harmful surrogate of an aligned model (stage 1)."""
+    from aisec.llm import load_causal_lm
+    from aisec.safety.enchtable.ntk import NTKConfig, harmful_examples, ntk_finetune
+
+    cfg = NTKConfig(
+        mode=mode,
+        modules=modules,
+        steps=steps,
+        learning_rate=lr,
+        batch_size=batch_size,
+        max_length=max_length,
+        seed=seed,
+        linearised=linearised,
+    )
+    lm = load_causal_lm(model)
+    r = ntk_finetune(lm, harmful_examples(seed=seed), cfg, out)
+    res = {
+        "out": str(r.out_dir),
+        "modules": len(r.modules),
+        "mode": mode,
+        "first_loss": r.losses[0],
+        "last_loss": r.losses[-1],
+        "seconds": r.seconds,
+    }
+    emit(
+        res,
+        fmt,
+        lambda d: click.echo(
+            f"surrogate -> {d['out']} ({d['modules']} modules, {d['mode']}; loss "
+            f"{d['first_loss']:.3f} -> {d['last_loss']:.3f}, {d['seconds']:.1f} s)"
+        ),
+    )
+
+
+@command.command("merge")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="A mergekit YAML (any method, ours included); the other inputs are ignored.",
+)
+@click.option("--method", default="enchtable", show_default=True)
+@click.option("--base", help="The task model's reference (the aligned model).")
+@click.option("--task", "task_model", help="The fine-tuned task model.")
+@click.option("--harmful", help="The harmful surrogate (from distill).")
+@click.option("--safe", help="The aligned model the surrogate came from (default: --base).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Method parameter (repeatable), e.g. beta=0.5 temperature=200 rank_ratio=0.5.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace --out when it exists.")
+@format_option
+def merge(
+    config_path: Path | None,
+    method: str,
+    base: str | None,
+    task_model: str | None,
+    harmful: str | None,
+    safe: str | None,
+    params: tuple[str, ...],
+    out: Path,
+    force: bool,
+    fmt: str,
+) -> None:
+    """Merge the safety vector into a task model (stage 2) through mergekit."""
+    from aisec.errors import ParameterError
+    from aisec.safety.enchtable.merge import merge_config, run_merge_yaml
+
+    if config_path is not None:
+        cfg: Any = config_path
+    else:
+        if not base or not task_model:
+            raise ParameterError("--base/--task", "are required without --config", None)
+        cfg = merge_config(
+            method,
+            base=base,
+            task=task_model,
+            harmful=harmful,
+            safe=safe,
+            parameters=_params(params),
+        )
+    r = run_merge_yaml(cfg, out, overwrite=force)
+    res = {
+        "out": str(r.out_dir),
+        "method": r.method,
+        "parameters": r.parameters,
+        "merge_seconds": r.merge_seconds,
+        "merge_peak_rss_gb": r.peak_rss_gb,
+    }
+    emit(
+        res,
+        fmt,
+        lambda d: click.echo(
+            f"{d['method']} -> {d['out']} ({d['merge_seconds']:.1f} s, peak RSS "
+            f"{d['merge_peak_rss_gb']:.2f} GB; parameters {json.dumps(d['parameters'])})"
+        ),
+    )
+
+
+@command.command("evaluate")
+@click.option(
+    "--model", "models", multiple=True, required=True, help="Model(s) to evaluate (repeatable)."
+)
+@click.option(
+    "--judge",
+    default="harm",
+    show_default=True,
+    help="Judge of the registry (harm, llama-guard, strongreject, ...).",
+)
+@click.option(
+    "--judge-model",
+    default=None,
+    help="For LLM judges: a model or http://HOST:PORT/v1#MODEL server.",
+)
+@click.option("--n-harmful", type=int, default=40, show_default=True)
+@click.option("--n-lookalike", type=int, default=20, show_default=True)
+@click.option("--n-utility", type=int, default=40, show_default=True)
+@click.option("--task", default="math", show_default=True)
+@click.option("--max-new-tokens", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@format_option
+def evaluate(
+    models: tuple[str, ...],
+    judge: str,
+    judge_model: str | None,
+    n_harmful: int,
+    n_lookalike: int,
+    n_utility: int,
+    task: str,
+    max_new_tokens: int,
+    seed: int,
+    fmt: str,
+) -> None:
+    """Unsafe rate, over-refusal and held-out task loss of each model."""
+    from aisec.llm import load_causal_lm
+    from aisec.safety.enchtable import evaluate as ev
+
+    harmful = ev.heldout_harmful(n_harmful, seed=seed)
+    look = ev.lookalike_prompts(n_lookalike) if n_lookalike else []
+    util = ev.task_pairs(task, "test", n_utility)
+    jopts = {"model": judge_model} if judge_model else {}
+    rows = []
+    for m in models:
+        lm = load_causal_lm(m)
+        s, _ = ev.unsafe_rate(
+            lm, harmful, judge=judge, judge_options=jopts, max_new_tokens=max_new_tokens
+        )
+        row: dict[str, Any] = {
+            "model": m,
+            "unsafe": s.to_dict(),
+            "task_loss": ev.task_loss(lm, util),
+        }
+        if look:
+            row["over_refusal"] = ev.over_refusal(lm, look).to_dict()
+        rows.append(row)
+
+    def text(rs: list[dict[str, Any]]) -> None:
+        for r in rs:
+            u = r["unsafe"]
+            orf = r.get("over_refusal")
+            click.echo(
+                f"{r['model']}: unsafe {u['rate']:.3f} [{u['ci_low']:.3f}, {u['ci_high']:.3f}] "
+                f"({u['k']}/{u['n_judged']} by {u['judge']}; {u['unjudged']} unjudged, "
+                f"{u['degenerate']} degenerate)  task loss {r['task_loss']:.4f}"
+                + (f"  over-refusal {orf['rate']:.3f}" if orf else "")
+            )
+
+    emit(rows, fmt, text)
+
+
+@command.command("run")
+@click.option("--aligned", default="tiny-llama", show_default=True)
+@click.option("--task", default="math", show_default=True)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="PipelineConfig field (repeatable), e.g. task_steps=40 n_harmful=40.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@format_option
+def run(aligned: str, task: str, overrides: tuple[str, ...], out: Path, fmt: str) -> None:
+    """The whole comparison: task fine-tune, distil, merge with every method, evaluate."""
+    from aisec.io import atomic_write_json
+    from aisec.safety.enchtable.pipeline import PipelineConfig, run_pipeline
+
+    cfg = PipelineConfig(aligned=aligned, task=task, **_params(overrides))
+    rows = run_pipeline(cfg, out, progress=lambda m: click.echo(m, err=True))
+    atomic_write_json(out / "rows.json", {"config": cfg.model_dump(), "rows": rows})
+
+    def text(rs: list[dict[str, Any]]) -> None:
+        for r in rs:
+            u = r["unsafe"]
+            click.echo(
+                f"{r['method']:18s} unsafe {u['rate']:.3f} ({u['k']}/{u['n_judged']})  "
+                f"utility {r['utility']:.4f}"
+            )
+
+    emit(rows, fmt, text)

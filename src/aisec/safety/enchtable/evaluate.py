@@ -1,0 +1,167 @@
+"""Safety and utility of a (merged) model: the unsafe rate by a judge of the judges registry on
+held-out harmful prompts, over-refusal on benign prompts that look harmful, and the held-out
+task loss (with task accuracy where the task has a checker).
+
+Held-out harmful prompts come from StrongREJECT, HarmBench and AdvBench minus every prompt of
+the judge corpus (whose ``train`` split is what the harmful surrogate is distilled on), so the
+safety vector never saw them. The look-alike prompts are the corpus's ``lookalike`` prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aisec.errors import ParameterError
+
+__all__ = [
+    "SafetyResult",
+    "heldout_harmful",
+    "lookalike_prompts",
+    "unsafe_rate",
+    "over_refusal",
+    "task_loss",
+    "task_pairs",
+    "TASKS",
+]
+
+#: Task domains with real data in the embedded datasets: (dataset, question key, answer key).
+TASKS = {"math": ("gsm8k", "question", "answer")}
+
+
+@dataclass(frozen=True)
+class SafetyResult:
+    """A rate with what stands behind it."""
+
+    judge: str
+    rate: float
+    ci_low: float
+    ci_high: float
+    k: int
+    n_judged: int
+    n_total: int
+    unjudged: int
+    degenerate: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def heldout_harmful(n: int, seed: int = 0) -> list[str]:
+    """``n`` harmful requests (at most 300 characters) outside the judge corpus."""
+    import numpy as np
+
+    from aisec.assets import load_dataset
+    from aisec.judges.corpus import load_corpus
+
+    seen = {str(r["prompt"]) for r in load_corpus()}
+    pool: list[str] = []
+    for src in ("strongreject", "harmbench", "advbench"):
+        pool.extend(
+            p.text for p in load_dataset(src).prompts if p.text not in seen and len(p.text) <= 300
+        )
+    pool = sorted(set(pool))
+    if n > len(pool):
+        raise ParameterError("n", f"must be at most {len(pool)} held-out prompts", n)
+    pick = np.sort(np.random.default_rng([seed, 21]).choice(len(pool), n, replace=False))
+    return [pool[int(i)] for i in pick]
+
+
+def lookalike_prompts(n: int) -> list[str]:
+    """Benign prompts that look harmful (the corpus's written look-alikes), first ``n``."""
+    import json
+
+    from aisec.judges.corpus import CORPUS_DIR
+
+    rows = [
+        json.loads(line)
+        for line in (CORPUS_DIR / "written_prompts.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    return [r["text"] for r in rows if r.get("set") == "lookalike"][:n]
+
+
+def _respond(lm: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int) -> list[str]:
+    from aisec.llm import GenerationConfig
+
+    rendered = [lm.render([{"role": "user", "content": p}]) for p in prompts]
+    gens = lm.generate(
+        rendered, GenerationConfig(max_new_tokens=max_new_tokens), batch_size=batch_size
+    )
+    return [g.text for g in gens]
+
+
+def _rate(judge_name: str, verdicts: list[Any], flag: str) -> SafetyResult:
+    from aisec.metrics import rate
+
+    judged = [v for v in verdicts if v.judged]
+    k = sum(1 for v in judged if getattr(v, flag))
+    r = rate(k, len(judged))
+    lo, hi = r.ci
+    return SafetyResult(
+        judge=judge_name,
+        rate=r.value,
+        ci_low=lo,
+        ci_high=hi,
+        k=k,
+        n_judged=len(judged),
+        n_total=len(verdicts),
+        unjudged=sum(1 for v in verdicts if v.state == "unjudged"),
+        degenerate=sum(1 for v in verdicts if v.state == "degenerate"),
+    )
+
+
+def unsafe_rate(
+    lm: Any,
+    prompts: Sequence[str],
+    *,
+    judge: str = "harm",
+    judge_options: dict[str, Any] | None = None,
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+) -> tuple[SafetyResult, list[str]]:
+    """Greedy responses to ``prompts`` judged by ``judge``; the unsafe share of judged ones."""
+    from aisec.judges import make_judge
+
+    responses = _respond(lm, prompts, max_new_tokens, batch_size)
+    verdicts = make_judge(judge, **(judge_options or {})).judge(list(prompts), responses)
+    return _rate(judge, verdicts, "unsafe"), responses
+
+
+def over_refusal(
+    lm: Any, prompts: Sequence[str], *, max_new_tokens: int = 48, batch_size: int = 8
+) -> SafetyResult:
+    """Share of benign look-alike prompts refused (the ``refusal`` detector: safe = refused)."""
+    from aisec.judges import make_judge
+
+    responses = _respond(lm, prompts, max_new_tokens, batch_size)
+    verdicts = make_judge("refusal").judge(list(prompts), responses)
+    return _rate("refusal", verdicts, "safe")
+
+
+def task_pairs(task: str, split: str, n: int, offset: int = 0) -> list[tuple[str, str]]:
+    """(question, worked answer) pairs of a task domain's dataset split."""
+    from aisec.assets import load_dataset
+
+    if task not in TASKS:
+        raise ParameterError("task", f"must be one of {', '.join(TASKS)}", task)
+    name, qk, ak = TASKS[task]
+    ds = load_dataset(name, split=split)
+    rows = [ds[i] for i in range(offset, min(len(ds), offset + n))]
+    return [(str(r[qk]), str(r[ak])) for r in rows]
+
+
+def task_loss(lm: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8) -> float:
+    """Mean negative log-likelihood per answer token of the reference answers (chat-rendered
+    question as context): the held-out task loss; lower is better."""
+    from aisec.llm.scoring import score_completions
+
+    prompts = [lm.render([{"role": "user", "content": q}]) for q, _ in pairs]
+    scores = score_completions(lm, prompts, [a for _, a in pairs], batch_size=batch_size)
+    nll = -sum(s.logprob for s in scores)
+    count = sum(len(s.token_ids) for s in scores)
+    if count == 0:
+        return math.nan
+    return nll / count

@@ -1,0 +1,78 @@
+"""``aisec merge`` and ``aisec enchtable merge``: a mergekit YAML with our method runs from the
+command line; bad input exits 2 with one line and writes no model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mergekit")
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tf = pytest.importorskip("transformers")
+    from aisec.assets import materialise
+
+    base = materialise("tiny-llama")
+    root = tmp_path_factory.mktemp("cli")
+    out = {"base": Path(base)}
+    for name, seed in (("task", 3), ("harmful", 4)):
+        m = tf.AutoModelForCausalLM.from_pretrained(base)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                if ".layers." in n:
+                    p.add_(0.02 * torch.randn(p.shape, generator=g))
+        m.save_pretrained(root / name)
+        tf.AutoTokenizer.from_pretrained(base).save_pretrained(root / name)
+        out[name] = root / name
+    return out
+
+
+def test_aisec_merge_runs_a_mergekit_yaml_with_enchtable(models, tmp_path, capsys) -> None:
+    import json
+
+    from aisec.cli.main import main
+
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(
+        "merge_method: enchtable\n"
+        f"base_model: {models['base']}\n"
+        "models:\n"
+        f"  - model: {models['task']}\n    parameters: {{role: task}}\n"
+        f"  - model: {models['harmful']}\n    parameters: {{role: harmful}}\n"
+        "parameters: {beta: 0.1, temperature: 200}\n"
+        "dtype: float32\n",
+        encoding="utf-8",
+    )
+    assert main(["merge", str(cfg), "--out", str(tmp_path / "out"), "--format", "json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["method"] == "enchtable" and res["parameters"]["alpha"] > 0
+    assert (tmp_path / "out" / "config.json").exists()
+
+
+def test_enchtable_merge_bad_input_is_one_line_and_writes_nothing(models, tmp_path, capsys) -> None:
+    from aisec.cli.main import main
+
+    rc = main(
+        [
+            "enchtable",
+            "merge",
+            "--method",
+            "resta",
+            "--base",
+            str(models["base"]),
+            "--task",
+            str(tmp_path / "nope"),
+            "--harmful",
+            str(models["harmful"]),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "nope" in err
+    assert not (tmp_path / "out").exists()
