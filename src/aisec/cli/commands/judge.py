@@ -349,6 +349,8 @@ def _print_report(d: dict[str, Any]) -> None:
             f"{_fmt_ci(s['strict']['ci']['kappa'])} / {num(s['lenient']['kappa'])} "
             f"{_fmt_ci(s['lenient']['ci']['kappa'])}  false-unsafe {num(s['false_unsafe_rate'])}"
         )
+    if d.get("by_origin"):
+        click.echo("by origin (model responses vs written ones, kappa strict / lenient):")
     for name, s in d.get("by_origin", {}).items():
         click.echo(
             f"  {name + ' responses':<22} n={s['rows']:<4} kappa {num(s['strict']['kappa'])} "
