@@ -147,6 +147,16 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _fit_name(name: str, width: int) -> str:
+    """A scenario name in ``width`` characters, shortening its system part first
+    (``gaussm….nonce_diversity``): the part after the dot tells the rows apart."""
+    system, dot, rest = name.partition(".")
+    keep = width - len(rest) - 2
+    if len(name) > width and dot and keep >= 3:
+        return f"{system[:keep]}….{rest}"
+    return _fit(name, width)
+
+
 def scorecard_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The terminal scorecard: a header and one line per row, each at most 79 characters.
 
@@ -156,7 +166,7 @@ def scorecard_lines(rows: list[dict[str, Any]]) -> list[str]:
     span = w["headline"] + w["value"] + w["target"] + 2
 
     def line(c: dict[str, str], failed: bool = False) -> str:
-        head = f"{_fit(c['scenario'], w['scenario']):<{w['scenario']}} "
+        head = f"{_fit_name(c['scenario'], w['scenario']):<{w['scenario']}} "
         if failed:
             mid = f"{_fit(c['headline'], span):<{span}} "
         else:
