@@ -267,7 +267,8 @@ def test_build_dataset_train_and_judge(tmp_path, capsys):
         )
         + "\n"
     )
-    code, out, err = _run(capsys, ["judge", str(resp), "--judge", "refusal", "--format", "json"])
+    ref = "refusal-strings-reference"  # the reference matcher: "illegal" reads as a refusal
+    code, out, err = _run(capsys, ["judge", str(resp), "--judge", ref, "--format", "json"])
     assert code == 0, err
     res = json.loads(out)
     assert res["unsafe"] == 1 and res["agreement"]["accuracy"] == pytest.approx(2 / 3)
