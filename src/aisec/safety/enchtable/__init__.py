@@ -11,10 +11,11 @@ NTK-distilled safety vector into it, and the safety-merge baselines, as mergekit
 * :mod:`~aisec.safety.enchtable.merge`: run any mergekit YAML (ours or mergekit's methods)
   with input checks and an atomic output directory.
 * :mod:`~aisec.safety.enchtable.evaluate`: unsafe rate (judges registry) and utility.
+* :mod:`~aisec.safety.enchtable.pipeline`: the whole comparison end to end.
 
 Heavy libraries (torch, transformers, mergekit) are imported only when used.
 """
 
 from __future__ import annotations
 
-__all__ = ["rules", "merge", "ntk", "mergekit_methods", "evaluate"]
+__all__ = ["rules", "merge", "ntk", "mergekit_methods", "evaluate", "pipeline"]

@@ -86,7 +86,7 @@ def lookalike_prompts(n: int) -> list[str]:
 def _respond(lm: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int) -> list[str]:
     from aisec.llm import GenerationConfig
 
-    rendered = [lm.render([{"role": "user", "content": p}]) for p in prompts]
+    rendered = [lm.chat.render([{"role": "user", "content": p}]) for p in prompts]
     gens = lm.generate(
         rendered, GenerationConfig(max_new_tokens=max_new_tokens), batch_size=batch_size
     )

@@ -16,6 +16,8 @@ is ``tau = task - base`` and the safety vector ``delta = safe - harmful``.
   (:func:`interference_weight`). 1-D tensors take ``alpha * delta`` unweighted.
 * TSV-Merge (Gargiulo et al., CVPR 2025): per 2-D tensor, the top ``gamma`` share of singular
   triplets of each vector, the concatenated U and V orthogonalised (polar factor), re-summed.
+  A matrix where only one of the vectors is non-zero keeps that vector whole (our choice: there
+  is no interference to remove, and it spares the SVD of vocabulary-sized matrices).
 * RESTA (Bhardwaj et al., ACL 2024): ``task + s * delta`` (the reference repository's path
   multiplies ``delta`` by zero; this one does not), with optional DARE on ``tau`` first.
 * SafeLoRA (Hsu et al., NeurIPS 2024): ``C = V V^T / ||V||_F`` with ``V = safe - harmful``; the
@@ -128,7 +130,9 @@ def tsv_tensor(base: Any, deltas: list[Any], *, rank_ratio: float = 0.5, scale: 
     ds = [d.float() for d in deltas if bool(d.any())]
     if not ds:
         return out.clone()
-    if out.ndim != 2:
+    if out.ndim != 2 or len(ds) == 1:
+        # 1-D tensors, and matrices where a single vector is non-zero (no interference to
+        # remove, e.g. the embeddings when only attention was distilled), keep the plain sum
         return out + scale * sum(ds)
     us, ss, vs = [], [], []
     for d in ds:
