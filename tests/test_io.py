@@ -142,3 +142,11 @@ def test_json_safe_and_fingerprint():
     json.loads(io.dumps_json(doc))  # strict JSON parses back
     assert io.fingerprint({"a": 1, "b": [1, 2]}) == io.fingerprint({"b": [1, 2], "a": 1})
     assert io.fingerprint({"a": 1}) != io.fingerprint({"a": 2})
+
+
+def test_atomic_write_json_writes_real_json_without_nan(tmp_path):
+    path = tmp_path / "summary.json"
+    io.atomic_write_json(path, {"rate": float("nan"), "inf": math.inf, "x": np.float32(0.5)})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"inf": None, "rate": None, "x": 0.5}

@@ -75,9 +75,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int | None 
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, mode: int | None = None) -> Path:
-    return atomic_write_text(
-        path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", mode
-    )
+    """Write ``obj`` as real JSON (NaN and infinities as null, numpy values as numbers)."""
+    return atomic_write_text(path, dumps_json(obj, indent=2, sort_keys=True) + "\n", mode)
 
 
 def write_private(path: str | os.PathLike[str], data: bytes) -> Path:

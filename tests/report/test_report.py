@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 
@@ -246,3 +247,34 @@ def test_bar_chart_names_its_bars(tmp_path, monkeypatch):
     runner.run([scen], suite="quick", out_dir=tmp_path, show_progress=False)
     render_report(tmp_path)
     assert ["adult-a9a", "smollm2-135m-instruct"] in seen
+
+
+def _drawn(params, ctx):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [1, 0])
+    path = ctx.work_dir / "grid.png"
+    fig.savefig(path)
+    plt.close(fig)
+    gone = ctx.work_dir / "gone.png"
+    return Result(metrics={"x": 1.0}, images={"the grid": path, "lost picture": gone})
+
+
+def test_report_embeds_pictures_a_scenario_drew_and_names_missing_ones(tmp_path):
+    scen = [Scenario("demo.pic", _drawn, "demo", {}, {}, ("quick",), (0,), (0,), "draws")]
+    runner.run(scen, suite="quick", out_dir=tmp_path, show_progress=False)
+    row = runner.read_rows(tmp_path)[-1]
+    # stored relative to the run directory, so a moved run directory still renders
+    assert row["images"]["the grid"] == "artifacts/demo.pic-seed0/grid.png"
+    moved = tmp_path.parent / (tmp_path.name + "-moved")
+    shutil.copytree(tmp_path, moved)
+    html_path, md_path = render_report(moved)
+    page = html_path.read_text()
+    grid = (moved / "artifacts/demo.pic-seed0/grid.png").read_bytes()
+    assert base64.b64encode(grid).decode("ascii") in page
+    assert "picture lost picture missing" in page
+    assert "![the grid](artifacts/demo.pic-seed0/grid.png)" in md_path.read_text()

@@ -172,6 +172,18 @@ def plan(
     return out
 
 
+def _images(images: dict[str, Any], run_dir: Path) -> dict[str, str]:
+    """Picture paths relative to the run directory, so a moved run directory still renders."""
+    out: dict[str, str] = {}
+    for name, path in images.items():
+        path = Path(path).resolve()
+        try:
+            out[str(name)] = path.relative_to(run_dir.resolve()).as_posix()
+        except ValueError:
+            out[str(name)] = str(path)
+    return out
+
+
 def _run_one(
     p: RunPlan, suite: str, run_dir: Path, progress: Callable[[float, str], None]
 ) -> dict[str, Any]:
@@ -207,6 +219,7 @@ def _run_one(
             breakdown=_clean(result.breakdown),
             series={k: _clean(v if isinstance(v, list) else [v]) for k, v in result.series.items()},
             notes=list(result.notes),
+            images=_images(result.images, run_dir),
         )
     except Exception as exc:  # a failed scenario still leaves its row
         row.update(
@@ -218,6 +231,7 @@ def _run_one(
             breakdown=[],
             series={},
             notes=[],
+            images={},
         )
     row["headline"] = [h.evaluate(row["metrics"]) for h in p.scenario.headline]
     row["timings"] = {

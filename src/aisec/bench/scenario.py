@@ -10,6 +10,7 @@ libraries (torch, transformers) inside the function.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,8 @@ class Result:
             ``{"labels": {...}, "metrics": {...}}``; the report renders them as tables.
         series: named plots; a list of :class:`Series` under one name shares one figure.
         notes: caveats shown in the report (e.g. "secureml seconds extrapolated").
+        images: named pictures the scenario drew itself (PNG files it wrote under its
+            ``ctx.work_dir``), embedded in the report beside the row.
     """
 
     metrics: dict[str, MetricValue]
@@ -193,6 +196,7 @@ class Result:
     breakdown: list[dict[str, Any]] = field(default_factory=list)
     series: dict[str, list[Series]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    images: dict[str, str | os.PathLike[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -189,6 +189,20 @@ def _breakdown_table(breakdown: list[dict[str, Any]]) -> tuple[list[str], list[l
     return labels + metrics, body
 
 
+def _picture_html(run: Path, name: str, path: str) -> str:
+    """A picture a scenario drew, embedded; a missing file is said, not skipped."""
+    file = Path(path) if Path(path).is_absolute() else run / path
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return f"<p class='error'>picture {html.escape(name)!s} missing: {html.escape(path)}</p>"
+    img = base64.b64encode(data).decode("ascii")
+    return (
+        f"<div class='fig'><p class='note'>{html.escape(name)}</p>"
+        f"<img alt='{html.escape(name)}' src='data:image/png;base64,{img}'></div>"
+    )
+
+
 def render_report(run_dir: str | os.PathLike[str], title: str | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``run_dir``; returns both paths."""
     run = Path(run_dir)
@@ -295,6 +309,9 @@ def render_report(run_dir: str | os.PathLike[str], title: str | None = None) -> 
             for note in r.get("notes") or []:
                 h.append(f"<p class='note'>note: {html.escape(str(note))}</p>")
                 md += [f"> note: {note}", ""]
+            for iname, ipath in (r.get("images") or {}).items():
+                h.append(_picture_html(run, str(iname), str(ipath)))
+                md += [f"![{iname}]({ipath})", ""]
             for sname, series in (r.get("series") or {}).items():
                 if not series or not any(s.get("x") for s in series):
                     continue

@@ -236,6 +236,7 @@ def reconstruction(params: Mapping[str, Any], ctx: BenchContext) -> Result:
         for a in ("decoder", "inversion")
     ]
     notes = []
+    images = {}
     if image:
         from aisec.privacy.attacks.harness import recon_figure
 
@@ -246,7 +247,7 @@ def reconstruction(params: Mapping[str, Any], ctx: BenchContext) -> Result:
             },
             ctx.work_dir / "reconstructions.png",
         )
-        notes.append(f"picture (original, plain VFL, HashVFL, class mean): {fig}")
+        images["reconstructions: original, plain VFL, HashVFL, class mean"] = fig
     return Result(
         metrics=metrics,
         labels=_labels(ds, "hash", params["bits"]),
@@ -256,6 +257,7 @@ def reconstruction(params: Mapping[str, Any], ctx: BenchContext) -> Result:
             f"reconstruction of party P1's slice; {key} against the class-mean baseline "
             "(the mean auxiliary row of the target's true class)"
         ],
+        images=images,
     )
 
 
