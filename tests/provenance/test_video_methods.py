@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from aisec.errors import ConfigError, InputFileError, ParameterError
+from aisec.errors import ConfigError, DataError, InputFileError, ParameterError
 from aisec.provenance.video import VIDEO_WATERMARKS, VideoKey, get_video_method
 from aisec.provenance.video.aggregation import frame_bit_accuracy, thresholds
 from aisec.provenance.video.clips import read_video, real_clips, write_video
 
 
 def _rivagan():
-    import importlib.util
-
     pytest.importorskip("onnxruntime")
     if importlib.util.find_spec("imwatermark") is None:
         pytest.skip("needs the invisible-watermark package (extra video)")
@@ -114,3 +113,23 @@ def test_lossless_write_then_read_round_trips(tmp_path, clip):
     p = write_video(tmp_path / "c.mkv", clip)
     back = read_video(p)
     assert np.abs(back - np.round(clip * 255) / 255).max() < 1e-6
+
+
+@pytest.mark.parametrize("name", ["dwtdct", "dwtdctsvd"])
+def test_classical_package_methods_round_trip_32_bits_per_frame(name):
+    pytest.importorskip("cv2")
+    pytest.importorskip("pywt")
+    pytest.importorskip("torch")  # the package imports it
+    if importlib.util.find_spec("imwatermark") is None:
+        pytest.skip("needs the invisible-watermark package (extra video)")
+    clip = real_clips(1, 1, 256, skip=24)[1].frames
+    m = get_video_method(name)
+    key = m.keygen(np.random.default_rng(1))
+    logits = m.detect(m.embed(clip, key))
+    assert logits.shape == (1, 32) and set(np.unique(logits)) <= {-1.0, 1.0}
+    assert (
+        frame_bit_accuracy(logits, key.message)[0]
+        > frame_bit_accuracy(m.detect(clip), key.message)[0]
+    )
+    with pytest.raises(DataError, match="256"):
+        m.embed(clip[:, :, :128, :128], key)

@@ -394,3 +394,51 @@ def blackbox(params: Mapping[str, Any], ctx: Any) -> Result:
         series=series,
         notes=notes,
     )
+
+
+@scenario(
+    "videomark.throughput",
+    system="videomark",
+    params={"frames": 4, "size": 256, "threads": 0},
+    full_params={"frames": 32},
+    description="RivaGAN embed/detect frames per second: batched ONNX here against the "
+    "invisible-watermark package frame by frame, same frames, same run",
+    headline=[
+        Headline(
+            "embed_speedup",
+            ">= 1",
+            "embed speed vs package",
+            "x",
+            why="issue 18: batched RivaGAN at least as fast as the package per frame",
+        ),
+        Headline(
+            "detect_speedup",
+            ">= 1",
+            "detect speed vs package",
+            "x",
+            why="issue 18: batched RivaGAN at least as fast as the package per frame",
+        ),
+        Headline("embed_fps", "", "RivaGAN embed", "/s"),
+    ],
+)
+def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
+    import numpy as np
+
+    from aisec.provenance.video import get_video_method
+    from aisec.provenance.video.clips import real_clips
+    from aisec.provenance.video.methods import rivagan_throughput
+
+    clip = real_clips(1, int(params["frames"]), int(params["size"]), skip=24)[1]
+    key = get_video_method("rivagan").keygen(np.random.default_rng([ctx.seed, 18]))
+    t = rivagan_throughput(clip.frames, key, threads=int(params["threads"]))
+    metrics = dict(t)
+    metrics["embed_speedup"] = t["embed_fps"] / t["package_embed_fps"]
+    metrics["detect_speedup"] = t["detect_fps"] / t["package_detect_fps"]
+    return Result(
+        metrics=metrics,
+        labels={"method": "rivagan", "clip": clip.name, "size": str(params["size"])},
+        notes=[
+            "Both sides use onnxruntime's default thread count on the same machine and frames "
+            "(the package needs >= 256 x 256); timings on a shared 2-core box are noisy."
+        ],
+    )
