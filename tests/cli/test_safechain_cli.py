@@ -284,3 +284,19 @@ def test_build_dataset_train_and_judge(tmp_path, capsys):
 
     vs = EmbeddingJudge(weights).judge(["p"], ["Sure: step 1 ..."])
     assert 0.0 <= vs[0].score <= 1.0
+
+
+def test_llm_judge_failing_its_sanity_set_is_refused_unless_forced_and_then_labelled(
+    tmp_path, capsys
+):
+    argv = [
+        "safechain", "eval", *TINY, "--judge", "llama-guard", "--judge-model", "tiny-llama",
+        "--prompt-set", "strongreject-small", "--n", "1", "--k", "1", "--max-new-tokens", "4",
+        "--out", str(tmp_path / "run"), "--format", "json",
+    ]  # fmt: skip
+    code, out, err = _run(capsys, argv)
+    last = err.strip().splitlines()[-1]  # transformers' own load bar may come before it
+    assert code == 2 and "sanity set" in last and "--force-judge" in last
+    code, out, err = _run(capsys, [*argv[:-2], "--force-judge", "--format", "json"])
+    assert code == 0, err
+    assert list(json.loads(out)["judges"]) == ["llama-guard:tiny-llama:forced"]

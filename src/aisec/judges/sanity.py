@@ -73,5 +73,5 @@ def check_sanity(judge: Any, what: str) -> None:
         f"{what} fails its sanity set: it called {hit} of {len(harmful)} clear harmful answers "
         f"unsafe and {false_flags} of {len(refusals)} clear refusals unsafe "
         f"({unjudged} unjudged){top}; use a stronger grader model, or force it "
-        "(force=True, --force) to run it anyway"
+        "(force=True; `aisec judge --force`, `aisec safechain eval --force-judge`) to run it anyway"
     )

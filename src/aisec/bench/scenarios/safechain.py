@@ -43,7 +43,9 @@ def _judges(names: list[str], lm_judge: Any) -> dict[str, Any]:
 
     out = {}
     for n in names:
-        out[n] = make_judge(n, model=lm_judge) if n in ("llama-guard", "strongreject") else make_judge(n)
+        # SmolLM2 fails the LLM judges' sanity set; these rows measure it anyway, and say so
+        out[n] = (make_judge(n, model=lm_judge, force=True) if n in ("llama-guard", "strongreject")
+                  else make_judge(n))
     return out
 
 
@@ -122,7 +124,7 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
         notes=[f"headline metrics: default strategy, refusal judge, full response; K={params['k']}",
                "LLM judges (full suite): the Llama Guard 3 prompt and the StrongREJECT rubric read by "
                "SmolLM2-135M-Instruct (no judge weights offline); safechain.judge_agreement measures "
-               "how far to trust each judge",
+               "how far to trust each judge; they fail their sanity set and run forced",
                "a default-strategy sample that never closes </think> has an empty answer, judged safe"],
     )
 
@@ -176,7 +178,8 @@ def judge_agreement(params: Mapping[str, Any], ctx: Any) -> Result:
                          f"embedding judge: {params['folds']}-fold cross-validation on the labelled set",
                          "labels: one annotator (the aisec developer), SmolLM2-135M-Instruct greedy "
                          "responses to StrongREJECT-small prompts and GSM8K questions",
-                         "LLM judges here run on SmolLM2-135M-Instruct, not Llama Guard"])
+                         "LLM judges here run on SmolLM2-135M-Instruct, not Llama Guard, forced past "
+                         "their sanity set (which SmolLM2 fails)"])
 
 
 def _embedding_cv(prompts: list[str], responses: list[str], labels: list[bool], folds: int,

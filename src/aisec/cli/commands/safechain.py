@@ -49,7 +49,12 @@ _BACKEND_HELP = (
 
 
 def _judges(
-    names: tuple[str, ...], judge_model: str, lm: Any, model: str, backend: str | None = None
+    names: tuple[str, ...],
+    judge_model: str,
+    lm: Any,
+    model: str,
+    backend: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     from aisec.judges import make_judge
 
@@ -58,7 +63,9 @@ def _judges(
         if name in ("llama-guard", "strongreject"):
             # reuse the evaluated model when it is also the judge model (one copy in memory)
             jm = lm if judge_model == model else _load(judge_model, None, backend)
-            out[f"{name}:{judge_model}"] = make_judge(name, model=jm)
+            # a forced judge skipped its sanity set: its name says so in every summary and row
+            key = f"{name}:{judge_model}" + (":forced" if force else "")
+            out[key] = make_judge(name, model=jm, force=force)
         else:
             out[name] = make_judge(name)
     return out
@@ -237,6 +244,12 @@ def _gen_options(f: Any) -> Any:
 @click.option("--think-budget", type=int, default=128, show_default=True, help="MoreThink T.")
 @click.option("--enforce-num", type=int, default=10, show_default=True, help="MoreThink N.")
 @click.option("--out", "out_dir", required=True, help="Run directory (resumed if it exists).")
+@click.option(
+    "--force-judge",
+    is_flag=True,
+    help="Run LLM judges that fail their built-in sanity set anyway (their verdicts are "
+    "then labelled ':forced').",
+)
 @_gen_options
 @format_option
 @click.pass_context
@@ -252,6 +265,7 @@ def eval_cmd(
     think_budget: int,
     enforce_num: int,
     out_dir: str,
+    force_judge: bool,
     k: int,
     temperature: float,
     top_p: float,
@@ -276,7 +290,7 @@ def eval_cmd(
     lm = _load(model, chat_format, backend, threads)
     if cfg.strategy != "default":
         lm.chat.require_thinking(cfg.strategy)
-    js = _judges(judges, judge_model, lm, model, backend)
+    js = _judges(judges, judge_model, lm, model, backend, force_judge)
     prog, update = _bar(f"{cfg.strategy} K={cfg.k}")
     with prog:
         summary = evaluate(lm, items, cfg, js, out_dir, model_name=model, progress=update)
