@@ -124,6 +124,77 @@ def distill(
     )
 
 
+@command.command("task")
+@click.option(
+    "--model",
+    default="smollm2-135m-instruct",
+    show_default=True,
+    help="The aligned model to fine-tune.",
+)
+@click.option("--task", default="math", show_default=True, help="Task domain (math: GSM8K).")
+@click.option("--steps", type=int, default=20, show_default=True)
+@click.option("--examples", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True)
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--max-length", type=int, default=192, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Run directory; the task model is written to OUT/model.",
+)
+@format_option
+def task(
+    model: str,
+    task: str,
+    steps: int,
+    examples: int,
+    lr: float,
+    batch_size: int,
+    max_length: int,
+    seed: int,
+    out: Path,
+    fmt: str,
+) -> None:
+    """Full fine-tune of the aligned model on a task (the model whose safety is restored)."""
+    from aisec.llm import load_causal_lm
+    from aisec.llm.finetune import FinetuneConfig, SFTExample, finetune
+    from aisec.safety.enchtable.evaluate import task_pairs
+
+    lm = load_causal_lm(model)
+    eos = lm.tokenizer.eos_token or ""
+    exs = [
+        SFTExample(lm.render([{"role": "user", "content": q}]), a + eos)
+        for q, a in task_pairs(task, "train", examples)
+    ]
+    cfg = FinetuneConfig(
+        method="full",
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        max_length=max_length,
+        seed=seed,
+        save_every=10_000,
+    )
+    r = finetune(lm, exs, cfg, out, progress=False)
+    res = {
+        "out": str(r.weights_dir),
+        "steps": r.steps,
+        "first_loss": r.losses[0],
+        "last_loss": r.losses[-1],
+        "seconds": r.seconds,
+    }
+    emit(
+        res,
+        fmt,
+        lambda d: click.echo(
+            f"task model -> {d['out']} ({d['steps']} steps; loss {d['first_loss']:.3f} -> "
+            f"{d['last_loss']:.3f}, {d['seconds']:.1f} s)"
+        ),
+    )
+
+
 @command.command("merge")
 @click.option(
     "--config",
