@@ -62,3 +62,14 @@ def test_grid_resumes_from_its_store_without_recomputing(setup, tmp_path, monkey
     monkeypatch.setattr(m, "detect", boom)
     again = run_grid(m, key, clips, {"blur": [1.0]}, store, seed=2)
     assert again == first
+
+
+@pytest.mark.slow
+def test_small_grid_on_a_local_ray_instance_matches_the_local_run(setup, tmp_path):
+    pytest.importorskip("ray")
+    m, key, clips = setup
+    grid = {"blur": [1.0], "frame_swap": [1.0]}
+    local = run_grid(m, key, clips, grid, seed=3)
+    on_ray = run_grid(m, key, clips, grid, tmp_path / "cells.jsonl", seed=3, ray_address="local")
+    assert on_ray == local
+    assert len((tmp_path / "cells.jsonl").read_text().splitlines()) == 3

@@ -277,6 +277,12 @@ def attack_cmd(
     help="Only these perturbations (default: all eight).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    help="Run cells as Ray tasks: 'local' or a cluster address (extra distributed).",
+)
 @threads_option
 @format_option
 def bench_cmd(
@@ -289,6 +295,7 @@ def bench_cmd(
     pan_zoom: int,
     perturbations: tuple[str, ...],
     seed: int,
+    ray_address: str | None,
     threads: int,
     fmt: str,
 ) -> None:
@@ -316,6 +323,7 @@ def bench_cmd(
         Path(out_dir) / "cells.jsonl",
         seed=seed,
         progress=lambda f, c: _log(f"[{f:4.0%}] {c}"),
+        ray_address=ray_address,
     )
     flat = flatten(rows)
 

@@ -8,7 +8,7 @@ the perturbed watermarked clips against the watermarked source, and their mean f
 accuracy. The clean cell is ``("none", 0)``.
 
 Rows are appended to a :class:`aisec.io.JsonlStore` keyed by the cell, so an interrupted grid
-resumes where it stopped; each clip's random stream is derived from (seed, cell, clip index), so
+resumes where it stopped; cells can run as Ray tasks (local instance or cluster); each clip's random stream is derived from (seed, cell, clip index), so
 a resumed or re-ordered grid gives the same numbers.
 """
 
@@ -113,29 +113,76 @@ def run_grid(
     store_path: str | os.PathLike[str] | None = None,
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
+    ray_address: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The clean cell plus every (perturbation, strength) of ``grid``; resumable via the store."""
+    """The clean cell plus every (perturbation, strength) of ``grid``; resumable via the store.
+
+    Cells run one after another in this process, or as Ray tasks when ``ray_address`` is given
+    (``"local"`` for a local instance, else a cluster address); rows are identical either way.
+    """
     from aisec.io import JsonlStore
 
     store = JsonlStore(store_path) if store_path is not None else None
     done = store.latest() if store is not None else {}
     cells = [("none", 0.0)] + [(p, float(s)) for p, ss in grid.items() for s in ss]
-    rows: list[dict[str, Any]] = []
-    marked: list[np.ndarray] | None = None
-    for j, (p, s) in enumerate(cells):
-        cid = cell_id(method.name, p, s)
-        if cid in done:
-            rows.append(done[cid])
-            continue
-        if marked is None:
-            marked = embed_clips(method, key, clips)
-        row = run_cell(method, key, clips, marked, p, s, seed)
-        if store is not None:
-            store.append([row])
-        rows.append(row)
-        if progress is not None:
-            progress((j + 1) / len(cells), cid)
-    return rows
+    todo = [(p, s) for p, s in cells if cell_id(method.name, p, s) not in done]
+    results: dict[str, dict[str, Any]] = dict(done)  # type: ignore[arg-type]
+    if todo:
+        marked = embed_clips(method, key, clips)
+        if ray_address is None:
+            for j, (p, s) in enumerate(todo):
+                row = run_cell(method, key, clips, marked, p, s, seed)
+                if store is not None:
+                    store.append([row])
+                results[row["id"]] = row
+                if progress is not None:
+                    progress((j + 1) / len(todo), row["id"])
+        else:
+            for j, row in enumerate(
+                _ray_cells(ray_address, method, key, clips, marked, todo, seed)
+            ):
+                if store is not None:
+                    store.append([row])
+                results[row["id"]] = row
+                if progress is not None:
+                    progress((j + 1) / len(todo), row["id"])
+    return [results[cell_id(method.name, p, s)] for p, s in cells]
+
+
+def _ray_cells(
+    address: str,
+    method: VideoWatermark,
+    key: VideoKey,
+    clips: Sequence[Clip],
+    marked: Sequence[np.ndarray],
+    todo: Sequence[tuple[str, float]],
+    seed: int,
+) -> Any:
+    """Run cells as Ray tasks (``address``: ``"local"`` starts a local instance); yields rows
+    as they finish, so the store keeps every finished cell if the run stops."""
+    try:
+        import ray
+    except ImportError:
+        from aisec.errors import DependencyError
+
+        raise DependencyError("ray", "distributed") from None
+    started = False
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=None, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(run_cell)
+        refs = [ray.put(x) for x in (method, key, list(clips), list(marked))]
+        pending = [task.remote(*refs, p, s, seed) for p, s in todo]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(ready[0])
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def flatten(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
