@@ -133,3 +133,22 @@ def test_classical_package_methods_round_trip_32_bits_per_frame(name):
     )
     with pytest.raises(DataError, match="256"):
         m.embed(clip[:, :, :128, :128], key)
+
+
+def test_pan_zoom_clips_are_labelled_and_move(tmp_path):
+    from aisec.provenance.video.clips import pan_zoom_clips
+
+    clips = pan_zoom_clips(2, 4, 64, seed=1)
+    assert [c.kind for c in clips] == ["pan_zoom", "pan_zoom"]
+    assert clips[0].frames.shape == (4, 3, 64, 64)
+    assert not np.array_equal(clips[0].frames[0], clips[0].frames[-1])
+
+
+def test_folder_of_videos_loads_and_reports_the_bad_file(tmp_path, clip):
+    from aisec.provenance.video.clips import folder_clips
+
+    write_video(tmp_path / "a.mkv", clip)
+    (tmp_path / "b.mp4").write_bytes(b"junk" * 10)
+    clips, failed = folder_clips(tmp_path, frames=2, size=64)
+    assert [(c.name, c.kind, c.frames.shape) for c in clips] == [("a", "file", (2, 3, 64, 64))]
+    assert failed[0][0].endswith("b.mp4") and "cannot be decoded" in failed[0][1]

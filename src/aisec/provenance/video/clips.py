@@ -24,7 +24,7 @@ import numpy as np
 
 from aisec.errors import DataError, DependencyError, InputFileError
 
-__all__ = ["Clip", "read_video", "write_video", "real_clips", "pan_zoom_clips"]
+__all__ = ["Clip", "read_video", "write_video", "real_clips", "pan_zoom_clips", "folder_clips"]
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -223,3 +223,28 @@ def pan_zoom_clips(n: int = 4, frames: int = 8, size: int = 128, seed: int = 0) 
         v = np.stack(fr).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         out.append(Clip(f"pan_zoom:{name}#{i}", "pan_zoom", v))
     return out
+
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov")
+
+
+def folder_clips(
+    folder: str | os.PathLike[str], frames: int = 8, size: int = 128
+) -> tuple[list[Clip], list[tuple[str, str]]]:
+    """The first ``frames`` frames of every video in ``folder`` (e.g. the paper's mp4 files).
+
+    Returns (clips, failures): a file that cannot be read is listed as (path, one-line error) and
+    the others still load.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputFileError(root, "is not a folder of videos")
+    clips, failed = [], []
+    for p in sorted(q for q in root.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES):
+        try:
+            clips.append(Clip(p.stem, "file", read_video(p, max_frames=frames, size=size)))
+        except InputFileError as e:
+            failed.append((str(p), str(e)))
+    if not clips and not failed:
+        raise InputFileError(root, f"holds no videos ({', '.join(VIDEO_SUFFIXES)})")
+    return clips, failed
