@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from aisec.errors import ParameterError
+from aisec.io import load_safetensors
+from aisec.llm import load_causal_lm
+from aisec.llm.finetune import FinetuneConfig, SFTExample, build_batch, finetune
 
-from aisec.errors import ParameterError  # noqa: E402
-from aisec.io import load_safetensors  # noqa: E402
-from aisec.llm import load_causal_lm  # noqa: E402
-from aisec.llm.finetune import FinetuneConfig, SFTExample, build_batch, finetune  # noqa: E402
+# each test fine-tunes a torch model: it skips alone where the torch extra is missing
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="needs the torch extra (aisec[llm])"
+)
 
 
 def _examples(lm):
@@ -17,10 +21,17 @@ def _examples(lm):
             for i in range(8)]
 
 
+def torch_testing():  # noqa: ANN201
+    import torch.testing
+
+    return torch.testing
+
+
 class Stop(Exception):
     pass
 
 
+@needs_torch
 def test_build_batch_masks_prompt(tiny_lm):
     b = build_batch(tiny_lm.tokenizer, _examples(tiny_lm)[:2], 128)
     assert b["input_ids"].shape == b["labels"].shape
@@ -28,6 +39,7 @@ def test_build_batch_masks_prompt(tiny_lm):
     assert (b["labels"][0, :n_prompt] == -100).all() and (b["labels"][0, n_prompt] != -100)
 
 
+@needs_torch
 def test_lora_trains_checkpoints_and_resumes_exactly(tmp_path):
     cfg = FinetuneConfig(method="lora", lora_r=4, learning_rate=5e-3, steps=4, batch_size=2,
                          max_length=64, save_every=2)
@@ -53,7 +65,7 @@ def test_lora_trains_checkpoints_and_resumes_exactly(tmp_path):
     wc = load_safetensors(tmp_path / "b" / "checkpoint" / "weights.safetensors")
     assert set(wa) == set(wc)
     for k in wa:
-        torch.testing.assert_close(wa[k], wc[k], rtol=1e-5, atol=1e-6)
+        torch_testing().assert_close(wa[k], wc[k], rtol=1e-5, atol=1e-6)
     assert rc.losses[:2] == ra.losses[:2]
 
     # the adapter directory loads as a model on its own, with its base resolved by name
@@ -61,6 +73,7 @@ def test_lora_trains_checkpoints_and_resumes_exactly(tmp_path):
     assert lm.generate([lm.chat.user("hi")])[0].n_tokens >= 1
 
 
+@needs_torch
 def test_full_finetune_lowers_loss(tmp_path):
     lm = load_causal_lm("tiny-llama", chat_format="chatml-think")
     cfg = FinetuneConfig(method="full", learning_rate=3e-3, steps=6, batch_size=4, max_length=64,
@@ -70,6 +83,7 @@ def test_full_finetune_lowers_loss(tmp_path):
     assert (res.weights_dir / "config.json").exists()
 
 
+@needs_torch
 def test_too_few_examples(tmp_path, tiny_lm):
     with pytest.raises(ParameterError):
         finetune(tiny_lm, _examples(tiny_lm)[:1], FinetuneConfig(batch_size=2), tmp_path)
