@@ -340,6 +340,7 @@ def test_attn_mode_equals_plain_finetuning_of_the_projections(tmp_path: Path) ->
     )
 
 
+@pytest.mark.slow
 def test_ffn_mode_differs_from_plain_finetuning(tmp_path: Path) -> None:
     # SwiGLU is not linear in its weights: the linearised fine-tune takes other steps
     lin = _distill(tmp_path, "ffn", True, "lin")
