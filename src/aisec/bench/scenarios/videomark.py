@@ -186,7 +186,7 @@ def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
         "size": 128,
         "skip": 24,
         "eps": 8.0,
-        "steps": 10,
+        "steps": 8,
         "alpha": 2.0,
         "adaptive": [False],
     },
