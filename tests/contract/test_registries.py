@@ -89,7 +89,6 @@ def test_asset_contract(name):
 # Registries that no test runs entry by entry yet; each shows as an expected failure (never a
 # pass) until a test iterates the registry (tests/contract/test_<family>_contract.py is the place).
 PENDING = {
-    "video watermark": "video watermarks (embed -> detect round trip): no test runs every entry yet",
 }
 # Checked by behaviour in this file.
 HERE = {"asset": "test_asset_contract", "scenario": "test_scenario_declares_headlines"}
