@@ -286,7 +286,8 @@ class HeuPublicKey:
         """Ciphertexts from another Paillier implementation with ``g = n + 1``.
 
         Each is written in HEU 0.5's serialised form (a msgpack string holding the Montgomery
-        value, little-endian, then a trailer), framed like a ciphertext of this key.
+        value as a signed little-endian integer, then a trailer), framed like a ciphertext of this
+        key.
         """
         nsq, r = self.n * self.n, self._montgomery_r
         vals = [int(v) for v in values]
@@ -301,8 +302,14 @@ class HeuPublicKey:
             raise ParameterError("HEU ciphertext", "must have sf-heu 0.5's layout", frame[:4].hex())
         _, phe = load_heu()
         for i, v in enumerate(vals):
-            body = (v * r % nsq).to_bytes(width, "little")
-            out[i] = phe.Ciphertext.load_from(frame[:4] + body + frame[-8:])
+            m = v * r % nsq
+            # HEU reads the body as a signed little-endian integer: a value whose top bit would be
+            # set takes one more (zero) byte, as HEU's own serialiser writes it
+            size = max(width, m.bit_length() // 8 + 1)
+            body = m.to_bytes(size, "little")
+            out[i] = phe.Ciphertext.load_from(
+                frame[:2] + size.to_bytes(2, "big") + body + frame[-8:]
+            )
         return out
 
     def to_bytes(self) -> bytes:
