@@ -49,9 +49,10 @@ def runs(tmp_path_factory):
 
 def test_decoder_reconstructs_plain_embeddings_better_than_the_class_mean(runs):
     split, dirs = runs
-    m = run_attack(dirs["none"], "decoder", targets=100, split=split, epochs=15, hidden=128)
+    # the decoder at its defaults: 15 epochs left it within noise of the class mean (flaky)
+    m = run_attack(dirs["none"], "decoder", targets=100, split=split, epochs=60, hidden=256)
     assert m["recon_mse"] < m["recon_mse_class_mean"]
-    assert m["recon_ssim"] > m["recon_ssim_class_mean"]
+    assert m["recon_ssim"] > m["recon_ssim_class_mean"] + 0.05  # measured 0.81 vs 0.64
     assert np.isfinite([m["recon_error"], m["recon_error_class_mean"]]).all()
 
 
