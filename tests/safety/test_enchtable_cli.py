@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("mergekit")
-torch = pytest.importorskip("torch")
-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    # every test here merges real checkpoints: each skips alone without the merge extra
+    pytest.importorskip("mergekit")
+    torch = pytest.importorskip("torch")
     tf = pytest.importorskip("transformers")
     from aisec.assets import materialise
 
