@@ -167,3 +167,12 @@ def test_parse_hostport() -> None:
     assert parse_hostport("10.0.0.2:9000") == ("10.0.0.2", 9000)
     with pytest.raises(ParameterError):
         parse_hostport("nohost")
+
+
+def test_open_party_needs_exactly_one_of_listen_and_peer(tmp_path):
+    from aisec.errors import ParameterError
+    from aisec.transport.tcp import open_party
+
+    for listen_at, peer_at in ((None, None), ("127.0.0.1:1", "127.0.0.1:2")):
+        with pytest.raises(ParameterError, match="exactly one must be given"):
+            open_party("A", "B", tmp_path, listen_at, peer_at, protocol="t")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aisec.errors import PeerError
+from aisec.errors import ParameterError, PeerError
 from aisec.transport import frames
 from aisec.transport.certs import party_files
 from aisec.transport.channel import Channel, Link
@@ -32,7 +32,7 @@ _CHUNK = 1 << 16  # bytes per non-blocking SSL write
 _log = logging.getLogger(__name__)
 _GAVE_UP = object()  # the listener's deadline passed: later handshakes are closed
 
-__all__ = ["TCPChannel", "listen", "connect", "parse_hostport"]
+__all__ = ["TCPChannel", "listen", "connect", "open_party", "parse_hostport"]
 
 
 def parse_hostport(text: str, name: str = "address") -> tuple[str, int]:
@@ -405,3 +405,49 @@ def connect(
         raise PeerError(
             peer, "handshake", f"{host}:{port} did not authenticate as {peer!r}: {exc.problem}"
         ) from None
+
+
+def open_party(
+    party: str,
+    peer: str,
+    certs_dir: str | Path,
+    listen_at: str | None,
+    peer_at: str | None,
+    *,
+    protocol: str,
+    link: Link | None = None,
+    timeout_s: float = 120.0,
+    accept_timeout_s: float = 300.0,
+    handshake_timeout_s: float = 10.0,
+) -> TCPChannel:
+    """A party's channel from its command line: listen on ``listen_at`` or connect to
+    ``peer_at`` (``HOST:PORT``; exactly one of them), authenticated as in :func:`listen` and
+    :func:`connect`."""
+    if (listen_at is None) == (peer_at is None):
+        raise ParameterError("--listen/--peer", "exactly one must be given", [listen_at, peer_at])
+    if listen_at is not None:
+        host, port = parse_hostport(listen_at, "--listen")
+        return listen(
+            party,
+            peer,
+            host,
+            port,
+            certs_dir,
+            protocol=protocol,
+            link=link,
+            timeout_s=timeout_s,
+            accept_timeout_s=accept_timeout_s,
+            handshake_timeout_s=handshake_timeout_s,
+        )
+    host, port = parse_hostport(peer_at or "", "--peer")
+    return connect(
+        party,
+        peer,
+        host,
+        port,
+        certs_dir,
+        protocol=protocol,
+        link=link,
+        timeout_s=timeout_s,
+        handshake_timeout_s=handshake_timeout_s,
+    )

@@ -299,36 +299,19 @@ def _open(
     accept_timeout_s: float = 300.0,
     handshake_timeout_s: float = 10.0,
 ) -> Channel:
-    from aisec.transport.tcp import connect, parse_hostport
-    from aisec.transport.tcp import listen as tcp_listen
+    from aisec.transport.tcp import open_party
 
-    if (listen is None) == (peer is None):
-        raise ParameterError("--listen/--peer", "exactly one must be given", [listen, peer])
     other = "B" if role == "A" else "A"
-    if listen is not None:
-        host, port = parse_hostport(listen, "--listen")
-        return tcp_listen(
-            role,
-            other,
-            host,
-            port,
-            certs_dir,
-            protocol=protocol,
-            link=link,
-            timeout_s=timeout_s,
-            accept_timeout_s=accept_timeout_s,
-            handshake_timeout_s=handshake_timeout_s,
-        )
-    host, port = parse_hostport(peer or "", "--peer")
-    return connect(
+    return open_party(
         role,
         other,
-        host,
-        port,
         certs_dir,
+        listen,
+        peer,
         protocol=protocol,
         link=link,
         timeout_s=timeout_s,
+        accept_timeout_s=accept_timeout_s,
         handshake_timeout_s=handshake_timeout_s,
     )
 

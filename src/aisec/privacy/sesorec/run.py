@@ -401,36 +401,19 @@ def _open(
     link: Link | None,
     p: SeSoRecParams,
 ) -> Channel:
-    from aisec.transport.tcp import connect, parse_hostport
-    from aisec.transport.tcp import listen as tcp_listen
+    from aisec.transport.tcp import open_party
 
-    if (listen is None) == (peer is None):
-        raise ParameterError("--listen/--peer", "exactly one must be given", [listen, peer])
     other = "social" if role == "rating" else "rating"
-    if listen is not None:
-        host, port = parse_hostport(listen, "--listen")
-        return tcp_listen(
-            role,
-            other,
-            host,
-            port,
-            certs_dir,
-            protocol=PROTOCOL,
-            link=link,
-            timeout_s=p.timeout_s,
-            accept_timeout_s=p.accept_timeout_s,
-            handshake_timeout_s=p.handshake_timeout_s,
-        )
-    host, port = parse_hostport(peer or "", "--peer")
-    return connect(
+    return open_party(
         role,
         other,
-        host,
-        port,
         certs_dir,
+        listen,
+        peer,
         protocol=PROTOCOL,
         link=link,
         timeout_s=p.timeout_s,
+        accept_timeout_s=p.accept_timeout_s,
         handshake_timeout_s=p.handshake_timeout_s,
     )
 
