@@ -47,6 +47,9 @@ class FinetuneConfig(StrictModel):
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    #: LoRA only in these decoder layers (0-based); None: every layer. Backpropagation then
+    #: stops at the lowest adapted layer, so adapting the top layers only is also cheaper.
+    layers_to_transform: tuple[int, ...] | None = None
     learning_rate: float = Field(2e-4, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     warmup_steps: int = Field(0, ge=0)
@@ -174,6 +177,7 @@ def finetune(
     chat_template: str | None = None,
     stop_after: int | None = None,
     after_step: Callable[[int, Any], None] | None = None,
+    extra_loss: Callable[[int, Any], Any] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``lm`` (a :class:`aisec.llm.LocalLM`) on ``examples``.
 
@@ -192,6 +196,9 @@ def finetune(
             learning-rate schedule of ``config.steps``; a later call resumes to the end.
         after_step: called as ``after_step(step, model)`` after each optimizer step (1-based
             step), before the checkpoint, e.g. to average the weights toward the base model.
+        extra_loss: ``extra_loss(step, model)`` (0-based step) returns a scalar tensor added to
+            the batch loss before the backward pass, e.g. a regulariser toward the base model;
+            the logged loss is the sum.
 
     Returns:
         FinetuneResult with the weights directory (``adapter`` or ``model``) and the losses.
@@ -212,7 +219,9 @@ def finetune(
         if not hasattr(model, "peft_config"):
             lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                               lora_dropout=config.lora_dropout,
-                              target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+                              target_modules=list(config.target_modules), task_type="CAUSAL_LM",
+                              layers_to_transform=(list(config.layers_to_transform)
+                                                   if config.layers_to_transform else None))
             # LoRA's A matrices are random: seed them from the recipe (without touching the
             # caller's global torch RNG) so a run is reproducible and resumable.
             with torch.random.fork_rng(devices=[]):
@@ -248,6 +257,8 @@ def finetune(
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             loss = model(**batch).loss
+            if extra_loss is not None:
+                loss = loss + extra_loss(step, model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -342,7 +353,9 @@ def export_checkpoint(out_dir: str | Path, base: str, *, chat_template: str | No
 
     lm = load_causal_lm(base)
     lcfg = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM",
+                      layers_to_transform=(list(config.layers_to_transform)
+                                           if config.layers_to_transform else None))
     model = get_peft_model(lm.model, lcfg)
     weights = load_safetensors(ckpt / "weights.safetensors")
     params = _trainable(model)
