@@ -55,18 +55,31 @@ __all__ = [
     "SETS",
     "SPLITS",
     "RUBRIC",
+    "CORPUS_FILES",
+    "PROMPTS_2_FILE",
     "corpus_prompts",
+    "corpus_prompts_2",
     "assign_splits",
+    "prompt_splits",
     "load_corpus",
     "read_labels",
     "generate_responses",
     "label_reliability",
+    "annotator_agreement",
+    "cohen_kappa",
 ]
 
 CORPUS_DIR = Path(__file__).resolve().parent / "data" / "corpus"
 CORPUS_FILE = CORPUS_DIR / "corpus.jsonl"
+MODEL_RESPONSES_2 = CORPUS_DIR / "model_responses_2.jsonl"
+WRITTEN_RESPONSES_2 = CORPUS_DIR / "written_responses_2.jsonl"
+#: the labelled files :func:`load_corpus` reads, in order (a missing one is skipped)
+CORPUS_FILES = (CORPUS_FILE, MODEL_RESPONSES_2, WRITTEN_RESPONSES_2)
+PROMPTS_2_FILE = CORPUS_DIR / "prompts_2.jsonl"
 SECOND_PASS_FILE = CORPUS_DIR / "second_pass.jsonl"
 WRITTEN_PROMPTS = CORPUS_DIR / "written_prompts.jsonl"
+#: the seed of each round's by-prompt split draw (:func:`assign_splits`)
+SPLIT_SEEDS = {1: 14, 2: 15}
 
 LABELS = ("safe", "attempted", "unsafe", "degenerate")
 SETS = ("strongreject", "harmbench", "advbench", "jailbreak", "benign", "lookalike")
@@ -93,8 +106,8 @@ def _n_pick(n_total: int, n: int, seed: int) -> list[int]:
     return sorted(int(i) for i in np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
-def _jailbreak_prompts(seed: int, max_template_chars: int = 600) -> list[tuple[str, str]]:
-    """(id, text): StrongREJECT, HarmBench and AdvBench prompts of at most 400 characters, each
+def _jailbreak_prompts(seed: int, max_template_chars: int = 600) -> list[tuple[str, str, str]]:
+    """(id, text, base prompt id): StrongREJECT, HarmBench and AdvBench prompts of at most 400 characters, each
     inside one seeded PyRIT jailbreak template (the same composition as SafeChain's offline
     ``wildjailbreak-style`` set, rebuilt here so the judges layer needs no system)."""
     from aisec.assets import load_dataset
@@ -109,7 +122,7 @@ def _jailbreak_prompts(seed: int, max_template_chars: int = 600) -> list[tuple[s
     out = []
     for p in base:
         t = templates[int(rng.integers(len(templates)))]
-        out.append((f"wjs-{p.id}-{t.id}", t.text.replace("{prompt}", p.text)))
+        out.append((f"wjs-{p.id}-{t.id}", t.text.replace("{prompt}", p.text), p.id))
     return out
 
 
@@ -128,7 +141,34 @@ def corpus_prompts(seed: int = 14) -> list[dict[str, Any]]:
     for i in _n_pick(len(jb), 20, seed + 3):
         out.append({"id": jb[i][0], "set": "jailbreak", "text": jb[i][1]})
     for _ln, row in _jsonl(WRITTEN_PROMPTS):
-        out.append({"id": row["id"], "set": row["set"], "text": row["text"]})
+        if row.get("round", 1) == 1:
+            out.append({"id": row["id"], "set": row["set"], "text": row["text"]})
+    return out
+
+
+def corpus_prompts_2(seed: int = 15) -> list[dict[str, Any]]:
+    """The second round's prompts, none of them in :func:`corpus_prompts`: 40 StrongREJECT,
+    40 HarmBench, 40 AdvBench (each <= 300 characters), 30 jailbreak-template prompts whose
+    base prompt is in neither round (so no harmful request is in two splits inside a template),
+    and the written prompts marked ``"round": 2`` (35 benign, 50 look-alikes). Fixed by
+    ``seed``; the frozen list with its splits is ``prompts_2.jsonl``."""
+    from aisec.assets import load_dataset
+
+    first = corpus_prompts()
+    used = {p["id"] for p in first}
+    out: list[dict[str, Any]] = []
+    for k, (name, n) in enumerate((("strongreject", 40), ("harmbench", 40), ("advbench", 40))):
+        ps = [p for p in load_dataset(name).prompts if len(p.text) <= 300 and p.id not in used]
+        for i in _n_pick(len(ps), n, seed + k):
+            out.append({"id": ps[i].id, "set": name, "text": ps[i].text})
+    jb_1 = {i: base for i, _t, base in _jailbreak_prompts(14)}
+    bases = used | {p["id"] for p in out} | {jb_1[i] for i in used if i in jb_1}
+    jb = [(i, t) for i, t, base in _jailbreak_prompts(seed) if base not in bases and i not in used]
+    for i in _n_pick(len(jb), 30, seed + 3):
+        out.append({"id": jb[i][0], "set": "jailbreak", "text": jb[i][1]})
+    for _ln, row in _jsonl(WRITTEN_PROMPTS):
+        if row.get("round", 1) == 2:
+            out.append({"id": row["id"], "set": row["set"], "text": row["text"]})
     return out
 
 
@@ -178,9 +218,86 @@ def read_labels(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_corpus(split: str | None = None) -> list[dict[str, Any]]:
-    """The shipped labelled corpus (all rows, or one split)."""
-    rows = read_labels(CORPUS_FILE)
+_ROW_FIELDS = ("id", "prompt_id", "set", "split", "refusal", "partial_refusal", "annotator")
+
+
+def _check_corpus_row(path: Path, row: dict[str, Any]) -> None:
+    ln = row["line"]
+    for field in _ROW_FIELDS:
+        if field not in row or row[field] is None or row[field] == "":
+            raise InputFileError(path, f"line {ln} has no {field!r}")
+    for field, allowed in (("set", SETS), ("split", SPLITS)):
+        if row[field] not in allowed:
+            raise InputFileError(
+                path,
+                f"line {ln} has {field} {row[field]!r}; must be one of {', '.join(allowed)}",
+            )
+    for field in ("refusal", "partial_refusal"):
+        if not isinstance(row[field], bool):
+            raise InputFileError(
+                path, f"line {ln} has {field} {row[field]!r}; must be true or false"
+            )
+    if not isinstance(row.get("origin"), dict):
+        raise InputFileError(path, f"line {ln} has no 'origin' object")
+
+
+def _round_2_splits() -> dict[str, str]:
+    if not PROMPTS_2_FILE.exists():
+        return {}
+    return {str(r["id"]): str(r["split"]) for _, r in _jsonl(PROMPTS_2_FILE)}
+
+
+def prompt_splits() -> dict[str, str]:
+    """prompt id -> split, for every corpus prompt: round 1 as its rows in ``corpus.jsonl``
+    carry it (frozen), round 2 as ``prompts_2.jsonl`` fixes it (:func:`assign_splits` over the
+    round's prompt ids with seed ``SPLIT_SEEDS[2]``). A new row for a prompt takes this split."""
+    out = {str(r["prompt_id"]): str(r["split"]) for r in read_labels(CORPUS_FILE)}
+    out.update(_round_2_splits())
+    return out
+
+
+def load_corpus(
+    split: str | None = None, files: tuple[Path, ...] | None = None
+) -> list[dict[str, Any]]:
+    """The shipped labelled corpus (all rows, or one split): ``corpus.jsonl``, then
+    ``model_responses_2.jsonl`` and ``written_responses_2.jsonl`` where they exist (``files``
+    overrides the list; the first must exist).
+
+    Every row is checked (:func:`read_labels`, then id, prompt_id, set, split, the refusal
+    flags, origin and annotator); its split must be its prompt's (:func:`prompt_splits`) and
+    its id unique across the files.
+
+    Raises:
+        InputFileError: one line naming the file and the line of the first bad row.
+    """
+    if split is not None and split not in SPLITS:
+        from aisec.errors import ParameterError
+
+        raise ParameterError("split", f"must be one of {', '.join(SPLITS)}", split)
+    files = CORPUS_FILES if files is None else tuple(Path(f) for f in files)
+    splits = _round_2_splits()
+    seen: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    for k, path in enumerate(files):
+        if k > 0 and (not path.exists() or not path.read_bytes().strip()):
+            continue  # a round-2 file not written yet
+        for row in read_labels(path):
+            _check_corpus_row(path, row)
+            ln, pid = row["line"], str(row["prompt_id"])
+            if row["id"] in seen:
+                raise InputFileError(
+                    path, f"line {ln} repeats id {row['id']!r} (first in {seen[row['id']]})"
+                )
+            seen[row["id"]] = f"{path.name} line {ln}"
+            want = splits.get(pid)
+            if want is not None and row["split"] != want:
+                raise InputFileError(
+                    path,
+                    f"line {ln} puts prompt {pid!r} in split {row['split']!r}; its split is "
+                    f"{want!r}",
+                )
+            splits[pid] = row["split"]
+            rows.append({**row, "file": path.name})
     return rows if split is None else [r for r in rows if r["split"] == split]
 
 
@@ -196,13 +313,19 @@ def generate_responses(
     max_new_tokens: int = 64,
     seed: int = 0,
     batch_size: int = 16,
+    sample: Callable[[list[str], list[int]], list[str]] | None = None,
+    origin_extra: dict[str, Any] | None = None,
 ) -> int:
     """Generate one response per prompt with ``lm`` and append unlabelled rows to ``out``.
 
     ``render(chat, text)`` builds the prompt text (default: one user turn; SafeChain's
     strategies pass their prefills, e.g. ``lambda c, t: build_prompt(c, t, "zerothink")``);
-    ``model`` and ``strategy`` name what produced the rows. Rows already in ``out`` (same id)
-    are kept, so a stopped run resumes. Returns the number of new rows.
+    ``model`` and ``strategy`` name what produced the rows. ``sample(texts, seeds)`` replaces
+    the plain ``lm.generate`` call where a strategy decodes in several steps (SafeChain's
+    MoreThink: ``lambda t, s: [x.text for x in get_strategy("morethink").generate(lm, t, s,
+    cfg, 16)]``). Rows already in ``out`` (same id) are kept, so a stopped run resumes. Returns
+    the number of new rows; ``origin_extra`` is added to each row's ``origin`` (e.g. a
+    strategy's think budget).
     """
     from aisec.llm.base import GenerationConfig
 
@@ -218,7 +341,10 @@ def generate_responses(
         batch = todo[s : s + batch_size]
         texts = [render(lm.chat, p["text"]) for p in batch]
         seeds = [seed * 100_003 + s + j for j in range(len(batch))]
-        gens = lm.generate(texts, cfg, seeds=seeds, batch_size=batch_size)
+        if sample is None:
+            gens = [g.text for g in lm.generate(texts, cfg, seeds=seeds, batch_size=batch_size)]
+        else:
+            gens = sample(texts, seeds)
         with open(out, "a", encoding="utf-8") as f:
             for p, g, sd in zip(batch, gens, seeds, strict=True):
                 row = {
@@ -226,43 +352,111 @@ def generate_responses(
                     "prompt_id": p["id"],
                     "set": p["set"],
                     "prompt": p["text"],
-                    "response": g.text.strip(),
+                    "response": g.strip(),
                     "origin": {
                         "model": model,
                         "strategy": strategy,
                         "temperature": temperature,
                         "seed": sd,
                         "max_new_tokens": max_new_tokens,
+                        **(origin_extra or {}),
                     },
                 }
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(todo)
 
 
-def label_reliability() -> dict[str, Any] | None:
-    """Cohen's kappa between the first labels and the blind second pass (same annotator) over
-    the rows of ``second_pass.jsonl``: four-way, strict and lenient; None when it is absent."""
+def cohen_kappa(a: list[Any], b: list[Any]) -> float | None:
+    """Cohen's kappa of two label sequences (None when both use one category only)."""
+    if len(a) != len(b):
+        raise ValueError(f"kappa needs two equally long label lists, got {len(a)} and {len(b)}")
+    cats = sorted(set(a) | set(b), key=str)
+    if len(cats) < 2 or not a:
+        return None
+    n = len(a)
+    po = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    pe = sum((a.count(c) / n) * (b.count(c) / n) for c in cats)
+    return None if pe == 1.0 else float((po - pe) / (1.0 - pe))
+
+
+def annotator_agreement(
+    pairs: list[tuple[str, str]], n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Agreement of two labellings of the same rows (``(first, second)`` labels in
+    :data:`LABELS`): raw agreement and Cohen's kappa four-way, strict (unsafe vs the rest)
+    and lenient (unsafe or attempted vs the rest), each kappa with a 95 % bootstrap interval
+    over the rows (``n_boot`` resamples from ``seed``)."""
+    if not pairs:
+        raise ValueError("annotator agreement needs at least one pair of labels")
+    for x, y in pairs:
+        if x not in LABELS or y not in LABELS:
+            raise ValueError(f"label pair ({x!r}, {y!r}): labels must be in {', '.join(LABELS)}")
+    maps = {
+        "4way": lambda x: x,
+        "strict": lambda x: x == "unsafe",
+        "lenient": lambda x: x in ("unsafe", "attempted"),
+    }
+    rng = np.random.default_rng(seed)
+    idx = [rng.integers(0, len(pairs), len(pairs)) for _ in range(n_boot)]
+    out: dict[str, Any] = {"n": len(pairs)}
+    for name, f in maps.items():
+        a, b = [f(x) for x, _ in pairs], [f(y) for _, y in pairs]
+        out[f"agreement_{name}"] = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+        out[f"kappa_{name}"] = cohen_kappa(a, b)
+        boots = [cohen_kappa([a[i] for i in ix], [b[i] for i in ix]) for ix in idx]
+        boots = [k for k in boots if k is not None]
+        out[f"kappa_{name}_ci95"] = (
+            [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+            if len(boots) >= max(10, n_boot // 2)
+            else None
+        )
+    return out
+
+
+def _annotator_id(text: str) -> str:
+    """The short annotator tag in ``"aisec developer (C), first pass, ..."`` (``C``)."""
+    import re
+
+    m = re.search(r"\(([^)]+)\)", text or "")
+    return m.group(1) if m else str(text)
+
+
+def label_reliability(n_boot: int = 1000, seed: int = 0) -> dict[str, Any] | None:
+    """Agreement between the first labels and the blind second labels of ``second_pass.jsonl``.
+
+    Each second-pass row holds ``id``, ``label``, ``annotator`` and ``annotator_id``; a pair is
+    a *retest* when the second annotator is the first one (same tag) and *inter-annotator*
+    otherwise. Returns the inter-annotator figure (:func:`annotator_agreement`) at the top
+    level when there is one (else the retest), with ``retest`` and ``inter_annotator``
+    sections; None when there is no second pass."""
     if not SECOND_PASS_FILE.exists():
         return None
-    from sklearn.metrics import cohen_kappa_score
-
-    first = {r["id"]: r["label"] for r in load_corpus()}
-    pairs = [(first[r["id"]], r["label"]) for _, r in _jsonl(SECOND_PASS_FILE) if r["id"] in first]
-    if not pairs:
-        return None
-    a, b = [x for x, _ in pairs], [y for _, y in pairs]
-
-    def k(f: Any) -> float | None:
-        fa, fb = [f(x) for x in a], [f(y) for y in b]
-        if len(set(fa) | set(fb)) < 2:
-            return None
-        return float(cohen_kappa_score(fa, fb))
-
-    return {
-        "n": len(pairs),
-        "agreement_4way": sum(x == y for x, y in pairs) / len(pairs),
-        "kappa_4way": k(lambda x: x),
-        "kappa_strict": k(lambda x: x == "unsafe"),
-        "kappa_lenient": k(lambda x: x in ("unsafe", "attempted")),
-        "annotators": "one annotator, two blind passes (test-retest, not inter-annotator)",
+    first = {r["id"]: r for r in load_corpus()}
+    groups: dict[str, list[tuple[str, str]]] = {"retest": [], "inter_annotator": []}
+    who: dict[str, set[str]] = {"retest": set(), "inter_annotator": set()}
+    for _, r in _jsonl(SECOND_PASS_FILE):
+        f = first.get(r["id"])
+        if f is None:
+            continue
+        a1 = _annotator_id(f["annotator"])
+        a2 = str(r.get("annotator_id") or _annotator_id(r.get("annotator", "")))
+        kind = "retest" if a1 == a2 else "inter_annotator"
+        groups[kind].append((f["label"], r["label"]))
+        who[kind].add(f"{a1} vs {a2}")
+    sections = {
+        k: {**annotator_agreement(v, n_boot, seed), "annotators": sorted(who[k])}
+        for k, v in groups.items()
+        if v
     }
+    if not sections:
+        return None
+    top_kind = "inter_annotator" if "inter_annotator" in sections else "retest"
+    top = dict(sections[top_kind])
+    top["kind"] = top_kind
+    top["annotators"] = (
+        "two annotators, each labelling the other's rows blind"
+        if top_kind == "inter_annotator"
+        else "one annotator, two blind passes (test-retest, not inter-annotator)"
+    )
+    top.update({k: v for k, v in sections.items()})
+    return top
