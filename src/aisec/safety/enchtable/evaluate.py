@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 #: Task domains with real data in the embedded datasets: (dataset, question key, answer key).
-TASKS = {"math": ("gsm8k", "question", "answer")}
+#: MBPP ships one file: its last 100 problems are the ``test`` split, the rest ``train``.
+TASKS = {"math": ("gsm8k", "question", "answer"), "code": ("mbpp", "text", "code")}
+_MBPP_TEST = 100
 
 
 @dataclass(frozen=True)
@@ -83,14 +85,14 @@ def lookalike_prompts(n: int) -> list[str]:
     return [r["text"] for r in rows if r.get("set") == "lookalike"][:n]
 
 
-def _respond(lm: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int) -> list[str]:
-    from aisec.llm import GenerationConfig
+def _respond(
+    target: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int
+) -> list[str]:
+    from aisec.safety.enchtable.responders import as_responder
 
-    rendered = [lm.chat.render([{"role": "user", "content": p}]) for p in prompts]
-    gens = lm.generate(
-        rendered, GenerationConfig(max_new_tokens=max_new_tokens), batch_size=batch_size
+    return as_responder(target).respond(
+        list(prompts), max_new_tokens=max_new_tokens, batch_size=batch_size
     )
-    return [g.text for g in gens]
 
 
 def _rate(judge_name: str, verdicts: list[Any], flag: str) -> SafetyResult:
@@ -114,7 +116,7 @@ def _rate(judge_name: str, verdicts: list[Any], flag: str) -> SafetyResult:
 
 
 def unsafe_rate(
-    lm: Any,
+    target: Any,
     prompts: Sequence[str],
     *,
     judge: str = "harm",
@@ -122,21 +124,23 @@ def unsafe_rate(
     max_new_tokens: int = 64,
     batch_size: int = 8,
 ) -> tuple[SafetyResult, list[str]]:
-    """Greedy responses to ``prompts`` judged by ``judge``; the unsafe share of judged ones."""
+    """Greedy responses of ``target`` (a model or a responder of
+    :mod:`~aisec.safety.enchtable.responders`) judged by ``judge``; the unsafe share of judged
+    ones."""
     from aisec.judges import make_judge
 
-    responses = _respond(lm, prompts, max_new_tokens, batch_size)
+    responses = _respond(target, prompts, max_new_tokens, batch_size)
     verdicts = make_judge(judge, **(judge_options or {})).judge(list(prompts), responses)
     return _rate(judge, verdicts, "unsafe"), responses
 
 
 def over_refusal(
-    lm: Any, prompts: Sequence[str], *, max_new_tokens: int = 48, batch_size: int = 8
+    target: Any, prompts: Sequence[str], *, max_new_tokens: int = 48, batch_size: int = 8
 ) -> SafetyResult:
     """Share of benign look-alike prompts refused (the ``refusal`` detector: safe = refused)."""
     from aisec.judges import make_judge
 
-    responses = _respond(lm, prompts, max_new_tokens, batch_size)
+    responses = _respond(target, prompts, max_new_tokens, batch_size)
     verdicts = make_judge("refusal").judge(list(prompts), responses)
     return _rate("refusal", verdicts, "safe")
 
@@ -147,19 +151,27 @@ def task_pairs(task: str, split: str, n: int, offset: int = 0) -> list[tuple[str
 
     if task not in TASKS:
         raise ParameterError("task", f"must be one of {', '.join(TASKS)}", task)
+    if split not in ("train", "test"):
+        raise ParameterError("split", "must be 'train' or 'test'", split)
     name, qk, ak = TASKS[task]
-    ds = load_dataset(name, split=split)
-    rows = [ds[i] for i in range(offset, min(len(ds), offset + n))]
+    if name == "mbpp":
+        ds = load_dataset(name)
+        idx = list(range(len(ds)))
+        idx = idx[-_MBPP_TEST:] if split == "test" else idx[:-_MBPP_TEST]
+    else:
+        ds = load_dataset(name, split=split)
+        idx = list(range(len(ds)))
+    rows = [ds[i] for i in idx[offset : offset + n]]
     return [(str(r[qk]), str(r[ak])) for r in rows]
 
 
-def task_loss(lm: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8) -> float:
+def task_loss(target: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8) -> float:
     """Mean negative log-likelihood per answer token of the reference answers (chat-rendered
-    question as context): the held-out task loss; lower is better."""
-    from aisec.llm.scoring import score_completions
+    question as context, as the responder ``target`` renders it): the held-out task loss;
+    lower is better."""
+    from aisec.safety.enchtable.responders import as_responder
 
-    prompts = [lm.render([{"role": "user", "content": q}]) for q, _ in pairs]
-    scores = score_completions(lm, prompts, [a for _, a in pairs], batch_size=batch_size)
+    scores = as_responder(target).answer_scores(list(pairs), batch_size=batch_size)
     nll = -sum(s.logprob for s in scores)
     count = sum(len(s.token_ids) for s in scores)
     if count == 0:

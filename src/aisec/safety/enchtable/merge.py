@@ -28,6 +28,7 @@ __all__ = [
     "global_norms",
     "check_inputs",
     "model_dir",
+    "safety_model_config",
 ]
 
 
@@ -205,21 +206,47 @@ def merge_config(
             "parameters": params,
             "dtype": dtype,
         }
+    if method == "model_stock":
+        # Model Stock averages fine-tuned models around the base: the task model and the
+        # safety model base + delta (see safety_model_config), given here as ``safe``
+        if safe is None or safe == base:
+            raise ParameterError(
+                "safe", "model_stock needs the safety model (base + safety vector)", safe
+            )
+        return {
+            "merge_method": method,
+            "base_model": base,
+            "models": [{"model": task}, {"model": safe}],
+            "parameters": params,
+            "dtype": dtype,
+        }
     weight = float(params.pop("safety_weight", 1.0))
-    density = params.pop("density", None)
+    per_model = {k: params.pop(k) for k in ("density", "gamma") if k in params}
     models = [{"model": task, "parameters": {"weight": 1.0}}]
     if harmful is not None and weight != 0:
         # task vector of the harmful surrogate is -delta: a negative weight adds the safety vector
         models.append({"model": harmful, "parameters": {"weight": -weight}})
-    if density is not None:
-        for m in models:
-            m["parameters"]["density"] = float(density)
+    for m in models:
+        m["parameters"].update({k: float(v) for k, v in per_model.items()})
     params.setdefault("normalize", False)
     return {
         "merge_method": method,
         "base_model": base,
         "models": models,
         "parameters": params,
+        "dtype": dtype,
+    }
+
+
+def safety_model_config(base: str, harmful: str, dtype: str = "float32") -> dict[str, Any]:
+    """mergekit task arithmetic writing the safety model ``base + (base - harmful)``: the
+    aligned model moved one safety vector further from its harmful surrogate (an input of
+    Model Stock, which merges whole models rather than vectors)."""
+    return {
+        "merge_method": "task_arithmetic",
+        "base_model": base,
+        "models": [{"model": harmful, "parameters": {"weight": -1.0}}],
+        "parameters": {"normalize": False},
         "dtype": dtype,
     }
 

@@ -1,14 +1,17 @@
-"""End to end: aligned model -> task fine-tune + NTK-distilled safety vector -> merges -> rows.
+"""End to end: (safety SFT of the base ->) aligned model -> task fine-tune + NTK-distilled
+safety vector -> merges and inference-time defences -> rows.
 
-:func:`run_pipeline` fine-tunes the aligned model on a task (full fine-tuning of ``llm.finetune``),
-distils the harmful surrogate (:func:`aisec.safety.enchtable.ntk.ntk_finetune`), merges the task
-model with every method through mergekit (EnchTable, TSV-Merge, RESTA, SafeLoRA, and
-mergekit's task arithmetic and TIES given the surrogate with weight -1), then measures each
-model: ``unsafe_rate`` (judge, interval, unjudged and degenerate counts), ``over_refusal`` and
-``utility`` (``-task_loss``, the negative held-out answer loss; higher is better).
-
-The aligned model is the given one as it ships (``smollm2-135m-instruct`` is an instruction- and
-safety-tuned release); no extra safety SFT is run here.
+:func:`run_pipeline` optionally makes the aligned model by a safety SFT of the base
+(:mod:`~aisec.safety.enchtable.safety_sft`, when ``safety_sft_steps > 0``; otherwise the base
+as it ships is the aligned model), fine-tunes it on a task (full fine-tuning of
+``llm.finetune``), distils the harmful surrogate (:func:`aisec.safety.enchtable.ntk.ntk_finetune`),
+merges the task model with every merge method through mergekit (EnchTable, TSV-Merge, RESTA,
+SafeLoRA; mergekit's task arithmetic, TIES and Model Breadcrumbs given the surrogate with
+weight -1, and Model Stock given the safety model ``aligned + delta``), wraps the task model in
+the inference-time defences (Self-Reminder; SafeDecoding with the aligned model as the
+expert), then measures each: ``unsafe_rate`` (judge, interval, unjudged and degenerate counts),
+``over_refusal`` and ``utility`` (``-task_loss``, the negative held-out answer loss; higher is
+better).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from pydantic import Field
 
 from aisec.config import StrictModel
+from aisec.errors import ParameterError
 
 __all__ = ["PipelineConfig", "run_pipeline", "DEFAULT_METHODS"]
 
@@ -32,6 +36,10 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     "safelora": {"threshold": 0.5},
     "task_arithmetic": {"safety_weight": 1.0},
     "ties": {"safety_weight": 1.0, "density": 0.2},
+    "breadcrumbs": {"safety_weight": 1.0, "density": 0.9, "gamma": 0.01},
+    "model_stock": {},
+    "self_reminder": {},
+    "safedecoding": {"alpha": 3.0, "first_m": 2, "num_common": 5},
 }
 
 
@@ -39,6 +47,10 @@ class PipelineConfig(StrictModel):
     """One end-to-end run."""
 
     aligned: str = "tiny-llama"
+    safety_sft_steps: int = Field(0, ge=0)
+    safety_n_harmful: int = Field(96, ge=1)
+    safety_n_benign: int = Field(96, ge=0)
+    safety_lr: float = Field(3e-4, gt=0)
     task: str = "math"
     task_steps: int = Field(10, ge=1)
     task_examples: int = Field(64, ge=4)
@@ -77,14 +89,45 @@ def run_pipeline(
     from aisec.llm import load_causal_lm
     from aisec.llm.finetune import FinetuneConfig, SFTExample, finetune
     from aisec.safety.enchtable import evaluate as ev
-    from aisec.safety.enchtable.merge import merge_config, model_dir, run_merge_yaml
+    from aisec.safety.enchtable.merge import (
+        merge_config,
+        model_dir,
+        run_merge_yaml,
+        safety_model_config,
+    )
     from aisec.safety.enchtable.ntk import NTKConfig, harmful_examples, ntk_finetune
+    from aisec.safety.enchtable.responders import INFERENCE_METHODS, ModelResponder, make_inference
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    aligned_dir = model_dir(config.aligned)
     params = {**DEFAULT_METHODS, **(method_params or {})}
+    unknown = [m for m in config.methods if m not in params]
+    if unknown:
+        raise ParameterError("methods", f"must be among {', '.join(params)}", unknown[0])
     timings: dict[str, float] = {}
+
+    base_dir = model_dir(config.aligned)
+    if config.safety_sft_steps:
+        from aisec.safety.enchtable.safety_sft import SafetySFTConfig, safety_sft
+
+        aligned_dir = out / "aligned" / "model"
+        if not (aligned_dir / "config.json").exists():
+            _log(progress, f"safety SFT of the base ({config.safety_sft_steps} LoRA steps)")
+            r0 = safety_sft(
+                str(base_dir),
+                SafetySFTConfig(
+                    steps=config.safety_sft_steps,
+                    n_harmful=config.safety_n_harmful,
+                    n_benign=config.safety_n_benign,
+                    learning_rate=config.safety_lr,
+                    max_length=config.max_length,
+                    seed=config.seed,
+                ),
+                out / "aligned",
+            )
+            timings["safety_sft_seconds"] = r0.seconds
+    else:
+        aligned_dir = base_dir
 
     task_dir = out / "task" / "model"
     if not (task_dir / "config.json").exists():
@@ -129,7 +172,15 @@ def run_pipeline(
         timings["distill_seconds"] = r.seconds
         del lm
     merges: dict[str, Any] = {}
-    for method in config.methods:
+    merge_methods = [m for m in config.methods if m not in INFERENCE_METHODS]
+    inference_methods = [m for m in config.methods if m in INFERENCE_METHODS]
+    safe_model = out / "safety_model"
+    if "model_stock" in merge_methods and not (safe_model / "config.json").exists():
+        _log(progress, "safety model (aligned + safety vector) for Model Stock")
+        run_merge_yaml(
+            safety_model_config(str(aligned_dir), str(sur_dir)), safe_model, overwrite=True
+        )
+    for method in merge_methods:
         target = out / "merged" / method
         if not (target / "config.json").exists():
             _log(progress, f"merge {method}")
@@ -138,6 +189,7 @@ def run_pipeline(
                 base=str(aligned_dir),
                 task=str(task_dir),
                 harmful=str(sur_dir),
+                safe=str(safe_model) if method == "model_stock" else None,
                 parameters=dict(params.get(method, {})),
             )
             merges[method] = run_merge_yaml(cfg, target, overwrite=True)
@@ -146,35 +198,58 @@ def run_pipeline(
     look = ev.lookalike_prompts(config.n_lookalike) if config.n_lookalike else []
     util = ev.task_pairs(config.task, "test", config.n_utility)
     models = {"aligned": aligned_dir, "task": task_dir, "harmful_surrogate": sur_dir}
-    models.update({m: out / "merged" / m for m in config.methods})
+    models.update({m: out / "merged" / m for m in merge_methods})
     rows: list[dict[str, Any]] = []
-    for name, path in models.items():
+
+    def measure(name: str, responder: Any, kind: str) -> dict[str, Any]:
         _log(progress, f"evaluate {name}")
         t0 = time.perf_counter()
-        lm = load_causal_lm(str(path))
         safety, _ = ev.unsafe_rate(
-            lm, harmful, judge=config.judge, max_new_tokens=config.max_new_tokens
+            responder, harmful, judge=config.judge, max_new_tokens=config.max_new_tokens
         )
-        loss = ev.task_loss(lm, util)
+        loss = ev.task_loss(responder, util)
         row: dict[str, Any] = {
             "model": name,
-            "arch": lm.model.config.model_type,
+            "kind": kind,
+            "arch": responder.lm.model.config.model_type,
             "aligned": config.aligned,
+            "safety_sft": bool(config.safety_sft_steps),
             "task": config.task,
             "method": name,
             "unsafe_rate": safety.rate,
             "unsafe": safety.to_dict(),
             "task_loss": loss,
             "utility": -loss,
-            "eval_seconds": time.perf_counter() - t0,
         }
         if look:
-            row["over_refusal"] = ev.over_refusal(lm, look).to_dict()
+            row["over_refusal"] = ev.over_refusal(responder, look).to_dict()
+        row["eval_seconds"] = time.perf_counter() - t0
+        return row
+
+    for name, path in models.items():
+        lm = load_causal_lm(str(path))
+        row = measure(
+            name,
+            ModelResponder(lm, name),
+            "model" if name in ("aligned", "task", "harmful_surrogate") else "merge",
+        )
         if name in merges:
             row["merge_seconds"] = merges[name].merge_seconds
             row["merge_parameters"] = merges[name].parameters
         rows.append(row)
         del lm
+    if inference_methods:
+        task_lm = load_causal_lm(str(task_dir))
+        expert = load_causal_lm(str(aligned_dir))
+        for name in inference_methods:
+            responder = make_inference(name, task_lm, expert, dict(params.get(name, {})))
+            row = measure(name, responder, "inference")
+            row["method_parameters"] = dict(params.get(name, {}))
+            if hasattr(responder, "outside_sample_space"):
+                row["loss_tokens_outside_sample_space"] = responder.outside_sample_space
+                row["loss_tokens_steered"] = responder.scored_positions
+            rows.append(row)
+        del task_lm, expert
     for r in rows:
         r.update(timings)
     return rows
