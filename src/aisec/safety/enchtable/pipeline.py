@@ -48,8 +48,8 @@ class PipelineConfig(StrictModel):
 
     aligned: str = "tiny-llama"
     safety_sft_steps: int = Field(0, ge=0)
-    safety_n_harmful: int = Field(96, ge=1)
-    safety_n_benign: int = Field(96, ge=0)
+    safety_n_harmful: int = Field(48, ge=1)
+    safety_n_benign: int = Field(48, ge=0)
     safety_lr: float = Field(3e-4, gt=0)
     task: str = "math"
     task_steps: int = Field(10, ge=1)

@@ -41,8 +41,8 @@ class SafetySFTConfig(StrictModel):
     """The safety SFT recipe (LoRA on the attention and MLP projections)."""
 
     steps: int = Field(60, ge=1)
-    n_harmful: int = Field(96, ge=1)
-    n_benign: int = Field(96, ge=0)
+    n_harmful: int = Field(48, ge=1)
+    n_benign: int = Field(48, ge=0)
     learning_rate: float = Field(3e-4, gt=0)
     lora_r: int = Field(16, ge=1)
     batch_size: int = Field(8, ge=1)

@@ -1,0 +1,231 @@
+"""Merge cost on tensors shaped like an 8B Llama's: ``merge_seconds`` and ``merge_peak_rss_gb``
+of a merge method against mergekit's own task arithmetic on the same inputs.
+
+:func:`write_random_llama` writes a Llama checkpoint of random weights with Llama-3-8B's
+decoder shapes (hidden 4096, MLP 14336, 32 query and 8 key-value heads) and ``n_layers``
+decoder layers as sharded safetensors (one shard per layer, with an index), with a small
+vocabulary (the embedding and LM head are not full size: say so beside the figures).
+:func:`measure` writes a base, a task model (base plus small noise on every layer tensor) and a
+harmful surrogate (base plus other noise, so every matrix carries a safety vector and EnchTable
+runs every SVD: its worst case), then runs each method in a fresh Python process and reads that
+process's own peak resident set size.
+
+Extrapolation to 32 layers: mergekit streams one output tensor at a time, so the peak does not
+grow with the layer count except through what stays resident; ``per_layer_gb`` is the growth
+between runs of 1 and 2 layers (task arithmetic), and the 32-layer figure is
+``peak + (32 - n_layers) * per_layer_gb``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from aisec.errors import ParameterError
+
+__all__ = ["LLAMA_8B", "write_random_llama", "largest_tensor_set_gb", "run_one", "measure"]
+
+#: Llama-3-8B's decoder shapes
+LLAMA_8B = {
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+}
+
+
+def _layer_shapes(cfg: dict[str, int]) -> dict[str, tuple[int, ...]]:
+    h, f = cfg["hidden_size"], cfg["intermediate_size"]
+    kv = h // cfg["num_attention_heads"] * cfg["num_key_value_heads"]
+    return {
+        "self_attn.q_proj.weight": (h, h),
+        "self_attn.k_proj.weight": (kv, h),
+        "self_attn.v_proj.weight": (kv, h),
+        "self_attn.o_proj.weight": (h, h),
+        "mlp.gate_proj.weight": (f, h),
+        "mlp.up_proj.weight": (f, h),
+        "mlp.down_proj.weight": (h, f),
+        "input_layernorm.weight": (h,),
+        "post_attention_layernorm.weight": (h,),
+    }
+
+
+def write_random_llama(
+    out: str | Path,
+    n_layers: int,
+    *,
+    seed: int,
+    base: str | Path | None = None,
+    noise: float = 0.01,
+    vocab: int = 256,
+    shapes: dict[str, int] | None = None,
+) -> Path:
+    """Write a random Llama checkpoint (``base is None``) or ``base`` plus Gaussian noise of
+    scale ``noise`` on every decoder tensor (seeded), as one safetensors shard per layer."""
+    import torch
+    from safetensors.torch import save_file
+
+    if n_layers < 1:
+        raise ParameterError("n_layers", "must be >= 1", n_layers)
+    cfg = dict(shapes or LLAMA_8B)
+    h = cfg["hidden_size"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(int(seed))
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "num_hidden_layers": n_layers,
+        "vocab_size": vocab,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        **cfg,
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    weight_map: dict[str, str] = {}
+
+    def tensor(name: str, shape: tuple[int, ...], shard: str) -> Any:
+        if base is None:
+            if len(shape) == 1:
+                return torch.ones(shape)
+            return torch.randn(shape, generator=g) * (1.0 / shape[1] ** 0.5)
+        from safetensors import safe_open
+
+        with safe_open(str(Path(base) / shard), framework="pt") as fh:
+            t = fh.get_tensor(name)
+        return t + noise * t.std() * torch.randn(t.shape, generator=g)
+
+    outer = {
+        "model.embed_tokens.weight": (vocab, h),
+        "model.norm.weight": (h,),
+        "lm_head.weight": (vocab, h),
+    }
+    shard = "model-outer.safetensors"
+    save_file({n: tensor(n, s, shard).contiguous() for n, s in outer.items()}, str(out / shard))
+    weight_map.update({n: shard for n in outer})
+    for i in range(n_layers):
+        shard = f"model-layer{i:02d}.safetensors"
+        sd = {}
+        for n, s in _layer_shapes(cfg).items():
+            name = f"model.layers.{i}.{n}"
+            sd[name] = tensor(name, s, shard).contiguous()
+        save_file(sd, str(out / shard))
+        weight_map.update({n: shard for n in sd})
+        del sd
+    index = {"metadata": {}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    return out
+
+
+def largest_tensor_set_gb(path: str | Path, n_inputs: int) -> float:
+    """GB (10^9 bytes) of the largest tensor in fp32 times ``n_inputs`` inputs plus the output:
+    what mergekit holds at once for one output tensor."""
+    from safetensors import safe_open
+
+    idx = json.loads((Path(path) / "model.safetensors.index.json").read_text(encoding="utf-8"))
+    biggest = 0
+    for shard in sorted(set(idx["weight_map"].values())):
+        with safe_open(str(Path(path) / shard), framework="pt") as fh:
+            for name in fh.keys():
+                n = 1
+                for d in fh.get_slice(name).get_shape():
+                    n *= int(d)
+                biggest = max(biggest, n)
+    return biggest * 4 * (n_inputs + 1) / 1e9
+
+
+def run_one(config: dict[str, Any], out: str | Path, threads: int = 1) -> dict[str, Any]:
+    """Run one merge in a fresh Python process; its merge seconds and its own peak RSS."""
+    code = (
+        "import json,sys,torch\n"
+        f"torch.set_num_threads({int(threads)})\n"
+        "from aisec.safety.enchtable.merge import run_merge_yaml\n"
+        "r=run_merge_yaml(json.loads(sys.argv[1]),sys.argv[2],overwrite=True)\n"
+        "print(json.dumps({'merge_seconds':r.merge_seconds,'peak_rss_gb':r.peak_rss_gb}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(config), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"merge subprocess failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(
+    work: str | Path,
+    *,
+    n_layers: int = 1,
+    methods: tuple[str, ...] = ("task_arithmetic", "enchtable"),
+    per_layer_from_two: bool = True,
+    threads: int = 1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Merge cost of ``methods`` on random 8B-shaped inputs of ``n_layers`` layers (see the
+    module docstring); returns the per-method figures and the extrapolation to 32 layers."""
+    import shutil
+
+    from aisec.safety.enchtable.merge import merge_config
+
+    work = Path(work)
+
+    def inputs(n: int) -> dict[str, Path]:
+        root = work / f"L{n}"
+        paths = {k: root / k for k in ("base", "task", "harmful")}
+        if not (paths["harmful"] / "model.safetensors.index.json").exists():
+            write_random_llama(paths["base"], n, seed=seed)
+            write_random_llama(paths["task"], n, seed=seed + 1, base=paths["base"])
+            write_random_llama(paths["harmful"], n, seed=seed + 2, base=paths["base"], noise=0.02)
+        return paths
+
+    def run(method: str, paths: dict[str, Path]) -> dict[str, Any]:
+        params = {"beta": 0.5} if method == "enchtable" else {}
+        cfg = merge_config(
+            method,
+            base=str(paths["base"]),
+            task=str(paths["task"]),
+            harmful=str(paths["harmful"]),
+            parameters=params,
+        )
+        target = paths["base"].parent / f"out-{method}"
+        try:
+            return run_one(cfg, target, threads)
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    paths = inputs(n_layers)
+    result: dict[str, Any] = {
+        "n_layers": n_layers,
+        "shapes": dict(LLAMA_8B),
+        "vocab": 256,
+        "largest_tensor_set_gb": largest_tensor_set_gb(paths["base"], 3),
+        "methods": {m: run(m, paths) for m in methods},
+    }
+    per_layer = 0.0
+    if per_layer_from_two:
+        p2 = inputs(n_layers + 1)
+        two = run("task_arithmetic", p2)
+        one = (
+            result["methods"]["task_arithmetic"]["peak_rss_gb"]
+            if "task_arithmetic" in methods
+            else run("task_arithmetic", paths)["peak_rss_gb"]
+        )
+        per_layer = max(0.0, two["peak_rss_gb"] - one)
+        result["task_arithmetic_next_layer"] = two
+    result["per_layer_gb"] = per_layer
+    for r in result["methods"].values():
+        r["peak_rss_32_layers_gb"] = r["peak_rss_gb"] + (32 - n_layers) * per_layer
+    if "task_arithmetic" in result["methods"]:
+        ref = result["methods"]["task_arithmetic"]["peak_rss_gb"]
+        for r in result["methods"].values():
+            r["rss_vs_mergekit"] = r["peak_rss_gb"] / ref
+    return result
