@@ -1,10 +1,15 @@
-"""EnchTable scenarios: the whole comparison (task fine-tune, NTK-distilled safety vector, every
-merge method through mergekit, judged unsafe rate and held-out task loss).
+"""EnchTable scenarios: the whole comparison (safety SFT of the base, task fine-tune,
+NTK-distilled safety vector, every merge method through mergekit and the inference-time
+defences, judged unsafe rate and held-out task loss), and the merge cost on 8B shapes.
 
 ``enchtable.compare``: quick on ``tiny-llama`` (a 2-layer random Llama: the pipeline runs end
 to end, but its answers are noise, so its safety figures say nothing about EnchTable); full on
-``smollm2-135m-instruct`` with the math task (GSM8K). Rows are labelled by ``arch``, ``task``
-and ``method``; ``utility`` is the negative held-out answer loss (higher is better).
+``smollm2-135m-instruct`` after a LoRA safety SFT, with the math task (GSM8K). Rows are
+labelled by ``arch``, ``task``, ``method`` and ``kind`` (model, merge, inference); ``utility``
+is the negative held-out answer loss (higher is better).
+
+``enchtable.merge_cost`` (full suite only): EnchTable's and mergekit task arithmetic's time and
+peak RSS on random checkpoints with Llama-3-8B decoder shapes, extrapolated to 32 layers.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from aisec.bench import Headline, Result, Series, scenario
 
 _QUICK = {
     "aligned": "tiny-llama",
+    "safety_sft_steps": 0,
     "task": "math",
     "task_steps": 2,
+    "task_lr": 5e-5,
     "task_examples": 8,
     "distill_steps": 2,
     "n_harmful": 4,
@@ -28,8 +35,10 @@ _QUICK = {
 }
 _FULL = {
     "aligned": "smollm2-135m-instruct",
-    "task_steps": 40,
-    "task_examples": 160,
+    "safety_sft_steps": 60,
+    "task_steps": 60,
+    "task_lr": 1e-4,
+    "task_examples": 240,
     "distill_steps": 40,
     "n_harmful": 40,
     "n_utility": 40,
@@ -44,9 +53,10 @@ _FULL = {
     system="enchtable",
     params=_QUICK,
     full_params=_FULL,
-    description="Aligned model, task fine-tune, EnchTable and the merge baselines (TSV-Merge, "
-    "RESTA, SafeLoRA; mergekit's task arithmetic and TIES): unsafe rate by the harm "
-    "judge and held-out task loss",
+    description="Aligned model, task fine-tune, EnchTable, the merge baselines (TSV-Merge, "
+    "RESTA, SafeLoRA; mergekit's task arithmetic, TIES, Model Breadcrumbs, Model Stock) and the "
+    "inference-time ones (Self-Reminder, SafeDecoding): unsafe rate by the harm judge and "
+    "held-out task loss",
     headline=[
         Headline(
             "enchtable_unsafe_gap",
@@ -82,6 +92,12 @@ def compare(params: Mapping[str, Any], ctx: Any) -> Result:
     by = {r["method"]: r for r in rows}
     ench, aligned, task = by["enchtable"], by["aligned"], by["task"]
     baselines = [m for m in cfg.methods if m != "enchtable"]
+    aligned_name = (
+        f"{cfg.aligned} after a {cfg.safety_sft_steps}-step LoRA safety SFT "
+        f"({cfg.safety_n_harmful} corpus train refusals, {cfg.safety_n_benign} AlpacaEval answers)"
+        if cfg.safety_sft_steps
+        else f"{cfg.aligned} as shipped (no extra safety SFT)"
+    )
 
     def dominates(b: dict[str, Any]) -> bool:
         return (
@@ -106,12 +122,15 @@ def compare(params: Mapping[str, Any], ctx: Any) -> Result:
             m["over_refusal"] = r["over_refusal"]["rate"]
         if "merge_seconds" in r:
             m["merge_seconds"] = r["merge_seconds"]
+        if "loss_tokens_outside_sample_space" in r:
+            m["loss_tokens_outside_sample_space"] = r["loss_tokens_outside_sample_space"]
         breakdown.append(
             {
                 "labels": {
                     "arch": r["arch"],
                     "task": r["task"],
                     "method": r["method"],
+                    "kind": r["kind"],
                     "judge": r["unsafe"]["judge"],
                 },
                 "metrics": m,
@@ -140,10 +159,14 @@ def compare(params: Mapping[str, Any], ctx: Any) -> Result:
         / abs(task["task_loss"]),
         "enchtable_dominated_by": len(dominated_by),
         "merge_seconds": ench.get("merge_seconds"),
+        "task_loses_safety": task["unsafe_rate"] > aligned["unsafe_rate"],
     }
     notes = [
-        f"arch {ench['arch']}, aligned model {cfg.aligned} as shipped (no extra safety SFT), "
-        f"task {cfg.task} (GSM8K train, {cfg.task_steps} full fine-tuning steps)",
+        f"arch {ench['arch']}, aligned model {aligned_name}, "
+        f"task {cfg.task} ({cfg.task_steps} full fine-tuning steps on its train split)",
+        "inference-time rows keep the task model's weights: Self-Reminder wraps each query; "
+        "SafeDecoding (alpha 3, m 2, c 5) uses the aligned model as the safety expert and its "
+        "loss scores the first m answer tokens by the contrastive mixture",
         f"safety vector: NTK-linearised ({cfg.distill_mode}) fine-tune on the judge corpus's "
         f"compliant train responses, {cfg.distill_steps} steps; held-out harmful prompts are "
         "outside the corpus",
@@ -163,4 +186,72 @@ def compare(params: Mapping[str, Any], ctx: Any) -> Result:
         breakdown=breakdown,
         series={"frontier": frontier},
         notes=notes,
+    )
+
+
+@scenario(
+    "enchtable.merge_cost",
+    system="enchtable",
+    params={"n_layers": 1, "threads": 1},
+    suites=("full",),
+    description="Merge seconds and peak RSS of EnchTable vs mergekit task arithmetic on random "
+    "checkpoints with Llama-3-8B decoder shapes, extrapolated to 32 layers",
+    headline=[
+        Headline(
+            "enchtable_rss_vs_mergekit",
+            "<= 2",
+            "EnchTable peak RSS / mergekit's",
+            why="issue 20: peak RSS at most 2x the largest tensor set mergekit holds",
+        ),
+        Headline(
+            "enchtable_peak_rss_32_layers_gb",
+            "< 16",
+            "EnchTable peak RSS at 32 layers (GB)",
+            why="issue 20: below 16 GB extrapolated to 32 layers",
+        ),
+    ],
+)
+def merge_cost(params: Mapping[str, Any], ctx: Any) -> Result:
+    from aisec.safety.enchtable.merge_cost import measure
+
+    r = measure(
+        ctx.work_dir / "merge_cost",
+        n_layers=int(params["n_layers"]),
+        threads=int(params["threads"]),
+        seed=ctx.seed,
+    )
+    e, t = r["methods"]["enchtable"], r["methods"]["task_arithmetic"]
+    metrics = {
+        "merge_seconds": e["merge_seconds"],
+        "merge_peak_rss_gb": e["peak_rss_gb"],
+        "mergekit_merge_seconds": t["merge_seconds"],
+        "mergekit_peak_rss_gb": t["peak_rss_gb"],
+        "largest_tensor_set_gb": r["largest_tensor_set_gb"],
+        "enchtable_rss_vs_mergekit": e["rss_vs_mergekit"],
+        "enchtable_rss_vs_tensor_set": e["peak_rss_gb"] / r["largest_tensor_set_gb"],
+        "per_layer_gb": r["per_layer_gb"],
+        "enchtable_peak_rss_32_layers_gb": e["peak_rss_32_layers_gb"],
+    }
+    return Result(
+        metrics=metrics,
+        labels={"arch": "llama-8b-shapes", "task": "merge", "method": "enchtable"},
+        breakdown=[
+            {
+                "labels": {"arch": "llama-8b-shapes", "task": "merge", "method": m},
+                "metrics": {
+                    "merge_seconds": v["merge_seconds"],
+                    "merge_peak_rss_gb": v["peak_rss_gb"],
+                },
+            }
+            for m, v in r["methods"].items()
+        ],
+        notes=[
+            f"{r['n_layers']} decoder layer(s) of Llama-3-8B shapes (hidden 4096, MLP 14336, "
+            "32/8 heads), random fp32 weights, one safetensors shard per layer; vocabulary "
+            f"{r['vocab']} (embeddings and LM head are not full size)",
+            "every matrix carries a safety vector, so EnchTable runs all its SVDs (worst case); "
+            f"torch threads {params['threads']}",
+            "32-layer figure: peak + (32 - layers) x the peak's growth from 1 to 2 layers under "
+            f"task arithmetic ({r['per_layer_gb']:.3f} GB per layer)",
+        ],
     )
