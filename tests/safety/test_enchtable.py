@@ -228,6 +228,66 @@ def test_each_method_merges_tiny_llama(
         assert not torch.equal(merged[key], t[key])
 
 
+def test_model_stock_merges_task_and_safety_model_by_their_angle(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from aisec.safety.enchtable.merge import merge_config, run_merge_yaml, safety_model_config
+
+    run_merge_yaml(
+        safety_model_config(str(tiny_models["base"]), str(tiny_models["harmful"])), tmp_path / "s"
+    )
+    b, t, h = (_load(tiny_models[k]) for k in ("base", "task", "harmful"))
+    s = _load(tmp_path / "s")
+    key = "model.layers.1.mlp.down_proj.weight"
+    # the safety model is the base moved one safety vector away from the harmful surrogate
+    np.testing.assert_allclose(s[key].numpy(), (2 * b[key] - h[key]).numpy(), rtol=1e-5, atol=1e-6)
+    cfg = merge_config(
+        "model_stock",
+        base=str(tiny_models["base"]),
+        task=str(tiny_models["task"]),
+        safe=str(tmp_path / "s"),
+    )
+    run_merge_yaml(cfg, tmp_path / "m")
+    merged = _load(tmp_path / "m")
+    # Model Stock (Jang et al.): t = 2 cos / (1 + cos) of the two offsets, w = t avg + (1 - t) base
+    d1, d2 = (t[key] - b[key]).flatten(), (s[key] - b[key]).flatten()
+    cos = float(d1 @ d2 / (d1.norm() * d2.norm()))
+    k = 2 * cos / (1 + cos)
+    exp = k * (t[key] + s[key]) / 2 + (1 - k) * b[key]
+    np.testing.assert_allclose(merged[key].numpy(), exp.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ParameterError, match="safety model"):
+        merge_config("model_stock", base="a", task="b")
+
+
+def test_breadcrumbs_drops_the_largest_and_smallest_entries_of_each_vector(
+    tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from aisec.safety.enchtable.merge import merge_config, run_merge_yaml
+
+    cfg = merge_config(
+        "breadcrumbs",
+        base=str(tiny_models["base"]),
+        task=str(tiny_models["task"]),
+        harmful=str(tiny_models["harmful"]),
+        parameters={"density": 0.5, "gamma": 0.1},
+    )
+    assert all(m["parameters"]["gamma"] == 0.1 for m in cfg["models"])
+    run_merge_yaml(cfg, tmp_path / "m")
+    b, t, h = (_load(tiny_models[k]) for k in ("base", "task", "harmful"))
+    merged = _load(tmp_path / "m")
+    key = "model.layers.1.mlp.down_proj.weight"
+    full = t[key] + b[key] - h[key]
+    got = merged[key] - b[key]
+    assert not torch.allclose(merged[key], full) and not torch.allclose(merged[key], t[key])
+    tau = (t[key] - b[key]).abs()
+    top = tau >= torch.quantile(tau.flatten(), 0.95)  # the largest task entries are dropped
+    # there the merged update is the safety vector's entry or nothing, never the task's
+    safety_only = (got - (b[key] - h[key])).abs() < 1e-6
+    nothing = got.abs() < 1e-6
+    assert bool((safety_only | nothing)[top].all())
+    assert float((safety_only | nothing).float().mean()) < 0.9  # elsewhere the task counts
+
+
 def test_merge_rejects_models_of_different_shapes(
     tiny_models: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -169,6 +169,7 @@ def measure(
     per_layer_from_two: bool = True,
     threads: int = 1,
     seed: int = 0,
+    shapes: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Merge cost of ``methods`` on random 8B-shaped inputs of ``n_layers`` layers (see the
     module docstring); returns the per-method figures and the extrapolation to 32 layers."""
@@ -182,9 +183,11 @@ def measure(
         root = work / f"L{n}"
         paths = {k: root / k for k in ("base", "task", "harmful")}
         if not (paths["harmful"] / "model.safetensors.index.json").exists():
-            write_random_llama(paths["base"], n, seed=seed)
-            write_random_llama(paths["task"], n, seed=seed + 1, base=paths["base"])
-            write_random_llama(paths["harmful"], n, seed=seed + 2, base=paths["base"], noise=0.02)
+            write_random_llama(paths["base"], n, seed=seed, shapes=shapes)
+            write_random_llama(paths["task"], n, seed=seed + 1, base=paths["base"], shapes=shapes)
+            write_random_llama(
+                paths["harmful"], n, seed=seed + 2, base=paths["base"], noise=0.02, shapes=shapes
+            )
         return paths
 
     def run(method: str, paths: dict[str, Path]) -> dict[str, Any]:
@@ -205,7 +208,7 @@ def measure(
     paths = inputs(n_layers)
     result: dict[str, Any] = {
         "n_layers": n_layers,
-        "shapes": dict(LLAMA_8B),
+        "shapes": dict(shapes or LLAMA_8B),
         "vocab": 256,
         "largest_tensor_set_gb": largest_tensor_set_gb(paths["base"], 3),
         "methods": {m: run(m, paths) for m in methods},
