@@ -249,7 +249,7 @@ def merge_cost(params: Mapping[str, Any], ctx: Any) -> Result:
             f"{r['n_layers']} decoder layer(s) of Llama-3-8B shapes (hidden 4096, MLP 14336, "
             "32/8 heads), random fp32 weights, one safetensors shard per layer; vocabulary "
             f"{r['vocab']} (embeddings and LM head are not full size)",
-            "every matrix carries a safety vector, so EnchTable runs all its SVDs (worst case); "
+            f"safety vector on {r['harmful_modules']} (the reference distils self_attn: EnchTable runs the SVDs of the attention matrices); "
             f"torch threads {params['threads']}",
             "32-layer figure: peak + (32 - layers) x the peak's growth from 1 to 2 layers under "
             f"task arithmetic ({r['per_layer_gb']:.3f} GB per layer)",

@@ -6,9 +6,11 @@ decoder shapes (hidden 4096, MLP 14336, 32 query and 8 key-value heads) and ``n_
 decoder layers as sharded safetensors (one shard per layer, with an index), with a small
 vocabulary (the embedding and LM head are not full size: say so beside the figures).
 :func:`measure` writes a base, a task model (base plus small noise on every layer tensor) and a
-harmful surrogate (base plus other noise, so every matrix carries a safety vector and EnchTable
-runs every SVD: its worst case), then runs each method in a fresh Python process and reads that
-process's own peak resident set size.
+harmful surrogate (base plus other noise on the attention projections only: the reference's
+default distillation trains ``self_attn``, so the safety vector is zero on the MLP and EnchTable
+runs its SVDs on the four attention matrices of each layer; ``harmful_modules=None`` puts it on
+every tensor), then runs each method in a fresh Python process and reads that process's own
+peak resident set size.
 
 Extrapolation to 32 layers: mergekit streams one output tensor at a time, so the peak does not
 grow with the layer count except through what stays resident; ``per_layer_gb`` is the growth
@@ -62,9 +64,11 @@ def write_random_llama(
     noise: float = 0.01,
     vocab: int = 256,
     shapes: dict[str, int] | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> Path:
     """Write a random Llama checkpoint (``base is None``) or ``base`` plus Gaussian noise of
-    scale ``noise`` on every decoder tensor (seeded), as one safetensors shard per layer."""
+    scale ``noise`` on every decoder tensor (seeded; with ``only``, on the tensors whose name
+    holds one of those strings, the rest copied), as one safetensors shard per layer."""
     import torch
     from safetensors.torch import save_file
 
@@ -99,6 +103,8 @@ def write_random_llama(
 
         with safe_open(str(Path(base) / shard), framework="pt") as fh:
             t = fh.get_tensor(name)
+        if only is not None and not any(o in name for o in only):
+            return t
         return t + noise * t.std() * torch.randn(t.shape, generator=g)
 
     outer = {
@@ -170,6 +176,7 @@ def measure(
     threads: int = 1,
     seed: int = 0,
     shapes: dict[str, int] | None = None,
+    harmful_modules: tuple[str, ...] | None = ("self_attn",),
 ) -> dict[str, Any]:
     """Merge cost of ``methods`` on random 8B-shaped inputs of ``n_layers`` layers (see the
     module docstring); returns the per-method figures and the extrapolation to 32 layers."""
@@ -186,7 +193,13 @@ def measure(
             write_random_llama(paths["base"], n, seed=seed, shapes=shapes)
             write_random_llama(paths["task"], n, seed=seed + 1, base=paths["base"], shapes=shapes)
             write_random_llama(
-                paths["harmful"], n, seed=seed + 2, base=paths["base"], noise=0.02, shapes=shapes
+                paths["harmful"],
+                n,
+                seed=seed + 2,
+                base=paths["base"],
+                noise=0.02,
+                shapes=shapes,
+                only=harmful_modules,
             )
         return paths
 
@@ -210,6 +223,7 @@ def measure(
         "n_layers": n_layers,
         "shapes": dict(shapes or LLAMA_8B),
         "vocab": 256,
+        "harmful_modules": list(harmful_modules) if harmful_modules else "all",
         "largest_tensor_set_gb": largest_tensor_set_gb(paths["base"], 3),
         "methods": {m: run(m, paths) for m in methods},
     }

@@ -120,6 +120,7 @@ def run_pipeline(
                     n_harmful=config.safety_n_harmful,
                     n_benign=config.safety_n_benign,
                     learning_rate=config.safety_lr,
+                    batch_size=config.batch_size,
                     max_length=config.max_length,
                     seed=config.seed,
                 ),
