@@ -76,3 +76,43 @@ def test_enchtable_merge_bad_input_is_one_line_and_writes_nothing(models, tmp_pa
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "nope" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_enchtable_evaluate_runs_behind_each_inference_defence(models, capsys) -> None:
+    import json
+
+    from aisec.cli.main import main
+
+    common = ["enchtable", "evaluate", "--model", str(models["task"]), "--n-harmful", "2"]
+    common += [
+        "--n-lookalike",
+        "0",
+        "--n-utility",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--format",
+        "json",
+    ]
+    losses = {}
+    for extra in (
+        [],
+        ["--defence", "self_reminder"],
+        ["--defence", "safedecoding", "--expert", str(models["base"]), "--defence-set", "alpha=3"],
+    ):
+        assert main(common + extra) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["unsafe"]["n_total"] == 2 and row["unsafe"]["judge"] == "harm"
+        losses[row["defence"]] = row["task_loss"]
+    # the wrapping and the steering change what the task model is scored on
+    assert len(set(losses.values())) == 3
+
+
+def test_enchtable_evaluate_safedecoding_without_expert_is_a_usage_error(models, capsys) -> None:
+    from aisec.cli.main import main
+
+    rc = main(
+        ["enchtable", "evaluate", "--model", str(models["task"]), "--defence", "safedecoding"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--expert" in err and len(err.splitlines()) == 1

@@ -182,3 +182,12 @@ def test_safedecoding_rejects_an_expert_with_another_tokenizer(two_tiny) -> None
 
     with pytest.raises(ParameterError, match="tokenizer"):
         SafeDecoding(lm, Other())
+
+
+def test_safedecoding_parameters_are_checked_by_name() -> None:
+    with pytest.raises(ParameterError, match="safedecoding.alpha"):
+        make_inference("safedecoding", None, None, {"alpha": -1})
+    with pytest.raises(ParameterError, match="safedecoding.top_k"):
+        make_inference("safedecoding", None, None, {"top_k": 3})
+    with pytest.raises(ParameterError, match="expert"):
+        make_inference("safedecoding", None, None, {})

@@ -285,6 +285,25 @@ def merge(
 @click.option("--task", default="math", show_default=True)
 @click.option("--max-new-tokens", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--defence",
+    type=click.Choice(["none", "self_reminder", "safedecoding"]),
+    default="none",
+    show_default=True,
+    help="Inference-time defence wrapped around each model (weights unchanged).",
+)
+@click.option(
+    "--expert",
+    default=None,
+    help="SafeDecoding's safety expert (the aligned model); required with --defence safedecoding.",
+)
+@click.option(
+    "--defence-set",
+    "defence_overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Defence parameter, e.g. alpha=3 first_m=2 num_common=5 (repeatable).",
+)
 @format_option
 def evaluate(
     models: tuple[str, ...],
@@ -296,11 +315,27 @@ def evaluate(
     task: str,
     max_new_tokens: int,
     seed: int,
+    defence: str,
+    expert: str | None,
+    defence_overrides: tuple[str, ...],
     fmt: str,
 ) -> None:
-    """Unsafe rate, over-refusal and held-out task loss of each model."""
+    """Unsafe rate, over-refusal and held-out task loss of each model (optionally behind an
+    inference-time defence: Self-Reminder, or SafeDecoding with --expert)."""
     from aisec.llm import load_causal_lm
     from aisec.safety.enchtable import evaluate as ev
+    from aisec.safety.enchtable.responders import make_inference
+
+    from aisec.errors import ParameterError
+
+    if defence == "safedecoding" and not expert:
+        raise ParameterError("--expert", "is required with --defence safedecoding", None)
+    if defence != "safedecoding" and expert:
+        raise ParameterError("--expert", "is used only with --defence safedecoding", expert)
+    if defence == "none" and defence_overrides:
+        raise ParameterError("--defence-set", "needs --defence", list(defence_overrides))
+    dparams = _params(defence_overrides)
+    expert_lm = load_causal_lm(expert) if expert else None
 
     harmful = ev.heldout_harmful(n_harmful, seed=seed)
     look = ev.lookalike_prompts(n_lookalike) if n_lookalike else []
@@ -308,12 +343,15 @@ def evaluate(
     jopts = {"model": judge_model} if judge_model else {}
     rows = []
     for m in models:
-        lm = load_causal_lm(m)
+        lm: Any = load_causal_lm(m)
+        if defence != "none":
+            lm = make_inference(defence, lm, expert_lm, dparams)
         s, _ = ev.unsafe_rate(
             lm, harmful, judge=judge, judge_options=jopts, max_new_tokens=max_new_tokens
         )
         row: dict[str, Any] = {
             "model": m,
+            "defence": defence,
             "unsafe": s.to_dict(),
             "task_loss": ev.task_loss(lm, util),
         }

@@ -57,7 +57,18 @@ def _self_reminder(task_lm: Any, aligned_lm: Any, params: dict[str, Any]) -> Any
 def _safedecoding(task_lm: Any, aligned_lm: Any, params: dict[str, Any]) -> Any:
     from aisec.safety.enchtable.safedecoding import SafeDecoding, SafeDecodingConfig
 
-    return SafeDecoding(task_lm, aligned_lm, SafeDecodingConfig(**params))
+    from pydantic import ValidationError
+
+    try:
+        cfg = SafeDecodingConfig(**params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ParameterError(
+            f"safedecoding.{'.'.join(str(x) for x in err['loc'])}", err["msg"], err.get("input")
+        ) from None
+    if aligned_lm is None:
+        raise ParameterError("expert", "SafeDecoding needs a safety expert model", None)
+    return SafeDecoding(task_lm, aligned_lm, cfg)
 
 
 #: inference-time methods: name -> builder(task_lm, expert_lm, params); the expert is the
