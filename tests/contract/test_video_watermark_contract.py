@@ -16,18 +16,21 @@ from aisec.provenance.video.aggregation import frame_bit_accuracy
 
 # Per-method minimum frame side (the classical package methods need 256 px).
 SIDE = {"dwtdct": 256, "dwtdctsvd": 256}
+TORCH_METHODS = {"hidden", "segmark"}  # learned here; they need the torch extra
 
 
-def _needs_video_extra() -> None:
+def _needs_video_extra(name: str) -> None:
     for module in ("av", "onnxruntime", "cv2", "pywt"):
         pytest.importorskip(module)
     if importlib.util.find_spec("imwatermark") is None:
         pytest.skip("needs the invisible-watermark package (extra video)")
+    if name in TORCH_METHODS:
+        pytest.importorskip("torch")
 
 
 @pytest.fixture(params=VIDEO_WATERMARKS.names())
 def method_and_clip(request):  # noqa: ANN001, ANN201
-    _needs_video_extra()
+    _needs_video_extra(request.param)
     from aisec.provenance.video.clips import real_clips
 
     side = SIDE.get(request.param, 128)

@@ -1,6 +1,6 @@
-"""``aisec videomark``: VideoMarkBench, per-frame video watermarks under removal and forgery.
+"""``aisec videomark``: VideoMarkBench, video watermarks under removal and forgery.
 
-embed, detect, attack, bench. Videos are mp4/webm/mkv/avi files or folders of frame images,
+embed, detect, attack, bench, train (the learned ``hidden`` and ``segmark`` methods). Videos are mp4/webm/mkv/avi files or folders of frame images,
 read through PyAV. The key file holds the secret message; it is written 0600 and never printed.
 """
 
@@ -12,17 +12,24 @@ from typing import Any
 
 import click
 
-from aisec.cli.common import emit, format_option
+from aisec.cli.common import emit, format_option, set_option
 
 
 def _log(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def _method(name: str, threads: int) -> Any:
+def _method(name: str, threads: int, weights: str | None = None) -> Any:
+    from aisec.errors import ParameterError
     from aisec.provenance.video import get_video_method
+    from aisec.provenance.video.learned import LearnedVideoWatermark
 
-    return get_video_method(name, threads=threads)
+    m = get_video_method(name, threads=threads)
+    if weights is not None:
+        if not isinstance(m, LearnedVideoWatermark):
+            raise ParameterError("--weights", "applies only to the learned methods", name)
+        m = get_video_method(name, threads=threads, weights=weights)
+    return m
 
 
 def _load_key(path: str) -> Any:
@@ -48,7 +55,13 @@ method_option = click.option(
     "--method", default="rivagan", show_default=True, help="Registered video watermark."
 )
 threads_option = click.option(
-    "--threads", type=int, default=1, show_default=True, help="onnxruntime CPU threads."
+    "--threads", type=int, default=1, show_default=True, help="onnxruntime / torch CPU threads."
+)
+weights_option = click.option(
+    "--weights",
+    type=click.Path(),
+    default=None,
+    help="Weights of a learned method (hidden, segmark); default: the shipped ones.",
 )
 frames_option = click.option(
     "--frames", type=int, default=None, help="Read at most this many frames (default: all)."
@@ -69,6 +82,7 @@ size_option = click.option(
     help="Key file; created (0600, random message) when it does not exist.",
 )
 @method_option
+@weights_option
 @frames_option
 @size_option
 @threads_option
@@ -78,6 +92,7 @@ def embed_cmd(
     out: str,
     key_path: str,
     method: str,
+    weights: str | None,
     frames: int | None,
     size: int | None,
     threads: int,
@@ -90,7 +105,7 @@ def embed_cmd(
     from aisec.perturb.video import video_quality
     from aisec.provenance.video.clips import read_video, write_video
 
-    m = _method(method, threads)
+    m = _method(method, threads, weights)
     if Path(key_path).exists():
         key = _load_key(key_path)
         m.check_key(key)
@@ -135,6 +150,7 @@ def embed_cmd(
     help="Aggregation rule for the verdict (all seven are reported).",
 )
 @method_option
+@weights_option
 @frames_option
 @size_option
 @threads_option
@@ -144,6 +160,7 @@ def detect_cmd(
     key_path: str,
     rule: str,
     method: str,
+    weights: str | None,
     frames: int | None,
     size: int | None,
     threads: int,
@@ -157,7 +174,7 @@ def detect_cmd(
 
     if rule not in RULES:
         raise ParameterError("--rule", f"must be one of {', '.join(RULES)}", rule)
-    m = _method(method, threads)
+    m = _method(method, threads, weights)
     key = _load_key(key_path)
     msg = m.check_key(key)
     results, failed = [], []
@@ -339,3 +356,56 @@ def bench_cmd(
             )
 
     emit(flat, fmt, text)
+
+
+@command.command("train")
+@click.option(
+    "--method",
+    type=click.Choice(["hidden", "segmark"]),
+    required=True,
+    help="hidden: per frame (StegaStamp/HiDDeN style); segmark: segments of frames (3D convs).",
+)
+@click.option("--out", "out_path", required=True, type=click.Path(), help="Weights (.safetensors).")
+@click.option("--steps", type=int, default=None, help="Training steps (default: the recipe's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--max-minutes", type=float, default=None, help="Stop after this long (the weights are kept)."
+)
+@set_option
+@format_option
+def train_cmd(
+    method: str,
+    out_path: str,
+    steps: int | None,
+    seed: int,
+    max_minutes: float | None,
+    overrides: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Train a learned video watermark on the embedded clips and photos (CPU) into OUT.
+
+    The shipped weights were made by this command; the file records its recipe and command.
+    """
+    import shlex
+    import sys
+
+    from aisec.cli.common import layered
+    from aisec.config import validate
+    from aisec.provenance.video.learned import DEFAULT_RECIPES, LearnedConfig, train_learned
+
+    data = layered(DEFAULT_RECIPES[method], overrides, {"steps": steps})
+    cfg = validate(LearnedConfig, data, where=f"videomark train --method {method}")
+    cmd = "aisec videomark " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    _, summary = train_learned(
+        method, cfg, seed=seed, out=out_path, log=_log, max_minutes=max_minutes, command=cmd
+    )
+    res = {"method": method, "out": out_path, "seed": seed, **summary}
+    emit(
+        res,
+        fmt,
+        lambda r: click.echo(
+            f"{r['out']}: {r['method']} trained {r['steps']:.0f} steps in {r['seconds']:.0f} s "
+            f"(bit accuracy after the noise layer {r['train_bit_acc']:.3f}, "
+            f"PSNR {r['train_psnr']:.1f} dB at the working size)"
+        ),
+    )

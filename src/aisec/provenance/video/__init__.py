@@ -10,6 +10,8 @@ Reference: Jiang et al., "VideoMarkBench: Benchmarking Robustness of Video Water
 arXiv 2505.21620 (2025).
 """
 
+from aisec.provenance.video import hidden as _hidden  # noqa: F401 - registers "hidden"
+from aisec.provenance.video import segmark as _segmark  # noqa: F401 - registers "segmark"
 from aisec.provenance.video.aggregation import RULES, aggregate, aggregate_all, thresholds
 from aisec.provenance.video.methods import (
     VIDEO_WATERMARKS,

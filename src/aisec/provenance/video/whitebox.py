@@ -1,9 +1,14 @@
-"""White-box attacks on a per-frame video watermark: WEvade-style PGD for removal and forgery.
+"""White-box attacks on a video watermark detector: WEvade-style PGD for removal and forgery.
 
-The attacker holds the detector's weights. RivaGAN's decoder (21 ONNX nodes: two branches of
-Conv(1x11x11) -> tanh -> BatchNorm -> Conv, a channel softmax attention, and a spatial mean) is
-rebuilt in torch from the ONNX file's own weights (:class:`RivaGANTorchDecoder`, checked against
-onnxruntime in the tests), so gradients flow to the pixels.
+The attacker holds the detector's weights and differentiates through it
+(:func:`load_torch_decoder` gives a function from (T, 3, H, W) RGB in [0, 1] to per-frame logits):
+
+* RivaGAN: its decoder (21 ONNX nodes: two branches of Conv(1x11x11) -> tanh -> BatchNorm -> Conv,
+  a channel softmax attention, and a spatial mean) is rebuilt in torch from the ONNX file's own
+  weights (:class:`RivaGANTorchDecoder`, checked against onnxruntime in the tests);
+* the learned methods (``hidden``, ``segmark``) are torch networks already: their
+  ``torch_logits`` (area-downsampling included) is the attacked function, and for ``segmark``
+  the gradient of a frame's logits reaches the other frames of its segment.
 
 :func:`wevade` runs projected sign-gradient descent inside an L-inf ball of radius ``eps``
 around each frame (WEvade-W, Jiang et al. CCS 2023; VideoMarkBench ``Wevade*.py``):
@@ -15,12 +20,14 @@ minimising the MSE between tanh(logits) and the +-1 target, with early stop once
 bit accuracy to the target reaches ``1 - stop_err``. ``adaptive=True`` attacks the
 aggregation instead (the reference ``Wevade_adaptive.py``): the loss is taken on the mean logit
 vector over frames, which is what ``logit_mean`` thresholds. The adversarial clip is rounded to
-8 bits and success is judged by the real (onnxruntime) detector under each aggregation rule.
+8 bits and success is judged by the method's own ``detect`` (onnxruntime for RivaGAN) under each
+aggregation rule.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,11 +114,20 @@ class RivaGANTorchDecoder:
         return (feat * att).flatten(2).mean(dim=2)
 
 
-def load_torch_decoder(method: VideoWatermark) -> RivaGANTorchDecoder:
-    """The differentiable decoder of a registered method (RivaGAN only)."""
+def load_torch_decoder(method: VideoWatermark) -> Callable[[Any], Any]:
+    """The differentiable detector of a registered method: (T, 3, H, W) RGB in [0, 1] -> (T, n).
+
+    RivaGAN (rebuilt in torch) and the learned torch methods; the package's classical methods
+    have no gradient and are refused.
+    """
+    torch_logits = getattr(method, "torch_logits", None)
+    if callable(torch_logits):
+        return torch_logits
     if method.name != "rivagan":
         raise ParameterError(
-            "method", "white-box attacks need a torch decoder (rivagan only)", method.name
+            "method",
+            "white-box attacks need a torch decoder (rivagan, hidden, segmark)",
+            method.name,
         )
     d = getattr(method, "model_dir", None)
     if d is None:
@@ -119,7 +135,8 @@ def load_torch_decoder(method: VideoWatermark) -> RivaGANTorchDecoder:
         if spec is None or not spec.submodule_search_locations:
             raise DependencyError("invisible-watermark", "video")
         d = next(iter(spec.submodule_search_locations))
-    return RivaGANTorchDecoder(_onnx_weights(Path(d) / "rivagan_decoder.onnx"))
+    dec = RivaGANTorchDecoder(_onnx_weights(Path(d) / "rivagan_decoder.onnx"))
+    return lambda x: dec(x.flip(1) * 2 - 1)  # RGB -> BGR, [0, 1] -> [-1, 1]
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,7 @@ class WEvadeResult:
 
 
 def wevade(
-    decoder: RivaGANTorchDecoder,
+    decoder: Callable[[Any], Any],
     video: np.ndarray,
     key: VideoKey,
     goal: str,
@@ -143,7 +160,11 @@ def wevade(
     stop_err: float = 0.0,
     adaptive: bool = False,
 ) -> WEvadeResult:
-    """PGD (sign gradients, L-inf projection) on every frame of ``video`` (T, 3, H, W)."""
+    """PGD (sign gradients, L-inf projection) on every frame of ``video`` (T, 3, H, W).
+
+    ``decoder`` maps a (T, 3, H, W) tensor in [0, 1] to per-frame logits (T, n)
+    (:func:`load_torch_decoder`).
+    """
     import torch
 
     if goal not in ("removal", "forgery"):
@@ -160,7 +181,7 @@ def wevade(
     it, loss_v = 0, float("nan")
     for it in range(1, steps + 1):  # noqa: B007 - the count is returned
         x = (x0 + delta).clamp(0, 1)
-        logits = decoder(x.flip(1) * 2 - 1)  # RGB -> BGR, [0, 1] -> [-1, 1]
+        logits = decoder(x)
         if adaptive:
             loss = ((logits.mean(0).tanh() - sign_t) ** 2).mean()
             done = ((logits.mean(0) > 0).float() == target).float().mean() >= 1 - stop_err
@@ -194,7 +215,7 @@ def whitebox_cell(
 ) -> dict[str, Any]:
     """Removal on every marked clip and forgery on every real clip; per-rule success counts.
 
-    Success is judged on the 8-bit adversarial clip by ``method.detect`` (onnxruntime): removal
+    Success is judged on the 8-bit adversarial clip by ``method.detect``: removal
     succeeds when a rule no longer flags the clip, forgery when it flags it.
     """
     import torch
@@ -213,7 +234,7 @@ def _whitebox(
     key: VideoKey,
     clips: list[np.ndarray],
     marked: list[np.ndarray],
-    dec: RivaGANTorchDecoder,
+    dec: Callable[[Any], Any],
     eps: float,
     steps: int,
     alpha: float,
