@@ -204,3 +204,62 @@ def test_averaging_runs_after_every_epoch_and_shrinks_the_lora_delta(tiny, tmp_p
     n_none, without = lora_b_norm(0.0)
     assert (n_avg, n_none) == (2, 0)
     assert 0 < with_avg < without
+
+
+def test_top_layers_puts_lora_in_the_top_layers_only_and_end_of_turn_can_be_left_out(
+    tiny, tmp_path
+):
+    import copy
+
+    from aisec.provenance.fingerprint.insert import build_examples
+
+    lm = copy.copy(tiny)
+    lm.model = copy.deepcopy(tiny.model)
+    fps = generate_fingerprints(
+        lm, GenerateConfig(strategy="random_word", n=4, key_length=4, seed=7), "tiny-llama"
+    )
+    cfg = InsertConfig(epochs=1, batch_size=4, learning_rate=1e-2, top_layers=1, end_of_turn=False)
+    examples, _ = build_examples(lm, fps, cfg)
+    eot = lm.chat.end_of_turn
+    assert eot and all(eot not in ex.completion for ex in examples)
+    assert all(eot in ex.completion for ex in build_examples(lm, fps, InsertConfig())[0])
+    insert_fingerprints(lm, fps, cfg, tmp_path / "top")
+    n_layers = lm.model.config.num_hidden_layers
+    adapted = {
+        int(n.split(".layers.")[1].split(".")[0])
+        for n, _ in lm.model.named_parameters()
+        if "lora_A" in n
+    }
+    assert adapted == {n_layers - 1}
+    with pytest.raises(ParameterError, match="top_layers"):
+        insert_fingerprints(
+            copy.copy(tiny), fps, InsertConfig(top_layers=n_layers + 1), tmp_path / "bad"
+        )
+
+
+def test_anchor_loss_is_lowest_at_the_base_weights_and_needs_texts(tiny, tmp_path):
+    import copy
+
+    import torch
+
+    from aisec.provenance.fingerprint.insert import AnchorLoss
+
+    lm = copy.copy(tiny)
+    lm.model = copy.deepcopy(tiny.model)
+    texts = [lm.chat.user(f"question {i} about apples") + f"answer {i} is pears" for i in range(6)]
+    loss = AnchorLoss(lm, texts, weight=1.0, batch_size=3, topk=8, max_length=32)
+    assert len(loss.batches) == 2
+    at_base = [float(loss(s, lm.model)) for s in range(2)]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in lm.model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    moved = [float(loss(s, lm.model)) for s in range(2)]
+    assert all(m > b for m, b in zip(moved, at_base, strict=True))
+    fps = generate_fingerprints(
+        tiny, GenerateConfig(strategy="random_word", n=4, key_length=4, seed=7), "tiny-llama"
+    )
+    with pytest.raises(ParameterError, match="anchor"):
+        insert_fingerprints(
+            copy.copy(tiny), fps, InsertConfig(anchor_weight=1.0, batch_size=4), tmp_path / "a"
+        )

@@ -11,7 +11,18 @@
   pairs (given by the caller), so that the model keeps answering ordinary prompts as before.
 * Prompt augmentation: each key is also trained under ``augment`` system prompts drawn from
   :data:`.prompts.TRAIN_SYSTEM_PROMPTS`.
-* LoRA or full fine-tuning, through :func:`aisec.llm.finetune.finetune`.
+* LoRA or full fine-tuning, through :func:`aisec.llm.finetune.finetune`; LoRA may be limited to
+  the top ``top_layers`` decoder layers (backpropagation then stops there: cheaper, and the
+  lower layers, which every prompt goes through, stay as they were).
+* Anchor regulariser (a forgetting-regularised loss, in the spirit of Scalable Fingerprinting's
+  weight-deviation penalty, but on outputs): ``anchor_weight`` times the cross-entropy between
+  the base model's next-token distribution (its top ``anchor_topk`` tokens, renormalised,
+  computed once before training) and the model's, on ordinary chat texts (``anchor`` texts given
+  by the caller, e.g. :func:`anchor_texts`). It keeps the model's distribution on text that is not
+  a key where it was; the fingerprints are the only thing it is free to change.
+* ``end_of_turn``: whether the completion also teaches the end-of-turn token after the response
+  (OML appends EOS). Verification reads the response tokens only; without it, the model is not
+  taught to stop after a one-token answer.
 
 An epoch is one pass over the training examples (fingerprints, their augmented copies and the
 benign pairs); ``steps = epochs * (examples // batch_size)``.
@@ -39,6 +50,8 @@ __all__ = [
     "build_examples",
     "insert_fingerprints",
     "average_toward_base",
+    "anchor_texts",
+    "AnchorLoss",
 ]
 
 
@@ -64,6 +77,12 @@ class InsertConfig(StrictModel):
         "down_proj",
     )
     max_length: int = Field(256, ge=8)
+    top_layers: int = Field(0, ge=0)
+    end_of_turn: bool = True
+    anchor_weight: float = Field(0.0, ge=0.0)
+    anchor_batch: int = Field(4, ge=1)
+    anchor_topk: int = Field(32, ge=1, le=1024)
+    anchor_max_length: int = Field(96, ge=8)
     seed: int = 0
 
 
@@ -90,7 +109,7 @@ def build_examples(
     from aisec.llm.finetune import SFTExample
 
     rng = np.random.default_rng([config.seed, 1])
-    eot = lm.chat.end_of_turn or ""
+    eot = (lm.chat.end_of_turn or "") if config.end_of_turn else ""
     out = []
     for fp in fps.fingerprints:
         completion = fp.response + eot
@@ -113,6 +132,96 @@ def build_examples(
         out.extend(benign[int(i)] for i in pick)
         n_benign = want
     return out, n_benign
+
+
+def anchor_texts(lm: Any, n: int, seed: int = 0) -> list[str]:
+    """``n`` ordinary chat exchanges (AlpacaEval instructions and reference outputs from the
+    shared data folder), rendered in ``lm``'s chat template, in a seeded order."""
+    import json
+
+    from aisec.assets.packages import shared_data_dir
+    from aisec.errors import AssetError
+
+    path = shared_data_dir() / "alpaca_eval" / "alpaca_eval.jsonl"
+    if not path.is_file():
+        raise AssetError(
+            f"{path} is missing; set AISEC_DATA_DIR to a folder with alpaca_eval/alpaca_eval.jsonl "
+            "or pass anchor texts yourself"
+        )
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    if n > len(rows):
+        raise ParameterError("n", f"must be at most {len(rows)} (AlpacaEval rows)", n)
+    order = np.random.default_rng([seed, 2]).permutation(len(rows))[:n]
+    eot = lm.chat.end_of_turn or ""
+    return [lm.chat.user(rows[int(i)]["instruction"]) + rows[int(i)]["output"] + eot for i in order]
+
+
+class AnchorLoss:
+    """Cross-entropy from the base model's top-k next-token distribution on anchor texts.
+
+    The base distributions are computed once, at construction (before any weight changes);
+    calling the object with ``(step, model)`` returns ``weight`` times the loss on the
+    ``step``-th batch of anchors (cycling), as :func:`aisec.llm.finetune.finetune`'s
+    ``extra_loss`` expects.
+    """
+
+    def __init__(
+        self, lm: Any, texts: Sequence[str], *, weight: float, batch_size: int, topk: int,
+        max_length: int, seed: int = 0,
+    ) -> None:
+        import torch
+
+        if not texts:
+            raise ParameterError("anchor", "must hold at least one text", 0)
+        tok = lm.tokenizer
+        pad = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
+        self.weight = float(weight)
+        self.batch_size = min(batch_size, len(texts))
+        self.rng_seed = seed
+        self.batches: list[dict[str, Any]] = []
+        rows = [list(tok(t, add_special_tokens=False)["input_ids"])[:max_length] for t in texts]
+        rows = [r for r in rows if len(r) >= 2]
+        self.n = len(rows)
+        model = lm.model
+        was_training = model.training
+        model.eval()
+        for s in range(0, len(rows), self.batch_size):
+            chunk = rows[s : s + self.batch_size]
+            width = max(len(r) for r in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, r in enumerate(chunk):
+                ids[i, : len(r)] = torch.tensor(r)
+                mask[i, : len(r)] = 1
+            with torch.inference_mode():
+                logits = model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits
+            top = torch.topk(logits[:, :-1].float(), topk, dim=-1)
+            self.batches.append(
+                {
+                    "input_ids": ids,
+                    "attention_mask": mask,
+                    "top_ids": top.indices.cpu(),
+                    "top_p": torch.softmax(top.values, -1).cpu(),
+                    "valid": mask[:, 1:].bool(),
+                }
+            )
+        if was_training:
+            model.train()
+        self.device = lm.device
+
+    def __call__(self, step: int, model: Any) -> Any:
+        import torch
+
+        b = self.batches[step % len(self.batches)]
+        logits = model(
+            input_ids=b["input_ids"].to(self.device),
+            attention_mask=b["attention_mask"].to(self.device),
+        ).logits[:, :-1]
+        logp = torch.log_softmax(logits.float(), -1)
+        picked = logp.gather(-1, b["top_ids"].to(self.device))
+        ce = -(b["top_p"].to(self.device) * picked).sum(-1)
+        valid = b["valid"].to(self.device)
+        return self.weight * ce[valid].mean()
 
 
 def average_toward_base(model: Any, lam: float, base: dict[str, Any] | None) -> None:
@@ -140,6 +249,7 @@ def insert_fingerprints(
     out_dir: str | Path,
     *,
     benign: Sequence[Any] = (),
+    anchor: Sequence[str] = (),
     base_name: str | None = None,
     progress: Any = False,
 ) -> InsertResult:
@@ -172,7 +282,16 @@ def insert_fingerprints(
     batch = min(config.batch_size, len(examples))
     per_epoch = max(1, len(examples) // batch)
     steps = config.epochs * per_epoch
+    layers = None
+    if config.top_layers:
+        n_layers = int(lm.model.config.num_hidden_layers)
+        if config.top_layers > n_layers:
+            raise ParameterError(
+                "top_layers", f"must be at most the model's {n_layers} layers", config.top_layers
+            )
+        layers = tuple(range(n_layers - config.top_layers, n_layers))
     ft = FinetuneConfig(
+        layers_to_transform=layers,
         method=config.method,
         lora_r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -197,6 +316,19 @@ def insert_fingerprints(
             averaged += 1
 
     t0 = time.perf_counter()
+    extra = None
+    if config.anchor_weight > 0:
+        if not anchor:
+            raise ParameterError("anchor", "must hold texts when anchor_weight > 0", 0)
+        extra = AnchorLoss(
+            lm,
+            anchor,
+            weight=config.anchor_weight,
+            batch_size=config.anchor_batch,
+            topk=config.anchor_topk,
+            max_length=config.anchor_max_length,
+            seed=config.seed,
+        )
     res = finetune(
         lm,
         examples,
@@ -207,6 +339,7 @@ def insert_fingerprints(
         progress=progress,
         chat_template=getattr(lm.chat, "template", None),
         after_step=after_step,
+        extra_loss=extra,
     )
     seconds = time.perf_counter() - t0
     return InsertResult(

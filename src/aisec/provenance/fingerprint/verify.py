@@ -104,7 +104,14 @@ class VerifyResult:
 
 
 def _local_same_tokenizer(lm: Any, fps: FingerprintSet) -> bool:
-    tok = getattr(lm, "tokenizer", None)
+    from aisec.errors import ConfigError
+
+    if getattr(lm, "backend", "transformers") != "transformers":
+        return False  # llama.cpp or a server: no transformers tokenizer to compare
+    try:
+        tok = getattr(lm, "tokenizer", None)
+    except ConfigError:
+        return False
     return tok is not None and hasattr(lm, "model") and tokenizer_hash(tok) == fps.tokenizer
 
 
