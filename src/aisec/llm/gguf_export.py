@@ -433,6 +433,7 @@ def _write_gguf(lm: Any, out: Path, quant: str, name: str | None) -> Path:
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache others read should not be
         os.replace(tmp, out)
     finally:
         if tmp.exists():
@@ -496,6 +497,7 @@ def quantize_llamacpp(
             )
         if rc != 0:
             raise ConfigError(f"llama.cpp could not quantise {src} to {quant} (return code {rc})")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
