@@ -185,6 +185,28 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
 )
 @click.option("--lora-r", type=int, default=16, show_default=True, help="LoRA rank.")
 @click.option("--lora-alpha", type=int, default=32, show_default=True, help="LoRA alpha.")
+@click.option(
+    "--top-layers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="LoRA in the top N decoder layers only (0: all layers).",
+)
+@click.option(
+    "--end-of-turn/--no-end-of-turn",
+    default=True,
+    show_default=True,
+    help="Also train the end-of-turn token after each response (OML appends EOS).",
+)
+@click.option(
+    "--anchor-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Weight of the anchor regulariser (cross-entropy from the base model on ordinary "
+    "chat texts: AlpacaEval from the shared data folder).",
+)
+@click.option("--anchor-texts", type=int, default=64, show_default=True, help="Anchor texts.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option
 @format_option
@@ -203,6 +225,10 @@ def insert_cmd(
     augment: int,
     lora_r: int,
     lora_alpha: int,
+    top_layers: int,
+    end_of_turn: bool,
+    anchor_weight: float,
+    anchor_texts: int,
     seed: int,
     threads: int,
     fmt: str,
@@ -232,6 +258,9 @@ def insert_cmd(
         augment=augment,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
+        top_layers=top_layers,
+        end_of_turn=end_of_turn,
+        anchor_weight=anchor_weight,
         seed=seed,
     )
     if benign_fraction > 0 and benign is None:
@@ -242,7 +271,14 @@ def insert_cmd(
     key = load_owner_key(owner_key)
     lm = load_causal_lm(model)
     pairs = _benign_examples(lm, benign) if benign else []
-    res = insert_fingerprints(lm, fps, cfg, out, benign=pairs, base_name=model, progress=True)
+    anchors: list[str] = []
+    if anchor_weight > 0:
+        from aisec.provenance.fingerprint.insert import anchor_texts as load_anchor_texts
+
+        anchors = load_anchor_texts(lm, anchor_texts, seed=seed)
+    res = insert_fingerprints(
+        lm, fps, cfg, out, benign=pairs, anchor=anchors, base_name=model, progress=True
+    )
     commitment = make_commitment(fps, key, str(res.weights_dir))
     atomic_write_json(Path(out) / "commitment.json", commitment)
     lm.model.eval()

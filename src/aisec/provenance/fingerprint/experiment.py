@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from aisec.config import StrictModel
+from aisec.errors import ParameterError
 from aisec.provenance.fingerprint.verify import DEFAULT_FLOOR, DEFAULT_LOG10_ALPHA
 
 __all__ = ["ExperimentConfig", "run_experiment"]
@@ -27,6 +28,13 @@ class ExperimentConfig(StrictModel):
     n: int = Field(16, ge=1)
     key_length: int = Field(16, ge=1)
     method: str = "lora"
+    lora_r: int = Field(16, ge=1)
+    top_layers: int = Field(0, ge=0)
+    end_of_turn: bool = True
+    anchor_weight: float = Field(0.0, ge=0)
+    anchor_texts: int = Field(64, ge=1)
+    suspects: tuple[str, ...] = ()
+    fingerprints: str | None = None
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(8, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
@@ -47,6 +55,32 @@ class ExperimentConfig(StrictModel):
     floor: float = DEFAULT_FLOOR
     log10_alpha: float = DEFAULT_LOG10_ALPHA
     seed: int = 0
+
+
+def _top_layers(lm: Any, top: int) -> tuple[int, ...] | None:
+    if not top:
+        return None
+    n_layers = int(lm.model.config.num_hidden_layers)
+    return tuple(range(n_layers - top, n_layers))
+
+
+class _PlainAnchorSFT:
+    """The timing baseline's counterpart of the anchor regulariser: plain next-token SFT on the
+    same anchor texts, the same batches, with no base-model pass (``plain SFT of the same
+    tokens``)."""
+
+    def __init__(self, lm: Any, texts: list[str], batch_size: int) -> None:
+        from aisec.llm.finetune import SFTExample, build_batch
+
+        self.lm = lm
+        self.batches = [
+            build_batch(lm.tokenizer, [SFTExample("", t) for t in texts[s : s + batch_size]], 96)
+            for s in range(0, len(texts), batch_size)
+        ]
+
+    def __call__(self, step: int, model: Any) -> Any:
+        b = {k: v.to(self.lm.device) for k, v in self.batches[step % len(self.batches)].items()}
+        return model(**b).loss
 
 
 def _benign(lm: Any, n: int) -> list[Any]:
@@ -92,11 +126,21 @@ def run_experiment(
     lm = load_causal_lm(cfg.model)
     say(0.05, "generate")
     t0 = time.perf_counter()
-    fps = generate_fingerprints(
-        lm,
-        GenerateConfig(strategy=cfg.strategy, n=cfg.n, key_length=cfg.key_length, seed=cfg.seed),
-        cfg.model,
-    )
+    if cfg.fingerprints:
+        from aisec.provenance.fingerprint.store import FingerprintSet
+
+        fps = FingerprintSet.load(cfg.fingerprints)
+        if len(fps) < cfg.n:
+            raise ParameterError("n", f"must be at most the {len(fps)} fingerprints given", cfg.n)
+        fps = fps.subset(list(range(cfg.n)))
+    else:
+        fps = generate_fingerprints(
+            lm,
+            GenerateConfig(
+                strategy=cfg.strategy, n=cfg.n, key_length=cfg.key_length, seed=cfg.seed
+            ),
+            cfg.model,
+        )
     out["generate_seconds"] = time.perf_counter() - t0
     out["mean_base_prob"] = float(sum(f.base_prob for f in fps.fingerprints) / len(fps))
 
@@ -109,6 +153,21 @@ def run_experiment(
     say(0.15, "base model")
     base = check("_base")
     out["false_claim_base"] = bool(base.log10_p < cfg.log10_alpha)
+    claims = [out["false_claim_base"]]
+    for name in cfg.suspects:
+        if name == cfg.model:
+            continue
+        from aisec.provenance.fingerprint.suspects import load_suspect
+
+        say(0.2, f"false claims: {name}")
+        other = load_suspect(name)
+        rs = verify(other, fps, floor=cfg.floor)
+        out[f"matched_{name}"] = int(sum(rs.matches[0]))
+        out[f"ownership_log10_p_{name}"] = rs.log10_p
+        claims.append(bool(rs.log10_p < cfg.log10_alpha))
+        del other
+    out["false_claims"] = int(sum(claims))
+    out["false_claim_models"] = len(claims)
     _utility(lm, cfg, "before", out)
     icfg = InsertConfig(
         method=cfg.method,
@@ -118,8 +177,18 @@ def run_experiment(
         averaging=cfg.averaging,
         benign_fraction=cfg.benign_fraction,
         augment=cfg.augment,
+        lora_r=cfg.lora_r,
+        lora_alpha=2 * cfg.lora_r,
+        top_layers=cfg.top_layers,
+        end_of_turn=cfg.end_of_turn,
+        anchor_weight=cfg.anchor_weight,
         seed=cfg.seed,
     )
+    anchors: list[str] = []
+    if cfg.anchor_weight > 0:
+        from aisec.provenance.fingerprint.insert import anchor_texts
+
+        anchors = anchor_texts(lm, cfg.anchor_texts, seed=cfg.seed)
     benign: list[Any] = []
     if cfg.benign_fraction > 0:
         need = (
@@ -132,7 +201,9 @@ def run_experiment(
         else None
     )
     say(0.3, "insert")
-    ins = insert_fingerprints(lm, fps, icfg, work / "insert", benign=benign, base_name=cfg.model)
+    ins = insert_fingerprints(
+        lm, fps, icfg, work / "insert", benign=benign, anchor=anchors, base_name=cfg.model
+    )
     if hasattr(lm.model, "merge_and_unload"):
         lm.model = lm.model.merge_and_unload()
     lm.model.eval()
@@ -220,6 +291,7 @@ def run_experiment(
             method=cfg.method,
             lora_r=icfg.lora_r,
             lora_alpha=icfg.lora_alpha,
+            layers_to_transform=_top_layers(lm, cfg.top_layers),
             target_modules=icfg.target_modules,
             learning_rate=cfg.learning_rate,
             weight_decay=1e-4,
@@ -229,7 +301,10 @@ def run_experiment(
             seed=cfg.seed,
         )
         t2 = time.perf_counter()
-        finetune(lm, examples, ft, work / "plain", resume=False, progress=False)
+        plain_extra = _PlainAnchorSFT(lm, anchors, icfg.anchor_batch) if anchors else None
+        finetune(
+            lm, examples, ft, work / "plain", resume=False, progress=False, extra_loss=plain_extra
+        )
         out["plain_sft_seconds"] = time.perf_counter() - t2
         out["insert_seconds_ratio"] = ins.seconds / out["plain_sft_seconds"]
     say(1.0, "done")
