@@ -251,25 +251,27 @@ def _common_prefix(a: str, b: str) -> str:
         "max_new_tokens": 64,
         "gsm8k_n": 10,
         "gsm8k_tokens": 160,
-        "quants": ["f16", "q8_0", "q4_0"],
+        "parity_tokens": 32,
+        "quants": ["f16", "q8_0", "q4_0", "q4_k_m"],
     },
     full_params={"safe_n": 20, "k": 5, "max_new_tokens": 128, "gsm8k_n": 40, "gsm8k_tokens": 256},
     suites=("full",),
-    description="Safe@1 and a GSM8K slice of the thinking model: transformers vs llama.cpp "
-    "exports (F16, Q8_0, Q4_0), side by side",
+    description="Greedy parity, Safe@1 (harm judge) and a GSM8K slice of the thinking model: "
+    "transformers vs its llama.cpp exports (F16, Q8_0, Q4_0, Q4_K_M), side by side",
     headline=[
-        Headline("safe_at_1_f16", label="Safe@1 F16"),
+        Headline("safe_at_1_f16", label="Safe@1 F16 (harm judge)"),
         Headline(
             "gsm8k_f16",
             ">= gsm8k_transformers",
             "GSM8K F16",
             why="issue 13: the F16 export keeps the utility the transformers model has",
         ),
+        Headline("parity_greedy_q4_k_m", label="Q4_K_M greedy parity"),
     ],
 )
 def quantisation(params: Mapping[str, Any], ctx: Any) -> Result:
     from aisec.judges import make_judge
-    from aisec.llm import load_causal_lm
+    from aisec.llm import GenerationConfig, load_causal_lm
     from aisec.llm.gguf_export import export_cached
     from aisec.llm.llamacpp import LlamaCppLM
     from aisec.safety.safechain import THINKER_DIR, EvalConfig, eval_set, evaluate, utility
@@ -278,22 +280,33 @@ def quantisation(params: Mapping[str, Any], ctx: Any) -> Result:
     cfg = EvalConfig(
         k=int(params["k"]), max_new_tokens=int(params["max_new_tokens"]), seed=ctx.seed
     )
-    judges = {"refusal": make_judge("refusal")}
+    greedy = GenerationConfig(max_new_tokens=int(params["parity_tokens"]), stop_at_eos=False)
+    judges = {"harm": make_judge("harm"), "refusal": make_judge("refusal")}
     backends = ["transformers", *list(params["quants"])]
     metrics: dict[str, Any] = {}
     breakdown = []
+    ref: list[str] = []
+    ids: list[list[int]] = []
     for i, b in enumerate(backends):
         with _torch_threads(1):
             if b == "transformers":
                 lm: Any = load_causal_lm(str(THINKER_DIR))
+                prompts = [lm.chat.user(it.instruction) for it in items]
+                ids = [lm.encode(p) for p in prompts]
+                ref = [g.text for g in lm.generate(prompts, greedy, batch_size=1)]
+                parity = 1.0
             else:
                 lm = LlamaCppLM(export_cached(str(THINKER_DIR), quant=b).path, n_threads=1)
+                got = [lm.decode(lm.generate_ids(x, greedy)) for x in ids]
+                parity = sum(a == g for a, g in zip(ref, got, strict=True)) / len(ref)
             s = evaluate(lm, items, cfg, judges, ctx.work_dir / b, model_name=f"think-{b}")
             u = utility(
                 lm, "gsm8k", int(params["gsm8k_n"]), max_new_tokens=int(params["gsm8k_tokens"])
             )
         m = {
-            "safe_at_1": s["judges"]["refusal"]["response"]["safe_at_1"],
+            "parity_greedy": parity,
+            "safe_at_1": s["judges"]["harm"]["response"]["safe_at_1"],
+            "safe_at_1_refusal": s["judges"]["refusal"]["response"]["safe_at_1"],
             "gsm8k": u["accuracy"],
             "tokens_per_s": s["generation"]["tokens_per_s"],
         }
@@ -301,13 +314,18 @@ def quantisation(params: Mapping[str, Any], ctx: Any) -> Result:
             metrics[f"{k}_{b}"] = v
         breakdown.append({"labels": {"backend": b}, "metrics": m})
         ctx.report((i + 1) / len(backends), b)
+    metrics.update(prompts=len(items), gsm8k_n=int(params["gsm8k_n"]))
     return Result(
         metrics=metrics,
-        labels={"model": "smollm2-135m-think", "judge": "refusal"},
+        labels={"model": "smollm2-135m-think", "judge": "harm (refusal also reported)"},
         breakdown=breakdown,
         notes=[
-            "llama.cpp runs the adapter merged and exported at each weight type; sampled "
-            "Safe@1 draws differ by backend (numpy vs torch generators), GSM8K is greedy",
-            "one thread per backend",
+            "llama.cpp runs the adapter merged and exported at each weight type (f16, q8_0, "
+            "q4_0 written by aisec; q4_k_m by llama.cpp's quantiser from the F16 export); "
+            "sampled Safe@1 draws differ by backend (numpy vs torch generators), GSM8K is greedy",
+            "parity_greedy: share of the Safe@1 prompts whose first parity_tokens greedy tokens "
+            "(EOS ignored) match transformers one prompt at a time, from the same prompt ids",
+            "safe_at_1: the offline harm judge (aisec.judges.harm); safe_at_1_refusal: the "
+            "refusal detector; one thread per backend",
         ],
     )
