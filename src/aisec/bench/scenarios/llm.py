@@ -166,9 +166,9 @@ def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
 @scenario(
     "llm.parity",
     system="llm",
-    params={"n_prompts": 100, "max_new_tokens": 32, "quants": ["f16", "q8_0", "q4_0"]},
+    params={"n_prompts": 100, "max_new_tokens": 32, "quants": ["f16", "q8_0", "q4_0", "q4_k_m"]},
     suites=("full",),
-    description="Greedy agreement of the GGUF export (F16, Q8_0, Q4_0) with transformers",
+    description="Greedy agreement of the GGUF export (F16, Q8_0, Q4_0, Q4_K_M) with transformers",
     headline=[
         Headline(
             "parity_greedy_f16",
@@ -179,6 +179,7 @@ def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
         ),
         Headline("parity_greedy_q8_0", label="Q8_0 greedy parity"),
         Headline("parity_greedy_q4_0", label="Q4_0 greedy parity"),
+        Headline("parity_greedy_q4_k_m", label="Q4_K_M greedy parity"),
     ],
 )
 def parity(params: Mapping[str, Any], ctx: Any) -> Result:
