@@ -1,7 +1,8 @@
 """The one interface every language model backend implements: render chats, generate, count.
 
-Backends: :class:`aisec.llm.local.LocalLM` (transformers, batched, in process) and
-:class:`aisec.llm.remote.RemoteLM` (an OpenAI-compatible completions server such as vLLM).
+Backends: :class:`aisec.llm.local.LocalLM` (transformers, batched, in process),
+:class:`aisec.llm.llamacpp.LlamaCppLM` (llama.cpp on a GGUF, several sequences decoded together)
+and :class:`aisec.llm.remote.RemoteLM` (an OpenAI-compatible completions server such as vLLM).
 Both generate from raw prompt text, so a caller can render a chat, append a prefill (a thought
 opening, ``</think>``, "Wait") and continue from it.
 """
@@ -70,12 +71,18 @@ class LanguageModel(ABC):
             unknown (then callers cannot check lengths up front).
         chat_template_fallback: None when ``chat`` is the model's own template; otherwise why a
             built-in format stands in for it (recorded by callers in their results).
+        backend: what runs the model (``transformers``, ``llamacpp`` or ``remote``).
+        backend_reason: how that backend was chosen (set by :func:`aisec.llm.load_lm`: the
+            caller's choice, or ``auto``'s reason, including why llama.cpp was not chosen);
+            recorded by callers beside their results.
     """
 
     name: str
     chat: ChatFormat
     context_length: int | None = None
     chat_template_fallback: str | None = None
+    backend: str = "unknown"
+    backend_reason: str | None = None
 
     @abstractmethod
     def generate(

@@ -9,11 +9,13 @@ last position's logits; greedy picks the arg-max, sampling applies temperature, 
 and draws with ``numpy.random.default_rng(seed)``. The KV cache of the previous prompt is reused
 up to the longest common prefix, so K samples of one prompt pay for its prompt once.
 
-Batches are decoded one sequence after another by default: on the embedded 135M model on a CPU
-that is as fast as decoding several sequences in one llama.cpp context (``parallel=True``, our
-own multi-sequence loop over llama.cpp's batch API), and it is still several times faster than
-transformers decoding a batch (``aisec bench run llm.throughput`` measures all of them side by
-side).
+Batches are decoded together: up to ``batch_size`` sequences live in one llama.cpp context, each
+in its own KV-cache sequence, one token of each per ``llama_decode`` call; a sequence that ends
+frees its cache and the next prompt takes its slot (continuous batching). Greedy tokens equal the
+one-at-a-time path's except where llama.cpp's batched matrix products round differently and flip
+a near-tied choice (``aisec bench run llm.throughput`` reports the agreement and all speeds side
+by side). Scoring (:meth:`LlamaCppLM.next_token_logprobs`) and single prompts run one sequence at
+a time, reusing the cached common prefix.
 
 What llama.cpp cannot do here (training, gradients, a torch module) raises a one-line
 :class:`ConfigError` naming ``backend='transformers'``; nothing falls back quietly.
@@ -44,10 +46,26 @@ __all__ = [
     "check_gguf",
     "read_gguf_header",
     "SUPPORTED_ARCHITECTURES",
+    "PARITY_ARCHITECTURES",
+    "model_architecture",
+    "auto_backend",
 ]
 
 #: GGUF architectures llm/ runs and exports (Llama/SmolLM2, Qwen2, Gemma 3).
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "gemma3")
+
+#: Architectures whose export to F16 GGUF decodes like transformers, with the measurement that
+#: says so. ``load_lm(backend="auto")`` picks llama.cpp for these only; an architecture is added
+#: here when its parity is measured.
+PARITY_ARCHITECTURES: dict[str, str] = {
+    "llama": "Llama/SmolLM2 F16 export: greedy text equal to transformers on 97 of 100 prompts "
+    "x 32 tokens (bench llm.parity)",
+    "qwen2": "Qwen2 F16 export: logits of an exported Qwen2 match transformers "
+    "(tests/llm/test_gguf_export.py)",
+}
+
+# Hugging Face model_type -> GGUF architecture name, where they differ.
+_HF_TO_GGUF = {"gemma3_text": "gemma3"}
 
 _EMBEDDED_GGUF = {
     # embedded name -> (module, pip spec, file): the GGUF the transformers backend de-quantises
@@ -263,7 +281,8 @@ class LlamaCppLM(LanguageModel):
         context_length: tokens of context to allocate (default: the model's training context).
         n_threads: CPU threads for generation and prompt processing (default: all cores).
         n_batch: prompt tokens evaluated per llama.cpp call.
-        parallel: decode up to ``batch_size`` sequences together (see :meth:`generate`).
+        parallel: decode up to ``batch_size`` sequences together (see :meth:`generate`);
+            ``False`` decodes one prompt after another.
     """
 
     backend = "llamacpp"
@@ -277,7 +296,7 @@ class LlamaCppLM(LanguageModel):
         context_length: int | None = None,
         n_threads: int | None = None,
         n_batch: int = 512,
-        parallel: bool = False,
+        parallel: bool = True,
     ) -> None:
         info = check_gguf(path)
         llama_cpp = _require_llama_cpp()
@@ -426,29 +445,29 @@ class LlamaCppLM(LanguageModel):
     ) -> list[Generation]:
         """Continue each prompt.
 
-        By default the prompts are decoded one after another, reusing the cached prefix of the
-        previous prompt (``batch_size`` only paces ``progress``): on a small model on a CPU this
-        is as fast as or faster than decoding several sequences at once. With ``parallel=True``
-        (constructor) up to ``batch_size`` sequences are decoded together in one llama.cpp
-        context, one token of each live sequence per step; the results are the same token for
-        token (one KV stream per sequence).
+        Several prompts are decoded together (``parallel=True``, the default): up to
+        ``batch_size`` sequences live in one llama.cpp context, each in its own KV-cache
+        sequence; every step evaluates one token of each live sequence in one ``llama_decode``
+        call. A sequence that ends (EOS, a stop string, ``max_new_tokens``) frees its cache and
+        the next prompt takes its place. Each sequence samples from its own generator seeded by
+        its seed, so its tokens do not depend on its batch-mates, up to llama.cpp's batched
+        matrix products: these may round differently from one token at a time and flip a
+        near-tied greedy choice (``aisec bench run llm.throughput`` measures the agreement).
+
+        One prompt, ``batch_size=1`` or ``parallel=False``: the prompts are decoded one after
+        another in the one-sequence context, reusing the cached prefix of the previous prompt.
         """
         cfg = config or GenerationConfig()
         seed_list = self._check(prompts, seeds, batch_size)
         encoded = [self.encode(p) for p in prompts]
         self._check_lengths(encoded, cfg.max_new_tokens)
+        if self.parallel and batch_size > 1 and len(encoded) > 1:
+            return self._generate_parallel(encoded, cfg, seed_list, batch_size, progress)
         out: list[Generation] = []
-        if not self.parallel or batch_size == 1 or len(encoded) == 1:
-            for i, ids in enumerate(encoded):
-                out.append(self._generate_one(ids, cfg, seed_list[i]))
-                if progress is not None:
-                    progress(i + 1, len(encoded))
-            return out
-        for start in range(0, len(encoded), batch_size):
-            rows = encoded[start : start + batch_size]
-            out.extend(self._generate_batch(rows, cfg, seed_list[start : start + batch_size]))
-            if progress is not None:
-                progress(len(out), len(encoded))
+        for i, ids in enumerate(encoded):
+            out.append(self._generate_one(ids, cfg, seed_list[i]))
+            if progress is not None and ((i + 1) % batch_size == 0 or i + 1 == len(encoded)):
+                progress(i + 1, len(encoded))
         return out
 
     # -- several sequences in one context --------------------------------------------------
@@ -467,7 +486,7 @@ class LlamaCppLM(LanguageModel):
         cp.n_ctx = n_seq * per_seq
         cp.n_batch = cp.n_ubatch = self._n_batch
         cp.n_seq_max = n_seq
-        cp.kv_unified = False  # ... with one KV stream per sequence (batch-invariant results)
+        cp.kv_unified = False  # ... with one KV stream per sequence
         ctx = llama_cpp.llama_init_from_model(self._llm.model, cp)
         if not ctx:
             raise ConfigError(
@@ -507,34 +526,62 @@ class LlamaCppLM(LanguageModel):
                     out[seq] = np.ctypeslib.as_array(ptr, shape=(self._vocab,)).copy()
         return out
 
-    def _generate_batch(
-        self, rows: list[list[int]], cfg: GenerationConfig, seeds: list[int]
+    def _generate_parallel(
+        self,
+        encoded: list[list[int]],
+        cfg: GenerationConfig,
+        seeds: list[int],
+        batch_size: int,
+        progress: Progress | None,
     ) -> list[Generation]:
+        """Decode every prompt with up to ``batch_size`` sequences live at once (one slot, one
+        KV-cache sequence each; a finished sequence's slot is cleared and refilled)."""
         llama_cpp = _require_llama_cpp()
-        n = len(rows)
-        ctx = self._batch_context(n, max(len(r) for r in rows) + cfg.max_new_tokens)
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
-        items = [(t, j, s, j == len(r) - 1) for s, r in enumerate(rows) for j, t in enumerate(r)]
-        logits = self._decode_batch(ctx, items)
+        n = len(encoded)
+        n_slots = min(batch_size, n)
+        ctx = self._batch_context(n_slots, max(len(r) for r in encoded) + cfg.max_new_tokens)
+        mem = llama_cpp.llama_get_memory(ctx)
+        llama_cpp.llama_memory_clear(mem, True)
         rngs = [np.random.default_rng(int(x)) for x in seeds]
         gen: list[list[int]] = [[] for _ in range(n)]
-        done: list[tuple[bool, str | None] | None] = [None] * n
+        results: list[Generation | None] = [None] * n
         max_stop = max((len(s) for s in cfg.stop), default=0)
-        for step in range(cfg.max_new_tokens):
-            nxt: list[tuple[int, int, int, bool]] = []
-            for s in range(n):
-                if done[s] is not None:
+        waiting = iter(range(n))
+        live: dict[int, int] = {}  # slot (KV sequence id) -> prompt index
+        items: list[tuple[int, int, int, bool]] = []
+
+        def admit(slot: int) -> None:
+            i = next(waiting, None)
+            if i is not None:
+                live[slot] = i
+                row = encoded[i]
+                items.extend((t, j, slot, j == len(row) - 1) for j, t in enumerate(row))
+
+        for slot in range(n_slots):
+            admit(slot)
+        n_done = 0
+        while live:
+            logits = self._decode_batch(ctx, items)
+            items = []
+            finished = 0
+            for slot, i in list(live.items()):
+                t = self._pick(logits[slot], cfg, rngs[i])
+                end = self._advance(gen[i], t, cfg, max_stop)
+                if end is None and len(gen[i]) >= cfg.max_new_tokens:
+                    end = (False, None)
+                if end is None:
+                    items.append((t, len(encoded[i]) + len(gen[i]) - 1, slot, True))
                     continue
-                t = self._pick(logits[s], cfg, rngs[s])
-                end = self._advance(gen[s], t, cfg, max_stop)
-                if end is not None:
-                    done[s] = end
-                elif step + 1 < cfg.max_new_tokens:
-                    nxt.append((t, len(rows[s]) + len(gen[s]) - 1, s, True))
-            if not nxt:
-                break
-            logits = self._decode_batch(ctx, nxt)
-        return [self._finish(gen[s], cfg, bool(done[s] and done[s][0])) for s in range(n)]
+                results[i] = self._finish(gen[i], cfg, end[0])
+                del live[slot]
+                llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)  # free its cache
+                finished += 1
+                admit(slot)
+            if finished:
+                n_done += finished
+                if progress is not None:
+                    progress(n_done, n)
+        return [r for r in results if r is not None]
 
     def generate_ids(
         self, prompt_ids: list[int], config: GenerationConfig, seed: int = 0
@@ -639,6 +686,71 @@ def _embedded_gguf(name: str) -> Path | None:
     return package_file(module, spec, f)
 
 
+def model_architecture(spec: str, adapter: str | None = None) -> str:
+    """The GGUF architecture name of a model spec (embedded name, ``.gguf`` file or a directory
+    holding one, checkpoint or adapter directory, hub id), read from its GGUF header or its
+    ``config.json`` (an adapter's: its base's) without loading weights.
+
+    Raises:
+        AssetError, InputFileError, ConfigError: the spec resolves to no model, or its
+            architecture cannot be read.
+    """
+    import json
+
+    from aisec.llm.model import _adapter_base, _gguf_file, _resolve
+
+    if adapter is None and (emb := _embedded_gguf(spec)) is not None:
+        return str(read_gguf_header(emb)[0].get("general.architecture"))
+    p = Path(spec).expanduser()
+    if adapter is None and p.is_file() and p.suffix == ".gguf":
+        return str(check_gguf(p)["architecture"])
+    loc, _ = _resolve(spec)
+    d = Path(loc)
+    if (d / "adapter_config.json").exists():
+        return model_architecture(_adapter_base(d))
+    if d.is_file() and d.suffix == ".gguf":
+        return str(check_gguf(d)["architecture"])
+    if (g := _gguf_file(d)) is not None:
+        return str(check_gguf(d / g)["architecture"])
+    cfg = d / "config.json"
+    if not cfg.is_file():
+        raise InputFileError(d, "holds neither a config.json nor a GGUF file")
+    try:
+        mtype = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise InputFileError(cfg, f"unreadable ({' '.join(str(exc).split())[:120]})") from None
+    if not mtype:
+        raise InputFileError(cfg, "names no model_type")
+    return _HF_TO_GGUF.get(str(mtype), str(mtype))
+
+
+def auto_backend(spec: str, adapter: str | None = None) -> tuple[str, str]:
+    """What ``backend="auto"`` runs a local model on, and why: ``("llamacpp", reason)`` when
+    llama-cpp-python and gguf import and the model's architecture is in
+    :data:`PARITY_ARCHITECTURES`, else ``("transformers", why not llama.cpp)``."""
+    missing = []
+    for module in ("llama_cpp", "gguf"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        return "transformers", (
+            f"auto: {' and '.join(missing)} not installed (pip install 'aisec[llamacpp]' for "
+            "llama.cpp); runs on transformers"
+        )
+    try:
+        arch = model_architecture(spec, adapter)
+    except (ConfigError, InputFileError) as exc:
+        return "transformers", f"auto: architecture not readable ({exc}); runs on transformers"
+    if arch not in PARITY_ARCHITECTURES:
+        return "transformers", (
+            f"auto: architecture {arch!r} has no measured llama.cpp parity "
+            f"(measured: {', '.join(PARITY_ARCHITECTURES)}); runs on transformers"
+        )
+    return "llamacpp", f"auto: {PARITY_ARCHITECTURES[arch]}"
+
+
 def load_llamacpp(
     spec: str,
     *,
@@ -647,21 +759,30 @@ def load_llamacpp(
     quant: str = "f16",
     context_length: int | None = None,
     n_threads: int | None = None,
-    parallel: bool = False,
+    parallel: bool = True,
 ) -> LlamaCppLM:
     """A :class:`LlamaCppLM` for an embedded name, a ``.gguf`` file, a directory holding one, or
     an HF checkpoint / PEFT adapter directory (exported to GGUF at ``quant`` once, then cached).
 
-    The embedded ``smollm2-135m-instruct`` runs its shipped Q4_1 GGUF directly (the weights the
-    transformers backend de-quantises). A model directory with a chat template beside an adapter
-    (``aisec-chat.json``) keeps that template, as with the transformers backend.
+    An embedded model is exported like a checkpoint: the weights the transformers backend runs
+    (its shipped GGUF de-quantised) written at ``quant`` (F16 by default, the weight type whose
+    greedy agreement with transformers is measured, ``llm.parity``). ``quant="shipped"`` runs the
+    shipped GGUF file directly instead (``smollm2-135m-instruct``: Q4_1, whose 8-bit activations
+    in llama.cpp agree with transformers less often). A model directory with a chat template
+    beside an adapter (``aisec-chat.json``) keeps that template, as with the transformers backend.
     """
     from aisec.llm.chat import chat_format as builtin_format
 
     if spec.startswith(("http://", "https://")):
         raise ConfigError(f"{spec!r} is a server: load it with backend='remote', not 'llamacpp'")
     fmt = builtin_format(chat_format) if chat_format else None
-    path: Path | None = None if adapter else _embedded_gguf(spec)
+    path: Path | None = None
+    if quant == "shipped":
+        path = None if adapter else _embedded_gguf(spec)
+        if path is None:
+            raise ParameterError(
+                "quant", f"'shipped' is only for an embedded GGUF ({', '.join(_EMBEDDED_GGUF)})", spec
+            )
     name = spec
     p = Path(spec).expanduser()
     if path is None and adapter is None and p.is_file():

@@ -52,6 +52,8 @@ class LocalLM(LanguageModel):
         name: a display name.
     """
 
+    backend = "transformers"
+
     model: Any
     tokenizer: Any
     chat: ChatFormat

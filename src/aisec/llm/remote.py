@@ -27,7 +27,7 @@ from aisec.llm.chat import ChatFormat, chat_format
 __all__ = ["RemoteLM", "load_lm", "parse_server_spec", "BACKENDS"]
 
 #: what runs a model: see :func:`load_lm`
-BACKENDS = ("transformers", "llamacpp", "remote")
+BACKENDS = ("auto", "transformers", "llamacpp", "remote")
 
 _log = logging.getLogger("aisec.llm")
 
@@ -49,6 +49,8 @@ class RemoteLM(LanguageModel):
         chat_template_fallback: why ``chat`` is a built-in format rather than the model's own
             template (None when it is the model's own or one the user chose).
     """
+
+    backend = "remote"
 
     def __init__(
         self,
@@ -220,17 +222,23 @@ def load_lm(
     adapter: str | None = None,
     tokenizer: str | None = None,
     allow_chat_fallback: bool = True,
-    backend: str | None = None,
+    backend: str | None = "auto",
     n_threads: int | None = None,
 ) -> LanguageModel:
     """A local model (name, path, hub id) or a server (``URL#MODEL``) behind one interface.
 
     ``backend`` picks what runs it: ``transformers`` (:class:`aisec.llm.LocalLM`),
     ``llamacpp`` (:class:`aisec.llm.llamacpp.LlamaCppLM`: a GGUF, or a checkpoint / adapter
-    exported to GGUF once and cached) or ``remote`` (a server spec). Default: ``remote`` for a
-    server spec, else ``transformers``. A backend that cannot serve the spec is a one-line
-    :class:`ConfigError`; there is no fallback to another backend. ``n_threads``: llama.cpp's
-    CPU threads (transformers follows ``torch.set_num_threads``).
+    exported to F16 GGUF once and cached), ``remote`` (a server spec) or ``auto`` (the default;
+    ``None`` means the same): a server spec runs remote; a local model runs on llama.cpp when
+    llama-cpp-python imports and its architecture's F16 export has measured parity with
+    transformers (:func:`aisec.llm.llamacpp.auto_backend`), else on transformers. The model
+    records what runs it and why in ``backend`` and ``backend_reason`` (callers write both beside
+    their results). Under ``auto``, a model llama.cpp cannot take (an export the GGUF writer
+    refuses) runs on transformers with that reason recorded and a warning logged; a backend named
+    explicitly that cannot serve the spec is a one-line :class:`ConfigError`, never a fallback.
+    Training and gradients need ``transformers``. ``n_threads``: llama.cpp's CPU threads
+    (transformers follows ``torch.set_num_threads``).
 
     For a server the chat format is ``chat_format_name`` if given, else the template of the
     tokenizer named by ``tokenizer`` (or the served model id), loaded locally. When that tokenizer
@@ -240,7 +248,7 @@ def load_lm(
     warning is logged; without it a one-line :class:`ConfigError` says to pass a chat format.
     """
     server = parse_server_spec(spec)
-    chosen = backend or ("remote" if server is not None else "transformers")
+    chosen = backend or "auto"
     if chosen not in BACKENDS:
         raise ParameterError("backend", f"must be one of {', '.join(BACKENDS)}", backend)
     if chosen == "remote" and server is None:
@@ -248,18 +256,52 @@ def load_lm(
             f"backend 'remote' needs a server spec URL#MODEL; {spec!r} is not one "
             "(use backend 'transformers' or 'llamacpp' for a local model)"
         )
+    if server is not None and chosen not in ("auto", "remote"):
+        raise ConfigError(f"{spec!r} is a server: it runs with backend 'remote', not {chosen!r}")
+    reason = f"chosen: backend={chosen!r}"
+    if server is None and chosen == "auto":
+        from aisec.llm.llamacpp import auto_backend
+
+        chosen, reason = auto_backend(spec, adapter)
+        if chosen == "llamacpp":
+            from aisec.llm.llamacpp import load_llamacpp
+
+            try:
+                lm: LanguageModel = load_llamacpp(
+                    spec, adapter=adapter, chat_format=chat_format_name, n_threads=n_threads
+                )
+            except ConfigError as exc:
+                chosen = "transformers"
+                reason = f"auto: llama.cpp cannot take this model ({exc}); runs on transformers"
+                _log.warning("%s", reason)
+            else:
+                lm.backend_reason = reason
+                return lm
     if server is None and chosen == "llamacpp":
         from aisec.llm.llamacpp import load_llamacpp
 
-        return load_llamacpp(
+        lm = load_llamacpp(
             spec, adapter=adapter, chat_format=chat_format_name, n_threads=n_threads
         )
+        lm.backend_reason = reason
+        return lm
     if server is None:
         from aisec.llm.model import load_causal_lm
 
-        return load_causal_lm(spec, adapter=adapter, chat_format=chat_format_name)
-    if chosen != "remote":
-        raise ConfigError(f"{spec!r} is a server: it runs with backend 'remote', not {chosen!r}")
+        lm = load_causal_lm(spec, adapter=adapter, chat_format=chat_format_name)
+        lm.backend_reason = reason
+        return lm
+    lm = _load_remote(server, chat_format_name, tokenizer, allow_chat_fallback)
+    lm.backend_reason = "a server spec URL#MODEL runs remote" if backend in (None, "auto") else reason
+    return lm
+
+
+def _load_remote(
+    server: tuple[str, str],
+    chat_format_name: str | None,
+    tokenizer: str | None,
+    allow_chat_fallback: bool,
+) -> RemoteLM:
     url, model = server
     if chat_format_name:
         return RemoteLM(url, model, chat_format(chat_format_name))
