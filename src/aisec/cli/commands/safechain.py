@@ -35,16 +35,19 @@ def _load(
     from aisec.llm.remote import load_lm
     from aisec.safety.safechain import resolve_model_spec
 
-    if backend is not None and model.startswith(("http://", "https://")):
-        backend = None  # a server spec is served remotely, whatever the local backend
+    if backend != "remote" and model.startswith(("http://", "https://")):
+        backend = "remote"  # a server spec is served remotely, whatever the local backend
     return load_lm(
         resolve_model_spec(model), chat_format_name=chat_format, backend=backend, n_threads=threads
     )
 
 
+_BACKEND = ["auto", "llamacpp", "transformers", "remote"]
 _BACKEND_HELP = (
-    "What runs local models: transformers (default) or llamacpp (a GGUF; the thinking "
-    "adapter is merged and exported to F16 GGUF once, cached); servers URL#MODEL run remote."
+    "What runs the models: auto (default: llama.cpp where the architecture's F16 GGUF export has "
+    "measured parity with transformers, else transformers; the choice and its reason are "
+    "recorded in the summary), llamacpp (a GGUF; checkpoints and the thinking adapter are "
+    "exported to F16 GGUF once, cached), transformers, or remote (URL#MODEL servers)."
 )
 
 
@@ -99,6 +102,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     click.echo(
         f"model {summary['model']}  strategy {summary['strategy']}  K={summary['k']}  "
         f"prompts {summary['prompts']}  gen {_num(speed, '.1f')} tok/s"
+        + (f"  backend {summary['backend']}" if summary.get("backend") else "")
     )
     if summary.get("chat_template_fallback"):
         click.echo(f"  warning: {summary['chat_template_fallback']}")
@@ -192,8 +196,9 @@ def _gen_options(f: Any) -> Any:
         click.option("--threads", type=int, default=1, show_default=True, help="CPU threads."),
         click.option(
             "--backend",
-            type=click.Choice(["transformers", "llamacpp"]),
-            default=None,
+            type=click.Choice(_BACKEND),
+            default="auto",
+            show_default=True,
             help=_BACKEND_HELP,
         ),
     ]
@@ -542,7 +547,7 @@ def make_thinker_cmd(
 @click.option("--chat-format", default=None)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option(
-    "--backend", type=click.Choice(["transformers", "llamacpp"]), default=None, help=_BACKEND_HELP
+    "--backend", type=click.Choice(_BACKEND), default="auto", show_default=True, help=_BACKEND_HELP
 )
 @format_option
 def utility_cmd(
