@@ -781,7 +781,9 @@ def load_llamacpp(
         path = None if adapter else _embedded_gguf(spec)
         if path is None:
             raise ParameterError(
-                "quant", f"'shipped' is only for an embedded GGUF ({', '.join(_EMBEDDED_GGUF)})", spec
+                "quant",
+                f"'shipped' is only for an embedded GGUF ({', '.join(_EMBEDDED_GGUF)})",
+                spec,
             )
     name = spec
     p = Path(spec).expanduser()

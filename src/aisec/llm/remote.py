@@ -280,9 +280,7 @@ def load_lm(
     if server is None and chosen == "llamacpp":
         from aisec.llm.llamacpp import load_llamacpp
 
-        lm = load_llamacpp(
-            spec, adapter=adapter, chat_format=chat_format_name, n_threads=n_threads
-        )
+        lm = load_llamacpp(spec, adapter=adapter, chat_format=chat_format_name, n_threads=n_threads)
         lm.backend_reason = reason
         return lm
     if server is None:
@@ -292,7 +290,9 @@ def load_lm(
         lm.backend_reason = reason
         return lm
     lm = _load_remote(server, chat_format_name, tokenizer, allow_chat_fallback)
-    lm.backend_reason = "a server spec URL#MODEL runs remote" if backend in (None, "auto") else reason
+    lm.backend_reason = (
+        "a server spec URL#MODEL runs remote" if backend in (None, "auto") else reason
+    )
     return lm
 
 
