@@ -426,14 +426,16 @@ def label_reliability(n_boot: int = 1000, seed: int = 0) -> dict[str, Any] | Non
 
     Each second-pass row holds ``id``, ``label``, ``annotator`` and ``annotator_id``; a pair is
     a *retest* when the second annotator is the first one (same tag) and *inter-annotator*
-    otherwise. Returns the inter-annotator figure (:func:`annotator_agreement`) at the top
-    level when there is one (else the retest), with ``retest`` and ``inter_annotator``
-    sections; None when there is no second pass."""
+    otherwise ("C vs D": C labelled the row first, D second). Returns the inter-annotator
+    figure (:func:`annotator_agreement`) at the top level when there is one (else the retest),
+    with ``retest`` and ``inter_annotator`` sections (the latter ``by_pair`` too, when both
+    directions exist); None when there is no second pass."""
     if not SECOND_PASS_FILE.exists():
         return None
     first = {r["id"]: r for r in load_corpus()}
     groups: dict[str, list[tuple[str, str]]] = {"retest": [], "inter_annotator": []}
     who: dict[str, set[str]] = {"retest": set(), "inter_annotator": set()}
+    by_pair: dict[str, list[tuple[str, str]]] = {}
     for _, r in _jsonl(SECOND_PASS_FILE):
         f = first.get(r["id"])
         if f is None:
@@ -443,6 +445,8 @@ def label_reliability(n_boot: int = 1000, seed: int = 0) -> dict[str, Any] | Non
         kind = "retest" if a1 == a2 else "inter_annotator"
         groups[kind].append((f["label"], r["label"]))
         who[kind].add(f"{a1} vs {a2}")
+        if kind == "inter_annotator":
+            by_pair.setdefault(f"{a1} vs {a2}", []).append((f["label"], r["label"]))
     sections = {
         k: {**annotator_agreement(v, n_boot, seed), "annotators": sorted(who[k])}
         for k, v in groups.items()
@@ -450,6 +454,10 @@ def label_reliability(n_boot: int = 1000, seed: int = 0) -> dict[str, Any] | Non
     }
     if not sections:
         return None
+    if len(by_pair) > 1:  # each direction apart: whose rows were labelled first matters
+        sections["inter_annotator"]["by_pair"] = {
+            k: annotator_agreement(v, n_boot, seed) for k, v in sorted(by_pair.items())
+        }
     top_kind = "inter_annotator" if "inter_annotator" in sections else "retest"
     top = dict(sections[top_kind])
     top["kind"] = top_kind
