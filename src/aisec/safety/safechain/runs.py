@@ -45,7 +45,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 def run_settings(lm: Any, cfg: EvalConfig, model_name: str) -> dict[str, Any]:
     """Every setting that changes a sample: the model, its chat template (and any fallback to a
-    built-in one), the strategy and every decoding parameter, K and the seed."""
+    built-in one), the backend that runs it, the strategy and every decoding parameter, K and
+    the seed."""
     chat = lm.chat
     return {
         "format": 2,
@@ -53,6 +54,8 @@ def run_settings(lm: Any, cfg: EvalConfig, model_name: str) -> dict[str, Any]:
         "chat_format": chat.name,
         "chat_template": fingerprint(chat.template),
         "chat_template_fallback": getattr(lm, "chat_template_fallback", None),
+        # llama.cpp and transformers draw different samples: a run never mixes the two
+        "backend": getattr(lm, "backend", None),
         "config": {
             k: v for k, v in cfg.model_dump(mode="json").items() if k not in _NOT_SAMPLE_SETTINGS
         },
@@ -254,6 +257,13 @@ def evaluate(
             "prompts": len(items),
             "chat_format": lm.chat.name,
             "chat_template_fallback": getattr(lm, "chat_template_fallback", None),
+            "backend": getattr(lm, "backend", None),
+            "backend_reason": getattr(lm, "backend_reason", None),
+            "judge_backends": {
+                j: {"backend": jm.backend, "backend_reason": jm.backend_reason}
+                for j, jm in ((j, getattr(v, "lm", None)) for j, v in judges.items())
+                if jm is not None
+            },
             "config": cfg.model_dump(mode="json"),
             "generation": timing,
             "judges": results,
