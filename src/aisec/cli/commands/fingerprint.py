@@ -336,7 +336,14 @@ def _verify_text(r: dict[str, Any]) -> None:
 )
 @click.option("--temperature", type=float, default=0.0, show_default=True)
 @click.option("--chat-format", default=None, help="Built-in chat format for a server model.")
-@click.option("--backend", type=click.Choice(["transformers", "llamacpp", "remote"]), default=None)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "llamacpp", "transformers", "remote"]),
+    default="auto",
+    show_default=True,
+    help="auto: llama.cpp where the architecture's F16 GGUF export has measured parity, "
+    "else transformers.",
+)
 @click.option("--log10-alpha", type=float, default=-6.0, show_default=True)
 @threads_option
 @format_option
