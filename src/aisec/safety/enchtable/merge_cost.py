@@ -130,7 +130,7 @@ def write_random_llama(
 
 
 def largest_tensor_set_gb(path: str | Path, n_inputs: int) -> float:
-    """GB (10^9 bytes) of the largest tensor in fp32 times ``n_inputs`` inputs plus the output:
+    """GiB of the largest tensor in fp32 times ``n_inputs`` inputs plus the output:
     what mergekit holds at once for one output tensor."""
     from safetensors import safe_open
 
@@ -143,17 +143,31 @@ def largest_tensor_set_gb(path: str | Path, n_inputs: int) -> float:
                 for d in fh.get_slice(name).get_shape():
                     n *= int(d)
                 biggest = max(biggest, n)
-    return biggest * 4 * (n_inputs + 1) / 1e9
+    return biggest * 4 * (n_inputs + 1) / 2**30
 
 
 def run_one(config: dict[str, Any], out: str | Path, threads: int = 1) -> dict[str, Any]:
-    """Run one merge in a fresh Python process; its merge seconds and its own peak RSS."""
+    """Run one merge in a fresh Python process; its merge seconds, its own peak RSS
+    (``VmHWM``, which counts the pages of the safetensors files mergekit maps and reads) and
+    its peak anonymous memory (``RssAnon`` sampled every 20 ms: what the merge itself holds)."""
     code = (
-        "import json,sys,torch\n"
+        "import json,sys,threading,time,torch\n"
         f"torch.set_num_threads({int(threads)})\n"
+        "peak={'anon':0}\n"
+        "def anon():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('RssAnon:'):\n"
+        "            return int(line.split()[1])*1024\n"
+        "    return 0\n"
+        "def watch():\n"
+        "    while True:\n"
+        "        peak['anon']=max(peak['anon'],anon()); time.sleep(0.02)\n"
+        "threading.Thread(target=watch,daemon=True).start()\n"
         "from aisec.safety.enchtable.merge import run_merge_yaml\n"
         "r=run_merge_yaml(json.loads(sys.argv[1]),sys.argv[2],overwrite=True)\n"
-        "print(json.dumps({'merge_seconds':r.merge_seconds,'peak_rss_gb':r.peak_rss_gb}))\n"
+        "peak['anon']=max(peak['anon'],anon())\n"
+        "print(json.dumps({'merge_seconds':r.merge_seconds,'peak_rss_gb':r.peak_rss_gb,"
+        "'peak_anon_gb':peak['anon']/2**30}))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, json.dumps(config), str(out)],
@@ -237,12 +251,19 @@ def measure(
             else run("task_arithmetic", paths)["peak_rss_gb"]
         )
         per_layer = max(0.0, two["peak_rss_gb"] - one)
+        one_anon = result["methods"].get("task_arithmetic", {}).get("peak_anon_gb")
+        if one_anon is not None:
+            result["per_layer_anon_gb"] = max(0.0, two["peak_anon_gb"] - one_anon)
         result["task_arithmetic_next_layer"] = two
     result["per_layer_gb"] = per_layer
+    per_anon = result.get("per_layer_anon_gb", 0.0)
     for r in result["methods"].values():
         r["peak_rss_32_layers_gb"] = r["peak_rss_gb"] + (32 - n_layers) * per_layer
+        r["peak_anon_32_layers_gb"] = r["peak_anon_gb"] + (32 - n_layers) * per_anon
     if "task_arithmetic" in result["methods"]:
         ref = result["methods"]["task_arithmetic"]["peak_rss_gb"]
+        ref_anon = result["methods"]["task_arithmetic"]["peak_anon_gb"]
         for r in result["methods"].values():
             r["rss_vs_mergekit"] = r["peak_rss_gb"] / ref
+            r["anon_vs_mergekit"] = r["peak_anon_gb"] / ref_anon
     return result
