@@ -55,9 +55,9 @@ def _self_reminder(task_lm: Any, aligned_lm: Any, params: dict[str, Any]) -> Any
 
 
 def _safedecoding(task_lm: Any, aligned_lm: Any, params: dict[str, Any]) -> Any:
-    from aisec.safety.enchtable.safedecoding import SafeDecoding, SafeDecodingConfig
-
     from pydantic import ValidationError
+
+    from aisec.safety.enchtable.safedecoding import SafeDecoding, SafeDecodingConfig
 
     try:
         cfg = SafeDecodingConfig(**params)
