@@ -322,11 +322,10 @@ def evaluate(
 ) -> None:
     """Unsafe rate, over-refusal and held-out task loss of each model (optionally behind an
     inference-time defence: Self-Reminder, or SafeDecoding with --expert)."""
+    from aisec.errors import ParameterError
     from aisec.llm import load_causal_lm
     from aisec.safety.enchtable import evaluate as ev
     from aisec.safety.enchtable.responders import make_inference
-
-    from aisec.errors import ParameterError
 
     if defence == "safedecoding" and not expert:
         raise ParameterError("--expert", "is required with --defence safedecoding", None)
