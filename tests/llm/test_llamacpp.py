@@ -150,15 +150,15 @@ def test_prefill_text_continues_from_its_end(lcp):
     assert cont.n_tokens == 1 and cont.text == lcp.decode([top[0]])
 
 
-def test_seeds_reproducible_and_independent_of_batch_mates(lcp):
+def test_seeds_reproducible_and_independent_of_batch_mates_one_at_a_time(lcp):
     cfg = GenerationConfig(max_new_tokens=10, temperature=1.0, top_k=50, top_p=0.9)
     ps = [_prompt(lcp), _prompt(lcp, "Tell me a story."), _prompt(lcp, "Say hello.")]
-    together = lcp.generate(ps, cfg, seeds=[5, 6, 7])
+    together = lcp.generate(ps, cfg, seeds=[5, 6, 7], batch_size=1)
     alone = lcp.generate([ps[1]], cfg, seeds=[6])[0]
     assert together[1].text == alone.text
-    again = lcp.generate(ps, cfg, seeds=[5, 6, 7])
+    again = lcp.generate(ps, cfg, seeds=[5, 6, 7], batch_size=1)
     assert [g.text for g in again] == [g.text for g in together]
-    other = lcp.generate([ps[1]] * 4, cfg, seeds=[1, 2, 3, 4])
+    other = lcp.generate([ps[1]] * 4, cfg, seeds=[1, 2, 3, 4], batch_size=1)
     assert len({g.text for g in other}) > 1
 
 
@@ -214,24 +214,6 @@ def test_copy_of_gguf_loads_from_a_directory(embedded_gguf, tmp_path):
     assert lm.name == "m" and lm.context_length == 256
 
 
-def test_parallel_decoding_gives_the_same_tokens_as_one_at_a_time(lcp):
-    ps = [_prompt(lcp), _prompt(lcp, "Why do we need sleep?"), _prompt(lcp, "Say hello.")]
-    greedy = GenerationConfig(max_new_tokens=12, stop_at_eos=False)
-    sampled = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.9, stop=("\n",))
-    seq = lcp.generate(ps, greedy, batch_size=1)
-    seq_s = lcp.generate(ps, sampled, seeds=[3, 4, 5], batch_size=1)
-    lcp.parallel = True
-    try:
-        par = lcp.generate(ps, greedy, batch_size=3)
-        par_s = lcp.generate(ps, sampled, seeds=[3, 4, 5], batch_size=2)
-    finally:
-        lcp.parallel = False
-    assert [g.text for g in par] == [g.text for g in seq]
-    assert [(g.text, g.finish_reason, g.stop) for g in par_s] == [
-        (g.text, g.finish_reason, g.stop) for g in seq_s
-    ]
-
-
 def test_load_lm_llamacpp_exports_a_checkpoint_and_keeps_its_chat_format(tiny_lm):
     pytest.importorskip("llama_cpp")
     from aisec.llm.llamacpp import LlamaCppLM
@@ -244,3 +226,92 @@ def test_load_lm_llamacpp_exports_a_checkpoint_and_keeps_its_chat_format(tiny_lm
     assert lm.encode(p) == tiny_lm.encode(p)
     cfg = GenerationConfig(max_new_tokens=8, stop_at_eos=False)
     assert lm.generate([p], cfg)[0].text == tiny_lm.generate([p], cfg)[0].text
+
+
+# -- batched decoding (several sequences in one llama.cpp context) ----------------------------
+
+
+_FIVE = (
+    "Name a colour.",
+    "Why do we need sleep?",
+    "Say hello.",
+    "How do bees make honey?",
+    "What is a database index?",
+)
+
+
+def test_batched_greedy_equals_one_at_a_time_but_for_near_ties(lcp):
+    # llama.cpp's batched matrix products round differently from one token at a time (logits
+    # move by about 0.02 here), so a greedy choice may flip where two tokens are (nearly) tied,
+    # and nowhere else
+    greedy = GenerationConfig(max_new_tokens=16, stop_at_eos=False)
+    ids = [lcp.encode(_prompt(lcp, t)) for t in _FIVE]
+    single = [lcp.generate_ids(x, greedy) for x in ids]
+    # five prompts through two slots: three sequences start in a slot another one freed
+    together = lcp.generate_ids_batch(ids, greedy, batch_size=2)
+    assert lcp._bctx_shape[0] >= 2  # the batched context ran
+    same = 0
+    for x, a, b in zip(ids, single, together, strict=True):
+        assert len(b) == 16
+        k = next((i for i, (u, v) in enumerate(zip(a, b, strict=True)) if u != v), None)
+        if k is None:
+            same += 1
+            continue
+        top = lcp.top_logprobs(_text(lcp, x + a[:k]), 2)
+        assert {a[k], b[k]} == {top[0][0], top[1][0]} and top[0][2] - top[1][2] < 0.1
+    assert same >= 4
+
+
+def _text(lm, ids):
+    return lm._llm.detokenize(ids, special=True).decode("utf-8")
+
+
+def test_batched_text_equals_one_at_a_time_and_reports_progress(lcp):
+    ps = [_prompt(lcp, t) for t in _FIVE]
+    greedy = GenerationConfig(max_new_tokens=12, stop_at_eos=False)
+    seq = lcp.generate(ps, greedy, batch_size=1)
+    calls: list[tuple[int, int]] = []
+    par = lcp.generate(ps, greedy, batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    assert sum(a.text == b.text for a, b in zip(par, seq, strict=True)) >= 4
+    assert [g.n_tokens for g in par] == [12] * 5
+    assert calls[-1] == (5, 5) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_batched_stop_strings_end_each_sequence_on_its_own(lcp):
+    ps = [_prompt(lcp, t) for t in _FIVE[:3]]
+    free = lcp.generate(ps, GenerationConfig(max_new_tokens=16, stop_at_eos=False), batch_size=1)
+    stop = free[0].text[5:9]
+    assert len(stop) == 4 and any(stop not in g.text for g in free[1:])
+    cfg = GenerationConfig(max_new_tokens=16, stop_at_eos=False, stop=(stop,))
+    cut = lcp.generate(ps, cfg, batch_size=3)
+    assert cut[0].finish_reason == "stop" and cut[0].stop == stop
+    for f, c in zip(free, cut, strict=True):
+        if stop in f.text:
+            assert c.stop == stop and stop not in c.text and f.text.startswith(c.text)
+        else:  # its batch-mate stopped; this one went on to the end
+            assert (c.text, c.finish_reason, c.n_tokens) == (f.text, "length", 16)
+
+
+def test_batched_sampling_is_reproducible_per_seed(lcp):
+    ps = [_prompt(lcp, t) for t in _FIVE[:3]]
+    cfg = GenerationConfig(max_new_tokens=10, temperature=1.0, top_p=0.95)
+    a = lcp.generate(ps, cfg, seeds=[11, 12, 13], batch_size=3)
+    b = lcp.generate(ps, cfg, seeds=[11, 12, 13], batch_size=3)
+    assert [g.text for g in a] == [g.text for g in b]
+    d = lcp.generate([ps[0]] * 4, cfg, seeds=[1, 2, 3, 4], batch_size=4)
+    assert len({g.text for g in d}) > 1
+    e = lcp.generate([ps[0]] * 4, cfg, seeds=[1, 2, 3, 4], batch_size=4)
+    assert [g.text for g in e] == [g.text for g in d]
+
+
+def test_parallel_off_decodes_one_prompt_after_another(lcp):
+    ps = [_prompt(lcp, t) for t in _FIVE[:2]]
+    greedy = GenerationConfig(max_new_tokens=6, stop_at_eos=False)
+    lcp._free_batch_context()
+    lcp.parallel = False
+    try:
+        one = lcp.generate(ps, greedy, batch_size=2)
+    finally:
+        lcp.parallel = True
+    assert lcp._bctx_shape == (0, 0)  # no batched context was made
+    assert [g.text for g in one] == [g.text for g in lcp.generate(ps, greedy, batch_size=2)]

@@ -462,7 +462,8 @@ class LlamaCppLM(LanguageModel):
         encoded = [self.encode(p) for p in prompts]
         self._check_lengths(encoded, cfg.max_new_tokens)
         if self.parallel and batch_size > 1 and len(encoded) > 1:
-            return self._generate_parallel(encoded, cfg, seed_list, batch_size, progress)
+            decoded = self._generate_parallel(encoded, cfg, seed_list, batch_size, progress)
+            return [self._finish(ids, cfg, eos) for ids, eos in decoded]
         out: list[Generation] = []
         for i, ids in enumerate(encoded):
             out.append(self._generate_one(ids, cfg, seed_list[i]))
@@ -533,9 +534,13 @@ class LlamaCppLM(LanguageModel):
         seeds: list[int],
         batch_size: int,
         progress: Progress | None,
-    ) -> list[Generation]:
+    ) -> list[tuple[list[int], bool]]:
         """Decode every prompt with up to ``batch_size`` sequences live at once (one slot, one
-        KV-cache sequence each; a finished sequence's slot is cleared and refilled)."""
+        KV-cache sequence each; a finished sequence's slot is cleared and refilled).
+
+        Returns:
+            per prompt: (generated ids, ended by EOS).
+        """
         llama_cpp = _require_llama_cpp()
         n = len(encoded)
         n_slots = min(batch_size, n)
@@ -544,7 +549,7 @@ class LlamaCppLM(LanguageModel):
         llama_cpp.llama_memory_clear(mem, True)
         rngs = [np.random.default_rng(int(x)) for x in seeds]
         gen: list[list[int]] = [[] for _ in range(n)]
-        results: list[Generation | None] = [None] * n
+        eos_hit = [False] * n
         max_stop = max((len(s) for s in cfg.stop), default=0)
         waiting = iter(range(n))
         live: dict[int, int] = {}  # slot (KV sequence id) -> prompt index
@@ -572,7 +577,7 @@ class LlamaCppLM(LanguageModel):
                 if end is None:
                     items.append((t, len(encoded[i]) + len(gen[i]) - 1, slot, True))
                     continue
-                results[i] = self._finish(gen[i], cfg, end[0])
+                eos_hit[i] = end[0]
                 del live[slot]
                 llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)  # free its cache
                 finished += 1
@@ -581,7 +586,7 @@ class LlamaCppLM(LanguageModel):
                 n_done += finished
                 if progress is not None:
                     progress(n_done, n)
-        return [r for r in results if r is not None]
+        return list(zip(gen, eos_hit, strict=True))
 
     def generate_ids(
         self, prompt_ids: list[int], config: GenerationConfig, seed: int = 0
@@ -592,6 +597,28 @@ class LlamaCppLM(LanguageModel):
         ids: list[int] = []
         self._decode(prompt_ids, cfg, seed, ids)
         return ids
+
+    def generate_ids_batch(
+        self,
+        prompt_ids: Sequence[list[int]],
+        config: GenerationConfig,
+        *,
+        seeds: Sequence[int] | None = None,
+        batch_size: int = 8,
+    ) -> list[list[int]]:
+        """The token ids generated after each of ``prompt_ids``, decoded together as
+        :meth:`generate` does (stop strings ignored; for agreement checks)."""
+        cfg = config.model_copy(update={"stop": ()})
+        if batch_size < 1:
+            raise ParameterError("batch_size", "must be >= 1", batch_size)
+        rows = [list(map(int, r)) for r in prompt_ids]
+        if not rows or any(not r for r in rows):
+            raise ParameterError("prompt_ids", "must be non-empty lists of token ids", prompt_ids)
+        seed_list = list(range(len(rows))) if seeds is None else [int(x) for x in seeds]
+        if len(seed_list) != len(rows):
+            raise ParameterError("seeds", f"must have one seed per prompt ({len(rows)})", seeds)
+        self._check_lengths(rows, cfg.max_new_tokens)
+        return [ids for ids, _ in self._generate_parallel(rows, cfg, seed_list, batch_size, None)]
 
     def _pick(self, logits: np.ndarray, cfg: GenerationConfig, rng: np.random.Generator) -> int:
         return int(np.argmax(logits)) if cfg.greedy else _softmax_sample(logits, cfg, rng)
