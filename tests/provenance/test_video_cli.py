@@ -76,3 +76,32 @@ def test_detect_refuses_a_key_of_another_method(tmp_path, capsys):
     vid.write_bytes(b"x")
     assert main(["videomark", "detect", str(vid), "--key", str(key)]) == 2
     assert "not 'rivagan'" in capsys.readouterr().err
+
+
+def test_learned_method_embeds_and_detects_from_the_cli_and_weights_need_a_learned_method(
+    tmp_path, capsys
+):
+    pytest.importorskip("av")
+    pytest.importorskip("torch")
+    from aisec.assets.datasets import video_clips
+
+    src = str(video_clips()[2].path)  # carphone_pristine
+    key, wm = tmp_path / "key.json", tmp_path / "wm.mkv"
+    base = ["--frames", "4", "--size", "96", "--method", "segmark"]
+    assert main(["videomark", "embed", src, str(wm), "--key", str(key), *base]) == 0
+    capsys.readouterr()
+    assert (
+        main(["videomark", "detect", str(wm), src, "--key", str(key), *base, "--format", "json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert [r["watermarked"] for r in out["results"]] == [True, False]
+    code = main(["videomark", "detect", str(wm), "--key", str(key), "--weights", "w.safetensors"])
+    assert code == 2 and "--weights" in capsys.readouterr().err
+
+
+def test_train_refuses_an_unknown_recipe_key(tmp_path, capsys):
+    out = tmp_path / "w.safetensors"
+    code = main(["videomark", "train", "--method", "hidden", "--out", str(out), "--set", "lr2=1"])
+    assert code == 2 and "lr2" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,18 +1,23 @@
-"""VideoMarkBench scenarios (no-box removal and forgery of per-frame video watermarks).
+"""VideoMarkBench scenarios: video watermarks under no-box, white-box and black-box attacks.
 
-* ``videomark.nobox`` (quick and full): RivaGAN (pretrained ONNX, 32 bits) on short clips cut
-  from the four embedded real videos, each watermarked (removal set) and kept unwatermarked
-  (forgery set), through the clean cell and the eight no-box perturbations; FNR and FPR under all
-  seven aggregation rules, with PSNR and SSIM. The quick size (4 clips x 3 frames, one strength
-  per perturbation) only exercises the grid: its Clopper-Pearson bounds are wide. The full size
-  sweeps every strength of ``NOBOX_GRID`` on 8 clips x 8 frames at 256 px (RivaGAN is marginal at
-  128 px on bigbuckbunny: clean bit accuracy 0.81-0.88 against the 0.84 threshold) plus 4
-  pan-and-zoom clips.
-  Clips of one source video are correlated, so the intervals treat them as more independent than
-  they are.
+Methods: RivaGAN (pretrained ONNX, 32 bits), ``hidden`` (StegaStamp/HiDDeN-style per frame,
+trained here) and ``segmark`` (segments of 4 frames through 3D convs, trained here); the full
+no-box row adds DWT-DCT.
+
+* ``videomark.nobox`` (quick and full): short clips cut from the four embedded real videos, each
+  watermarked (removal set) and kept unwatermarked (forgery set), through the clean cell and the
+  eight no-box perturbations; FNR and FPR under all seven aggregation rules, with PSNR and SSIM,
+  and FNR / FPR heatmaps (method x perturbation, one panel per rule) as pictures. The quick size
+  (4 clips x 4 frames, one strength per perturbation) only exercises the grid: its
+  Clopper-Pearson bounds are wide. The full size sweeps every strength of ``NOBOX_GRID`` on 8
+  clips x 8 frames at 256 px (RivaGAN is marginal at 128 px on bigbuckbunny: clean bit accuracy
+  0.81-0.88 against the 0.84 threshold) plus 4 pan-and-zoom clips. Clips of one source video are
+  correlated, so the intervals treat them as more independent than they are.
 * ``videomark.whitebox`` (quick and full): WEvade-W PGD removal and forgery within L-inf 8/255
-  through RivaGAN's decoder rebuilt in torch (full: also the adaptive variant).
-* ``videomark.blackbox`` (full only): ART Square and HopSkipJump, success against queries.
+  through each method's differentiable decoder (full: also the adaptive variant), with a strip
+  of clean, watermarked and attacked frames.
+* ``videomark.blackbox`` (full only): ART Square and HopSkipJump, success against queries (up to
+  10,000 in the full suite).
 * ``videomark.throughput`` (quick and full): batched RivaGAN against the package frame by frame.
 """
 
@@ -329,6 +334,9 @@ def whitebox(params: Mapping[str, Any], ctx: Any) -> Result:
             "linf_max_255": round(linf * 255, 3),
         }
     )
+    images = {
+        "frames: clean, watermarked, WEvade removal, |attack| x 16": _strip(params, frames, ctx)
+    }
     notes = [
         f"{len(clips)} clips x {params['frames']} frames at {params['size']} px; PGD "
         f"{params['steps']} steps of {params['alpha']:g}/255; RivaGAN's decoder rebuilt in torch "
@@ -342,6 +350,37 @@ def whitebox(params: Mapping[str, Any], ctx: Any) -> Result:
         labels={"method": ",".join(methods), "threat": "white-box"},
         breakdown=breakdown,
         notes=notes,
+        images=images,
+    )
+
+
+def _strip(params: Mapping[str, Any], frames: list[Any], ctx: Any) -> Any:
+    """A frame strip of the first method on the first clip: clean, marked, attacked, difference."""
+    import numpy as np
+
+    from aisec.provenance.video import get_video_method
+    from aisec.provenance.video.figures import frame_strip
+    from aisec.provenance.video.whitebox import load_torch_decoder, wevade
+
+    name = params["methods"][0]
+    m = get_video_method(name)
+    key = m.keygen(np.random.default_rng([ctx.seed, 18]))
+    wm = m.embed(frames[0], key)
+    adv = wevade(
+        load_torch_decoder(m),
+        wm,
+        key,
+        "removal",
+        eps=float(params["eps"]) / 255,
+        alpha=float(params["alpha"]) / 255,
+        steps=int(params["steps"]),
+    ).video
+    diff = np.clip(0.5 + 16 * (adv - wm), 0, 1)
+    return frame_strip(
+        {"clean": frames[0], f"{name}": wm, "WEvade": adv, "diff x16": diff},
+        ctx.work_dir / "frame_strip.png",
+        frames=4,
+        title=f"{name}: clean, watermarked, after WEvade removal (L-inf {params['eps']:g}/255)",
     )
 
 
@@ -351,6 +390,7 @@ def whitebox(params: Mapping[str, Any], ctx: Any) -> Result:
     params={
         "methods": ["rivagan", "hidden", "segmark"],
         "clips_per_video": 1,
+        "videos": [],
         "frames": 2,
         "size": 128,
         "skip": 24,
@@ -383,6 +423,8 @@ def blackbox(params: Mapping[str, Any], ctx: Any) -> Result:
         int(params["size"]),
         skip=int(params["skip"]),
     )
+    if params["videos"]:
+        clips = [c for c in clips if c.name.split("@")[0] in params["videos"]]
     q_max = int(params["max_queries"])
     eps = float(params["eps"]) / 255
     methods = list(params["methods"])

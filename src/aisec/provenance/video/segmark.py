@@ -29,11 +29,11 @@ from aisec.provenance.video.methods import VIDEO_WATERMARKS
 __all__ = ["build_segmark_net", "SegMarkWatermark"]
 
 
-def build_segmark_net(bits: int, ch: int, grid: int = 1) -> Any:
+def build_segmark_net(bits: int, ch: int, grid: int = 1, size: int = 32) -> Any:
     """A randomly initialised network (torch ``nn.Module``); ``grid`` > 1 lays the message out
     on a grid x grid map and reads it back from a grid x grid pooling (1: broadcast and global
     average, HiDDeN's layout)."""
-    return _net_class()(bits, ch, grid)
+    return _net_class()(bits, ch, grid, size)
 
 
 @lru_cache(maxsize=1)
@@ -45,7 +45,7 @@ def _net_class() -> Any:
     class SegMarkNet(nn.Module):
         """encode: (B, T, 3, S, S), (B, n) -> residual (B, T, 3, S, S); decode -> (B, T, n)."""
 
-        def __init__(self, bits: int, ch: int, grid: int) -> None:
+        def __init__(self, bits: int, ch: int, grid: int, size: int) -> None:
             super().__init__()
             self.bits = bits
             self.grid = grid
@@ -59,8 +59,14 @@ def _net_class() -> Any:
                 nn.ReLU(),
                 nn.Conv3d(ch, 3, 1),
             )
-            # a linear path from the message map to the residual (see hidden.py)
-            self.skip = nn.Conv3d(ch, 3, 1)
+            # a learned carrier per bit and a matched filter (see hidden.py); the filter's per-frame
+            # responses are then mixed over neighbouring frames by a learned temporal kernel
+            self.carrier = nn.Parameter(torch.randn(bits, 3, size, size) / bits**0.5)
+            self.matched = nn.Parameter(self.carrier.detach().clone() * 0.5)
+            self.mix = nn.Conv1d(bits, bits, 3, padding=1, padding_mode="replicate", groups=bits)
+            with torch.no_grad():
+                self.mix.weight.copy_(torch.tensor([0.25, 0.5, 0.25]).expand(bits, 1, 3))
+                self.mix.bias.zero_()
             self.dec = nn.Sequential(
                 nn.Conv3d(3, ch, (1, 3, 3), padding=(0, 1, 1)),
                 nn.ReLU(),
@@ -80,13 +86,19 @@ def _net_class() -> Any:
             g = self.grid
             mf = self.msg(m * 2 - 1).reshape(len(m), -1, 1, g, g)
             mf = F.interpolate(mf, size=h.shape[2:], mode="nearest")
-            r = self.enc(torch.cat([h, mf, v], 1)) + self.skip(mf)
+            r = self.enc(torch.cat([h, mf, v], 1))
+            r = r + torch.einsum("bn,nchw->bchw", m * 2 - 1, self.carrier)[:, :, None]
             return r.transpose(1, 2)
 
         def decode(self, x: Any) -> Any:
+            b, t = x.shape[:2]
             h = self.dec(x.transpose(1, 2) * 2 - 1)  # (B, n, T, S/4, S/4)
             h = F.adaptive_avg_pool3d(h, (h.shape[2], self.grid, self.grid))
-            return self.head(h.permute(0, 2, 1, 3, 4).flatten(2))  # (B, T, n)
+            conv = self.head(h.permute(0, 2, 1, 3, 4).flatten(2))  # (B, T, n)
+            f = x.flatten(0, 1)
+            hp = f - F.avg_pool2d(F.pad(f, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+            lin = torch.einsum("bchw,nchw->bn", hp, self.matched).reshape(b, t, -1)
+            return conv + self.mix(lin.transpose(1, 2)).transpose(1, 2)
 
     return SegMarkNet
 
