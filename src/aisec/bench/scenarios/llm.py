@@ -2,8 +2,9 @@
 
 ``llm.throughput`` runs the same prompts, the same number of new tokens (fixed length: EOS is
 ignored) and the same thread count through transformers one prompt at a time, transformers
-batched, and llama.cpp (one sequence at a time) in one process, and reports tokens/s and the
-ratios the llama.cpp backend is held to.
+batched, and llama.cpp batched (the default path) and one at a time, in one process, and reports
+tokens/s, prompt tokens/s and the ratios the llama.cpp backend is held to. ``llm.e2e`` (full
+suite) times a small SafeChain strategies run and an LLM-judge run on each backend.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def _torch_threads(n: int) -> Iterator[None]:
     system="llm",
     params={"n_prompts": 4, "max_new_tokens": 64, "batch_size": 4, "threads": 1},
     full_params={"n_prompts": 16, "max_new_tokens": 128, "batch_size": 16},
-    description="Tokens/s of llama.cpp vs transformers (one at a time and batched), same prompts",
+    description="Tokens/s of llama.cpp (batched and one at a time) vs transformers (one at a "
+    "time and batched), same prompts, lengths and threads",
     headline=[
         Headline(
             "llamacpp_over_single",
@@ -84,8 +86,10 @@ def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
 
         raise ParameterError("llm.throughput.n_prompts", f"must be in 1..{len(PROMPTS)}", n)
     threads = int(params["threads"])
+    bs = int(params["batch_size"])
     cfg = GenerationConfig(max_new_tokens=int(params["max_new_tokens"]), stop_at_eos=False)
     warm = GenerationConfig(max_new_tokens=2)
+    one = GenerationConfig(max_new_tokens=1)
     with _torch_threads(threads):
         tf = load_causal_lm(MODEL)
         prompts = [tf.chat.user(p) for p in PROMPTS[:n]]
@@ -95,70 +99,226 @@ def throughput(params: Mapping[str, Any], ctx: Any) -> Result:
         t_single = time.perf_counter() - t0
         ctx.report(0.3, "transformers, one at a time")
         t0 = time.perf_counter()
-        batched = tf.generate(prompts, cfg, batch_size=int(params["batch_size"]))
+        batched = tf.generate(prompts, cfg, batch_size=bs)
         t_batched = time.perf_counter() - t0
         ctx.report(0.5, "transformers, batched")
         t0 = time.perf_counter()
-        tf.generate(
-            prompts, GenerationConfig(max_new_tokens=1), batch_size=int(params["batch_size"])
-        )
+        tf.generate(prompts, one, batch_size=bs)
         t_tf_prompt = time.perf_counter() - t0
         n_prompt_tokens = sum(tf.count_tokens(p) for p in prompts)
         del tf
-    lc = load_llamacpp(MODEL, n_threads=threads)
-    lc.generate(prompts[:1], warm)
-    lcp: list[Any] = []
-    t0 = time.perf_counter()
-    for p in prompts:
-        lc.reset()  # every prompt pays its own prompt processing, as with transformers
-        lcp.append(lc.generate([p], cfg)[0])
-    t_lc = time.perf_counter() - t0
-    lc.parallel = True  # several sequences in one llama.cpp context
-    t0 = time.perf_counter()
-    par = lc.generate(prompts, cfg, batch_size=int(params["batch_size"]))
-    t_par = time.perf_counter() - t0
-    lc.parallel = False
-    t0 = time.perf_counter()
-    for p in prompts:
-        lc.reset()
-        lc.generate([p], GenerationConfig(max_new_tokens=1))
-    t_lc_prompt = time.perf_counter() - t0
-    n_prompt_tokens_lc = sum(lc.count_tokens(p) for p in prompts)
-    ctx.report(0.9, "llama.cpp")
+
+    def llamacpp_speeds(lc: Any) -> dict[str, Any]:
+        lc.generate(prompts[:2], warm, batch_size=2)  # both contexts made before timing
+        t0 = time.perf_counter()
+        together = lc.generate(prompts, cfg, batch_size=bs)  # the default: decoded together
+        t_together = time.perf_counter() - t0
+        alone = []
+        t0 = time.perf_counter()
+        for p in prompts:
+            lc.reset()  # every prompt pays its own prompt processing, as with transformers
+            alone.append(lc.generate([p], cfg)[0])
+        t_alone = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for p in prompts:
+            lc.reset()
+            lc.generate([p], one)
+        t_prompt = time.perf_counter() - t0
+        return {
+            "batched": sum(g.n_tokens for g in together) / t_together,
+            "single": sum(g.n_tokens for g in alone) / t_alone,
+            "prompt": sum(lc.count_tokens(p) for p in prompts) / t_prompt,
+            "texts": [g.text for g in together],
+            "texts_single": [g.text for g in alone],
+        }
+
+    lc = load_llamacpp(MODEL, n_threads=threads)  # the default: the F16 export of the model
+    f16 = llamacpp_speeds(lc)
+    ids = [lc.encode(p) for p in prompts]
+    tok_single = [lc.generate_ids(x, cfg) for x in ids]
+    tok_batched = lc.generate_ids_batch(ids, cfg, batch_size=bs)
+    del lc
+    ctx.report(0.8, "llama.cpp F16")
+    q41 = llamacpp_speeds(load_llamacpp(MODEL, quant="shipped", n_threads=threads))
+    ctx.report(0.95, "llama.cpp shipped Q4_1")
     tps_single = sum(g.n_tokens for g in single) / t_single
     tps_batched = sum(g.n_tokens for g in batched) / t_batched
-    tps_lc = sum(g.n_tokens for g in lcp) / t_lc
-    tps_par = sum(g.n_tokens for g in par) / t_par
-    agree = sum(a.text == b.text for a, b in zip(single, lcp, strict=True)) / n
+    ref = [g.text for g in single]
+    same_tokens = sum(a == b for a, b in zip(tok_single, tok_batched, strict=True))
+    same_pos = sum(
+        sum(u == v for u, v in zip(a, b, strict=False))
+        for a, b in zip(tok_single, tok_batched, strict=True)
+    )
     return Result(
         metrics={
-            "tokens_per_s_llamacpp": tps_lc,
+            "tokens_per_s_llamacpp": f16["batched"],
+            "tokens_per_s_llamacpp_single": f16["single"],
             "tokens_per_s_single": tps_single,
             "tokens_per_s_batched": tps_batched,
-            "tokens_per_s_llamacpp_parallel": tps_par,
-            "llamacpp_over_single": tps_lc / tps_single,
-            "llamacpp_over_batched": tps_lc / tps_batched,
-            "prompt_tokens_per_s_llamacpp": n_prompt_tokens_lc / t_lc_prompt,
+            "llamacpp_over_single": f16["batched"] / tps_single,
+            "llamacpp_over_batched": f16["batched"] / tps_batched,
+            "llamacpp_single_over_single": f16["single"] / tps_single,
+            "llamacpp_batched_over_llamacpp_single": f16["batched"] / f16["single"],
+            "prompt_tokens_per_s_llamacpp": f16["prompt"],
             "prompt_tokens_per_s_transformers": n_prompt_tokens / t_tf_prompt,
-            "greedy_text_agreement": agree,
+            "tokens_per_s_llamacpp_q4_1": q41["batched"],
+            "tokens_per_s_llamacpp_q4_1_single": q41["single"],
+            "batched_greedy_equal_single_llamacpp": same_tokens / n,
+            "batched_greedy_token_agreement_llamacpp": same_pos / max(1, sum(map(len, tok_single))),
+            "greedy_text_agreement": sum(
+                a == b for a, b in zip(ref, f16["texts_single"], strict=True)
+            )
+            / n,
+            "greedy_text_agreement_batched": sum(
+                a == b for a, b in zip(ref, f16["texts"], strict=True)
+            )
+            / n,
+            "greedy_text_agreement_q4_1": sum(
+                a == b for a, b in zip(ref, q41["texts_single"], strict=True)
+            )
+            / n,
             "prompts": n,
             "max_new_tokens": int(params["max_new_tokens"]),
+            "batch_size": bs,
             "threads": threads,
         },
         labels={
             "model": MODEL,
-            "llamacpp_weights": "shipped Q4_1 GGUF",
-            "transformers_weights": "the same GGUF de-quantised to fp32",
+            "llamacpp_weights": "F16 export of the model (load_llamacpp default); q4_1: the shipped GGUF",
+            "transformers_weights": "the shipped GGUF de-quantised to fp32",
         },
         notes=[
-            f"{threads} thread(s) for both backends; fixed length (EOS ignored); llama.cpp "
-            "decodes one sequence at a time and its prompt cache is reset before each prompt",
-            "prompt tokens/s: generation of one token per prompt (transformers batched)",
-            "tokens_per_s_llamacpp_parallel: batch_size sequences decoded together in one "
-            "llama.cpp context (LlamaCppLM parallel=True); the headline uses the default, "
-            "one sequence at a time",
-            "greedy_text_agreement: share of prompts whose greedy text is identical across "
-            "backends (Q4_1 with 8-bit activations in llama.cpp vs fp32 in transformers)",
+            f"{threads} thread(s) for both backends; same prompts; fixed length (EOS ignored); "
+            f"batched: batch_size {bs} for both backends",
+            "tokens_per_s_llamacpp: the default generate path, up to batch_size sequences decoded "
+            "together in one llama.cpp context; _single: one prompt at a time, prompt cache reset "
+            "before each prompt",
+            "prompt tokens/s: one generated token per prompt (transformers batched, llama.cpp one "
+            "prompt at a time)",
+            "batched_greedy_*: llama.cpp batched vs one at a time, token ids (batched matrix "
+            "products round differently and can flip near-tied greedy choices)",
+            "greedy_text_agreement*: share of prompts whose greedy text equals transformers' "
+            "one-at-a-time text",
+        ],
+    )
+
+
+@scenario(
+    "llm.e2e",
+    system="llm",
+    params={
+        "n": 2,
+        "k": 2,
+        "max_new_tokens": 24,
+        "think_budget": 12,
+        "enforce_num": 1,
+        "judge_rows": 16,
+        "threads": 1,
+    },
+    full_params={"n": 6, "k": 4, "max_new_tokens": 96, "think_budget": 48, "judge_rows": 60},
+    suites=("full",),
+    description="End-to-end speed-up of a SafeChain strategies run and an LLM-judge run on the "
+    "default backend (auto: llama.cpp) over transformers, same settings",
+    headline=[
+        Headline(
+            "safechain_speedup",
+            "> 1",
+            "SafeChain strategies speed-up",
+            "x",
+            why="issue 13: llama.cpp as the default backend speeds up SafeChain end to end",
+        ),
+        Headline(
+            "judges_speedup",
+            "> 1",
+            "LLM-judge speed-up",
+            "x",
+            why="issue 13: ... and the judges",
+        ),
+    ],
+)
+def e2e(params: Mapping[str, Any], ctx: Any) -> Result:
+    from aisec.judges import make_judge
+    from aisec.judges.labelled import labelled_set
+    from aisec.llm import load_lm
+    from aisec.safety.safechain import THINKER_DIR, THINKER_NAME, EvalConfig, eval_set, evaluate
+
+    threads = int(params["threads"])
+    items = eval_set("strongreject-small", int(params["n"]), ctx.seed)
+    rows = labelled_set()[: int(params["judge_rows"])]
+    strategies = ("default", "zerothink", "lessthink", "morethink")
+    metrics: dict[str, Any] = {}
+    labels: dict[str, str] = {}
+    breakdown = []
+    for b, backend in enumerate(("transformers", "auto")):
+        with _torch_threads(threads):
+            lm = load_lm(str(THINKER_DIR), backend=backend, n_threads=threads)
+            key = lm.backend if backend == "auto" else backend
+            labels[f"backend_{backend}"] = f"{lm.backend}: {lm.backend_reason}"
+            tokens, gen_s = 0.0, 0.0
+            t0 = time.perf_counter()
+            for strat in strategies:
+                cfg = EvalConfig(
+                    strategy=strat,
+                    k=int(params["k"]),
+                    max_new_tokens=int(params["max_new_tokens"]),
+                    think_budget=int(params["think_budget"]),
+                    enforce_num=int(params["enforce_num"]),
+                    seed=ctx.seed,
+                )
+                s = evaluate(
+                    lm,
+                    items,
+                    cfg,
+                    {"refusal": make_judge("refusal")},
+                    ctx.work_dir / backend / strat,
+                    model_name=THINKER_NAME,
+                )
+                tokens += s["generation"]["tokens"]
+                gen_s += s["generation"]["seconds"]
+            t_safechain = time.perf_counter() - t0
+            del lm
+            ctx.report(0.25 + 0.5 * b, f"safechain on {key}")
+            jlm = load_lm(MODEL, backend=backend, n_threads=threads)
+            judge = make_judge("llama-guard", model=jlm, force=True)
+            t0 = time.perf_counter()
+            verdicts = judge.judge([r["prompt"] for r in rows], [r["response"] for r in rows])
+            t_judges = time.perf_counter() - t0
+            labels[f"judge_backend_{backend}"] = f"{jlm.backend}: {jlm.backend_reason}"
+            del jlm, judge
+        m = {
+            "safechain_seconds": t_safechain,
+            "safechain_tokens": tokens,
+            "safechain_tokens_per_s": tokens / gen_s if gen_s else float("nan"),
+            "judges_seconds": t_judges,
+            "judges_unsafe": sum(v.state == "unsafe" for v in verdicts),
+        }
+        for k, v in m.items():
+            metrics[f"{k}_{key}"] = v
+        breakdown.append({"labels": {"backend": key}, "metrics": m})
+        ctx.report(0.5 + 0.5 * b, f"judges on {key}")
+    other = [k for k in ("llamacpp", "transformers") if f"safechain_seconds_{k}" in metrics]
+    if other == ["transformers"]:  # auto chose transformers: no speed-up to measure, say so
+        metrics["safechain_speedup"] = metrics["judges_speedup"] = None
+    else:
+        metrics["safechain_speedup"] = (
+            metrics["safechain_seconds_transformers"] / metrics["safechain_seconds_llamacpp"]
+        )
+        metrics["judges_speedup"] = (
+            metrics["judges_seconds_transformers"] / metrics["judges_seconds_llamacpp"]
+        )
+    metrics.update({"prompts": len(items), "k": int(params["k"]), "judge_rows": len(rows)})
+    return Result(
+        metrics=metrics,
+        labels=labels,
+        breakdown=breakdown,
+        notes=[
+            "safechain: evaluate() of the thinking model under the four strategies with the "
+            "refusal judge, wall time (generation and judging); the backends draw different "
+            "samples (numpy vs torch generators), so token counts differ",
+            "judges: the Llama Guard 3 prompt read by SmolLM2-135M-Instruct (forced past its "
+            "sanity set) on the first judge_rows rows of the labelled corpus, wall time",
+            f"{threads} thread(s) for both backends; speed-up = transformers seconds / "
+            "llama.cpp seconds",
         ],
     )
 
