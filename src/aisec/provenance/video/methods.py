@@ -17,8 +17,9 @@ Registered here:
   to [-1, 1]; we do the same. Its wrapper requires H * W >= 256^2; the graphs run on smaller
   frames with lower accuracy (at 128 x 128 we measured ~0.96 clean bit accuracy on real frames).
 
-Not here (see the README's VideoMarkBench section): a trained StegaStamp/HiDDeN-style encoder, a
-video-native (REVMark/VideoSeal) method and the VideoShield-style in-generation method.
+Registered elsewhere in this package: ``hidden`` (a StegaStamp/HiDDeN-style per-frame network,
+:mod:`~aisec.provenance.video.hidden`) and ``segmark`` (segments of frames through 3D convs,
+:mod:`~aisec.provenance.video.segmark`), both trained here (:mod:`~aisec.provenance.video.learned`).
 
 Threat model: the message is the detector's secret (private-key detection); the adversary holds
 watermarked or real clips and perturbs them (:mod:`aisec.perturb.video`).
