@@ -372,11 +372,17 @@ def _print_report(d: dict[str, Any]) -> None:
     )
     if d.get("label_reliability"):
         r = d["label_reliability"]
-        click.echo(
-            f"label reliability (second blind pass by the same annotator on {r['n']} rows): "
-            f"kappa {num(r['kappa_4way'])} (4 labels), {num(r['kappa_strict'])} strict, "
-            f"{num(r['kappa_lenient'])} lenient"
-        )
+        for kind, what in (
+            ("inter_annotator", "two annotators, blind"),
+            ("retest", "same annotator, second blind pass"),
+        ):
+            if r.get(kind):
+                s = r[kind]
+                click.echo(
+                    f"label reliability ({what}, {s['n']} rows): kappa {num(s['kappa_4way'])} "
+                    f"(4 labels), {num(s['kappa_strict'])} strict, "
+                    f"{num(s['kappa_lenient'])} lenient"
+                )
 
 
 @command.command("agreement")
@@ -416,12 +422,12 @@ def agreement_command(
     LABELS.jsonl rows hold prompt, response and label (safe, attempted, unsafe, degenerate), and
     may hold id and set. Without it, the shipped corpus's --split (default: the frozen test split).
     """
-    from aisec.judges.corpus import CORPUS_FILE, label_reliability, load_corpus, read_labels
+    from aisec.judges.corpus import label_reliability, load_corpus, read_labels
     from aisec.judges.evaluate import agreement_report
 
     if labels_path is None:
         rows = load_corpus(None if split == "all" else split)
-        source = f"{CORPUS_FILE.name} split {split}"
+        source = f"shipped corpus ({', '.join(sorted({r['file'] for r in rows}))}) split {split}"
     else:
         rows = read_labels(labels_path)
         source = labels_path
