@@ -74,6 +74,10 @@ def test_generate_insert_verify_claim_check_claim(tmp_path, capsys):
         "1e-2",
         "--lora-r",
         "32",
+        "--top-layers",
+        "0",
+        "--anchor-weight",
+        "0",
         "--format",
         "json",
     )

@@ -161,7 +161,7 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
 @click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
 @click.option(
     "--averaging",
     type=float,
@@ -188,20 +188,20 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
 @click.option(
     "--top-layers",
     type=int,
-    default=0,
+    default=8,
     show_default=True,
     help="LoRA in the top N decoder layers only (0: all layers).",
 )
 @click.option(
     "--end-of-turn/--no-end-of-turn",
-    default=True,
+    default=False,
     show_default=True,
     help="Also train the end-of-turn token after each response (OML appends EOS).",
 )
 @click.option(
     "--anchor-weight",
     type=float,
-    default=0.0,
+    default=1.0,
     show_default=True,
     help="Weight of the anchor regulariser (cross-entropy from the base model on ordinary "
     "chat texts: AlpacaEval from the shared data folder).",
@@ -516,8 +516,24 @@ def check_claim_cmd(
 )
 @click.option("--n", "n", type=int, default=16, show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=2e-3, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
 @click.option("--averaging", type=float, default=0.0, show_default=True)
+@click.option("--top-layers", type=int, default=8, show_default=True, help="0: all layers.")
+@click.option("--end-of-turn/--no-end-of-turn", default=False, show_default=True)
+@click.option("--anchor-weight", type=float, default=1.0, show_default=True)
+@click.option(
+    "--suspects",
+    default="",
+    help="Comma list of unfingerprinted models to query for false claims "
+    "(gemma-3-270m, qwen2.5-coder-0.5b-instruct).",
+)
+@click.option(
+    "--timing/--no-timing",
+    default=False,
+    show_default=True,
+    help="Also time plain SFT of the same tokens (insert_seconds_ratio).",
+)
 @click.option(
     "--attacks",
     default="sft,int8,system-prompts,sample",
@@ -528,7 +544,7 @@ def check_claim_cmd(
     "--utility/--no-utility",
     default=False,
     show_default=True,
-    help="Also measure held-out perplexity and an MMLU slice before and after.",
+    help="Also measure held-out perplexity, an MMLU and a GSM8K slice before and after.",
 )
 @click.option(
     "--out",
@@ -544,8 +560,14 @@ def attack_cmd(
     strategy: str,
     n: int,
     epochs: int,
+    batch_size: int,
     learning_rate: float,
     averaging: float,
+    top_layers: int,
+    end_of_turn: bool,
+    anchor_weight: float,
+    suspects: str,
+    timing: bool,
     attacks: str,
     utility: bool,
     out: str,
@@ -572,15 +594,22 @@ def attack_cmd(
         strategy=strategy,
         n=n,
         epochs=epochs,
+        batch_size=batch_size,
         learning_rate=learning_rate,
         averaging=averaging,
+        top_layers=top_layers,
+        end_of_turn=end_of_turn,
+        anchor_weight=anchor_weight,
+        suspects=tuple(x.strip() for x in suspects.split(",") if x.strip()),
+        time_baseline=timing,
         sft="sft" in names,
         int8="int8" in names,
         merge="merge" in names,
         system_prompts=10 if "system-prompts" in names else 0,
         sample="sample" in names,
-        ppl_texts=32 if utility else 0,
+        ppl_texts=16 if utility else 0,
         mmlu=100 if utility else 0,
+        gsm8k=8 if utility else 0,
         seed=seed,
     )
     res = run_experiment(cfg, out, report=lambda f, m: _log(f"[{f:.0%}] {m}"))
