@@ -12,6 +12,7 @@ arXiv 2505.21620 (2025).
 
 from aisec.provenance.video import hidden as _hidden  # noqa: F401 - registers "hidden"
 from aisec.provenance.video import segmark as _segmark  # noqa: F401 - registers "segmark"
+from aisec.provenance.video import videoshield as _videoshield  # noqa: F401 - registers it
 from aisec.provenance.video.aggregation import RULES, aggregate, aggregate_all, thresholds
 from aisec.provenance.video.methods import (
     VIDEO_WATERMARKS,
