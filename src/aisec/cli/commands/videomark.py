@@ -409,3 +409,8 @@ def train_cmd(
             f"PSNR {r['train_psnr']:.1f} dB at the working size)"
         ),
     )
+
+
+from aisec.cli.commands.videoshield import shield as _shield  # noqa: E402 - in-generation method
+
+command.add_command(_shield)
