@@ -5,12 +5,19 @@ of the same model and noise process (forgery / FPR set) with an in-generation me
 (:class:`~aisec.provenance.video.videoshield.VideoShield`). Every clip has its own random stream
 derived from (seed, kind, index), so a set is reproducible and its clips are independent draws.
 The clips are labelled ``kind="generated"`` (watermarked: ``"generated_wm"``).
+
+:func:`shield_grid` is the no-box grid of :mod:`aisec.provenance.video.benchmark` on such clips:
+the benchmark's ``run_grid`` watermarks given clips post hoc, which an in-generation method
+cannot do, so here the watermarked set is generated and each cell is the benchmark's own
+:func:`~aisec.provenance.video.benchmark.run_cell` (same rows, same per-clip random streams),
+resumable cell by cell through a :class:`aisec.io.JsonlStore`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +28,7 @@ if TYPE_CHECKING:
     from aisec.provenance.video.methods import VideoKey
     from aisec.provenance.video.videoshield import VideoShield
 
-__all__ = ["generated_clips", "clip_rng"]
+__all__ = ["generated_clips", "clip_rng", "shield_grid"]
 
 
 def clip_rng(seed: int, which: str, i: int) -> np.random.Generator:
@@ -36,11 +43,51 @@ def generated_clips(
     if n < 1 or frames < 1:
         raise ParameterError("n/frames", "must be >= 1", (n, frames))
     marked = [
-        Clip(f"generated_wm_{i}", "generated_wm", method.generate(key, frames, clip_rng(seed, "wm", i)))
+        Clip(
+            f"generated_wm_{i}",
+            "generated_wm",
+            method.generate(key, frames, clip_rng(seed, "wm", i)),
+        )
         for i in range(n)
     ]
     clean = [
-        Clip(f"generated_{i}", "generated", method.generate(None, frames, clip_rng(seed, "clean", i)))
+        Clip(
+            f"generated_{i}", "generated", method.generate(None, frames, clip_rng(seed, "clean", i))
+        )
         for i in range(n)
     ]
     return marked, clean
+
+
+def shield_grid(
+    method: VideoShield,
+    key: VideoKey,
+    n: int,
+    frames: int,
+    grid: Mapping[str, Sequence[float]],
+    store_path: str | None = None,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The clean cell plus every (perturbation, strength) of ``grid`` on ``n`` generated
+    watermarked and ``n`` generated unwatermarked clips; rows as ``benchmark.run_cell``'s."""
+    from aisec.io import JsonlStore
+    from aisec.provenance.video.benchmark import cell_id, run_cell
+
+    method.bind(key)
+    store = JsonlStore(store_path) if store_path is not None else None
+    done = store.latest() if store is not None else {}
+    cells = [("none", 0.0)] + [(p, float(s)) for p, ss in grid.items() for s in ss]
+    todo = [(p, s) for p, s in cells if cell_id(method.name, p, s) not in done]
+    results: dict[Any, dict[str, Any]] = dict(done)
+    if todo:
+        marked, clean = generated_clips(method, key, n, frames, seed)
+        for j, (p, s) in enumerate(todo):
+            row = run_cell(method, key, clean, [c.frames for c in marked], p, s, seed)
+            row.update(n_frames=frames, clips="generated (embedded DDPM)")
+            if store is not None:
+                store.append([row])
+            results[row["id"]] = row
+            if progress is not None:
+                progress((j + 1) / len(todo), row["id"])
+    return [results[cell_id(method.name, p, s)] for p, s in cells]

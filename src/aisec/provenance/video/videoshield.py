@@ -225,16 +225,15 @@ class VideoShield(VideoWatermark):
             return n
         if self.templates == "frame" and frames > self.max_frames:
             raise ParameterError(
-                "frames", f"must be <= max_frames = {self.max_frames} with per-frame templates",
+                "frames",
+                f"must be <= max_frames = {self.max_frames} with per-frame templates",
                 frames,
             )
         maps = self.sign_maps(key)
         idx = np.zeros(frames, dtype=int) if self.templates == "clip" else np.arange(frames)
         return (np.abs(n) * (maps[idx].astype(np.float32) * 2 - 1)).astype(np.float32)
 
-    def generate(
-        self, key: VideoKey | None, frames: int, rng: np.random.Generator
-    ) -> np.ndarray:
+    def generate(self, key: VideoKey | None, frames: int, rng: np.random.Generator) -> np.ndarray:
         """A generated clip (frames, 3, 32, 32) in [0, 1] on the 8-bit grid; watermarked with
         ``key``, unwatermarked (same model, same noise process) with ``key=None``."""
         import torch
@@ -253,10 +252,17 @@ class VideoShield(VideoWatermark):
             import torch
             import torch.nn.functional as F
 
-            x = F.interpolate(
-                torch.from_numpy(x), size=(32, 32), mode="bilinear", antialias=True,
-                align_corners=False,
-            ).clamp(0, 1).numpy()
+            x = (
+                F.interpolate(
+                    torch.from_numpy(x),
+                    size=(32, 32),
+                    mode="bilinear",
+                    antialias=True,
+                    align_corners=False,
+                )
+                .clamp(0, 1)
+                .numpy()
+            )
         return x
 
     def inverted(self, video: Any) -> np.ndarray:
@@ -304,8 +310,13 @@ class VideoShield(VideoWatermark):
         p = self.gs.params
         c, h, w = self.latent_shape
         dec = dec.reshape(
-            len(z), c // p.channel_copy, p.channel_copy, h // p.hw_copy, p.hw_copy,
-            w // p.hw_copy, p.hw_copy,
+            len(z),
+            c // p.channel_copy,
+            p.channel_copy,
+            h // p.hw_copy,
+            p.hw_copy,
+            w // p.hw_copy,
+            p.hw_copy,
         )
         return dec.mean(dim=(2, 4, 6)).reshape(len(z), -1)
 
@@ -321,7 +332,11 @@ def _streams(packed: bytes, n: int, shape: tuple[int, int, int], params: str) ->
     for t in range(n):
         for counter in range(1000):
             nonce = hashlib.sha256(
-                _DOMAIN + b"|nonce|" + base + t.to_bytes(4, "little") + counter.to_bytes(4, "little")
+                _DOMAIN
+                + b"|nonce|"
+                + base
+                + t.to_bytes(4, "little")
+                + counter.to_bytes(4, "little")
             ).digest()[:12]
             s = chacha_stream(base, nonce, size)
             out[t] = s
@@ -339,7 +354,9 @@ def _balanced(packed: bytes, stream: np.ndarray, shape: tuple[int, int, int], pa
     p = json.loads(params)
     cc, hw = p["channel_copy"], p["hw_copy"]
     k = (c // cc) * (h // hw) * (w // hw)
-    bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8))[:k].reshape(c // cc, h // hw, w // hw)
+    bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8))[:k].reshape(
+        c // cc, h // hw, w // hw
+    )
     tiled = np.repeat(np.repeat(np.repeat(bits, cc, 0), hw, 1), hw, 2).reshape(-1)
     m = (tiled ^ stream).astype(np.int64)
     return abs(int((2 * m - 1).sum())) <= len(m) ** 0.5 / 2
