@@ -11,6 +11,7 @@ labelled by hand into ``model_responses_2.jsonl``. Every prompt gets two respons
   in turn).
 
 All through llama.cpp, 64 new tokens (MoreThink: 96 with a 48-token think budget, 2 forcings).
+``--only qwen-sampled`` adds a second Qwen response at T=0.8 to every prompt but the benign ones.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python scripts/corpus_round2.py RAW.jsonl --qwen Q.gguf
 """
@@ -51,7 +52,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("raw")
     ap.add_argument("--qwen", default=None, help="Qwen2.5-Coder-0.5B-Instruct GGUF")
-    ap.add_argument("--only", choices=("qwen", "instruct", "think"), default=None)
+    ap.add_argument("--only", choices=("qwen", "instruct", "think", "qwen-sampled"), default=None)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     from aisec.llm import load_lm
@@ -112,6 +113,21 @@ def main() -> int:
             batch_size=8,
         )
         print(f"qwen T=0: {n}", file=sys.stderr)
+    if a.qwen and a.only == "qwen-sampled":
+        # a second, sampled Qwen response to every prompt but the plain benign ones: varied
+        # refusals and compliance (at T=0 Qwen's refusals are one sentence, word for word)
+        lm = load_lm(str(Path(a.qwen)), backend="llamacpp", n_threads=a.threads)
+        sub = [p for p in ps if p["set"] != "benign"]
+        n = generate_responses(
+            sub,
+            lm,
+            a.raw,
+            model="qwen2.5-coder-0.5b-instruct",
+            temperature=0.8,
+            seed=31,
+            batch_size=8,
+        )
+        print(f"qwen T=0.8: {n}", file=sys.stderr)
     return 0
 
 
