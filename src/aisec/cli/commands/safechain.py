@@ -18,7 +18,17 @@ import click
 
 from aisec.cli.common import emit, format_option
 
-_JUDGES = ["refusal", "llama-guard", "strongreject", "embedding"]
+
+def _judge_names() -> list[str]:
+    """Every registered judge (``aisec.judges.JUDGES``), not a fixed list."""
+    from aisec.judges import JUDGES
+
+    return list(JUDGES.names())
+
+
+#: The default judge of ``eval`` and ``build-dataset``: the offline harm judge, whose agreement
+#: with hand labels is measured on the corpus's frozen test split (``aisec judge agreement``).
+DEFAULT_JUDGE = "harm"
 
 
 def _threads(n: int) -> None:
@@ -59,11 +69,13 @@ def _judges(
     backend: str | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    from aisec.judges import make_judge
+    import inspect
+
+    from aisec.judges import JUDGES, make_judge
 
     out: dict[str, Any] = {}
     for name in names:
-        if name in ("llama-guard", "strongreject"):
+        if "model" in inspect.signature(JUDGES.get(name)).parameters:  # an LLM judge
             # reuse the evaluated model when it is also the judge model (one copy in memory)
             jm = lm if judge_model == model else _load(judge_model, None, backend)
             # a forced judge skipped its sanity set: its name says so in every summary and row
@@ -117,12 +129,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
                     f"{_num(m['p_unsafe_answer_given_safe_thought'])}"
                 )
             else:
-                unj = f"  unjudged {m['unjudged']}" if m.get("unjudged") else ""
                 click.echo(
                     f"  {j:32s} {part:9s} Safe@1 {_num(m['safe_at_1'])}  "
                     f"Safe@K {_num(m['safe_at_k'])}  "
-                    f"ConsSafe@K {_num(m['cons_safe_at_k'])}{unj}"
+                    f"ConsSafe@K {_num(m['cons_safe_at_k'])}  "
+                    f"judged {m.get('judged', 'n/a')}  unjudged {m.get('unjudged', 0)}  "
+                    f"degenerate {m.get('degenerate', 0)}"
                 )
+    click.echo(
+        "  rates are over the judged samples (safe or unsafe); unjudged and degenerate "
+        "samples are left out and counted apart"
+    )
 
 
 #: Flags that set a field of the recipe (EvalConfig), by click parameter name.
@@ -218,11 +235,12 @@ def _gen_options(f: Any) -> Any:
 @click.option(
     "--judge",
     "judges",
-    type=click.Choice(_JUDGES),
+    type=click.Choice(_judge_names()),
     multiple=True,
-    default=("refusal",),
+    default=(DEFAULT_JUDGE,),
     show_default=True,
-    help="Repeatable.",
+    help="Repeatable. Default: the offline harm judge (lenient standard; its measured "
+    "agreement: `aisec judge agreement --judge harm`).",
 )
 @click.option(
     "--judge-model",
@@ -306,11 +324,11 @@ def eval_cmd(
 @click.option("--model", default="smollm2-135m-think", show_default=True)
 @click.option(
     "--judge",
-    type=click.Choice(_JUDGES),
-    default="embedding",
+    type=click.Choice(_judge_names()),
+    default=DEFAULT_JUDGE,
     show_default=True,
-    help="The refusal matcher calls every benign answer unsafe (no refusal phrase), "
-    "so it keeps no benign instruction; the embedding judge does not.",
+    help="The refusal detectors call every benign answer unsafe (no refusal), so they keep "
+    "no benign instruction; the harm judge does not.",
 )
 @click.option("--judge-model", default="smollm2-135m-instruct", show_default=True)
 @click.option("--n-harmful", type=int, default=20, show_default=True)
