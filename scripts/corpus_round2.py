@@ -81,7 +81,7 @@ def main() -> int:
 
                 def sample(texts, seeds, cfg=cfg, lm=lm):
                     return [
-                        x.text
+                        x.response
                         for x in get_strategy("morethink").generate(
                             lm, texts, seeds, cfg, len(texts)
                         )

@@ -343,7 +343,7 @@ def generate_responses(
     strategies pass their prefills, e.g. ``lambda c, t: build_prompt(c, t, "zerothink")``);
     ``model`` and ``strategy`` name what produced the rows. ``sample(texts, seeds)`` replaces
     the plain ``lm.generate`` call where a strategy decodes in several steps (SafeChain's
-    MoreThink: ``lambda t, s: [x.text for x in get_strategy("morethink").generate(lm, t, s,
+    MoreThink: ``lambda t, s: [x.response for x in get_strategy("morethink").generate(lm, t, s,
     cfg, 16)]``). Rows already in ``out`` (same id) are kept, so a stopped run resumes. Returns
     the number of new rows; ``origin_extra`` is added to each row's ``origin`` (e.g. a
     strategy's think budget).
