@@ -51,7 +51,8 @@ templates_option = click.option(
     type=click.Choice(["clip", "frame"]),
     default="clip",
     show_default=True,
-    help="One template per clip, or VideoShield's per-frame templates.",
+    help="One template per clip, or VideoShield's per-frame templates (detect with the mode "
+    "that generated the clip).",
 )
 threads_option = click.option("--threads", type=int, default=1, show_default=True)
 
