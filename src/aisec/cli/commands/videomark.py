@@ -411,6 +411,6 @@ def train_cmd(
     )
 
 
-from aisec.cli.commands.videoshield import shield as _shield  # noqa: E402 - in-generation method
+from aisec.cli.commands._videoshield import shield as _shield  # noqa: E402 - in-generation method
 
 command.add_command(_shield)

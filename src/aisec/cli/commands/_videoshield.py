@@ -1,8 +1,9 @@
-"""``aisec videomark shield``: the VideoShield-style in-generation watermark.
+"""``aisec videomark shield``: the VideoShield-style in-generation watermark (a subgroup of
+``aisec videomark``; the leading underscore keeps it off the top-level command list).
 
 generate (a watermarked, or with ``--no-watermark`` an unwatermarked, clip from the embedded
-DDPM), detect (DDIM inversion per frame, the seven aggregation rules), bench (the no-box grid,
-optionally WEvade through the inversion, on generated clips). There is no post-hoc embed: the
+DDPM), detect (DDIM inversion per frame, the seven aggregation rules), bench (the no-box grid on
+generated clips; the white-box attack is in the ``videomark.videoshield`` bench row). There is no post-hoc embed: the
 mark is written while the clip is generated. The key file holds the secret message (0600).
 """
 
