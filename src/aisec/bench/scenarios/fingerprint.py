@@ -4,16 +4,17 @@
   ``tiny-llama``, verified, claimed and checked (one genuine claim, three forged ones), plus the
   unfingerprinted base and an int8 round trip. It exercises the whole pipeline in seconds; its
   numbers say nothing about a real model.
-* ``fingerprint.smollm2`` (full): perinucleus fingerprints in SmolLM2-135M-Instruct with the
-  issue's targets: accuracy, utility (held-out perplexity, MMLU slice), persistence through a
-  downstream GSM8K SFT with as many steps as the insertion, int8, unseen system prompts,
-  sampling at T = 0.7, task-arithmetic merging, and insertion time against plain SFT.
+* ``fingerprint.demo`` (quick and full): the shipped demo adapter (16 perinucleus fingerprints in
+  SmolLM2-135M-Instruct, :mod:`aisec.provenance.fingerprint.demo`) verified with its public
+  secrets, a genuine claim checked, and the unfingerprinted SmolLM2 base queried; the full suite
+  also queries Gemma-3-270m and Qwen2.5-Coder-0.5B (llama.cpp, text matching) for false claims.
+* ``fingerprint.smollm2`` (full): perinucleus fingerprints inserted into SmolLM2-135M-Instruct
+  with the issue's targets: accuracy, utility (held-out perplexity, MMLU and GSM8K slices),
+  persistence through a downstream GSM8K SFT with as many steps as the insertion, int8, unseen
+  system prompts, sampling at T = 0.7, task-arithmetic merging, insertion time against plain SFT
+  of the same tokens, and false claims on the three unfingerprinted architectures.
 * ``fingerprint.scale`` (full): accuracy and perplexity against the count, with and without
-  averaging, for each strategy.
-
-False ownership claims are measured on the unfingerprinted base of each run (the model the
-fingerprints were generated for); the other two architectures of the issue (Gemma-3-270m,
-Qwen2.5-0.5B) are not loaded by these scenarios.
+  averaging, for each strategy; grid points past ``max_minutes`` are recorded as not run.
 """
 
 from __future__ import annotations
@@ -156,30 +157,124 @@ _SMOL = "smollm2-135m-instruct"
 
 
 @scenario(
+    "fingerprint.demo",
+    system="fingerprint",
+    params={"suspects": [], "system_prompts": 3},
+    full_params={"suspects": ["gemma-3-270m", "qwen2.5-coder-0.5b-instruct"]},
+    suites=("quick", "full"),
+    description="The shipped fingerprinted SmolLM2 adapter: verify, claim, base and other models",
+    headline=[
+        Headline("fp_accuracy", ">= 0.95", "fp accuracy (shipped adapter)"),
+        Headline("ownership_log10_p", "< -6", "log10 p of the ownership test"),
+        Headline("false_claims", "== 0", "false claims (unfingerprinted models)"),
+        Headline("genuine_claim_ok", "== True", "genuine claim checks"),
+    ],
+)
+def demo(params: Mapping[str, Any], ctx: Any) -> Result:
+    from aisec.llm import load_causal_lm
+    from aisec.provenance.fingerprint import (
+        FingerprintSet,
+        TEST_SYSTEM_PROMPTS,
+        check_claim,
+        generate_owner_key,
+        load_owner_key,
+        make_claim,
+        make_commitment,
+        verify,
+    )
+    from aisec.provenance.fingerprint.demo import demo_adapter_dir, demo_fingerprints_path
+    from aisec.provenance.fingerprint.suspects import load_suspect
+
+    with _one_thread():
+        fps = FingerprintSet.load(demo_fingerprints_path())
+        base = load_causal_lm(_SMOL)
+        r_base = verify(base, fps)
+        del base
+        ctx.report(0.3, "shipped adapter")
+        lm = load_causal_lm(str(demo_adapter_dir()))
+        r = verify(lm, fps)
+        r_sys = verify(lm, fps, system_prompts=TEST_SYSTEM_PROMPTS[: int(params["system_prompts"])])
+        generate_owner_key(ctx.work_dir / "owner.pem")
+        owner = load_owner_key(ctx.work_dir / "owner.pem")
+        published = make_commitment(fps, owner, "demo adapter")
+        claim = make_claim(fps, owner, published, list(range(len(fps))), "demo adapter")
+        checked = check_claim(claim, published)
+        claimed = checked.indices == list(range(len(fps)))
+        others: dict[str, Any] = {}
+        for i, name in enumerate(params["suspects"]):
+            ctx.report(0.6 + 0.4 * i / max(1, len(params["suspects"])), name)
+            other = load_suspect(str(name))
+            others[str(name)] = verify(other, fps)
+            del other
+    claims = [r_base.log10_p < -6.0] + [o.log10_p < -6.0 for o in others.values()]
+    metrics: dict[str, Any] = {
+        "fp_accuracy": r.accuracy,
+        "ownership_log10_p": r.log10_p,
+        "fp_accuracy_unseen_system": r_sys.accuracy,
+        "fp_accuracy_base": r_base.accuracy,
+        "ownership_log10_p_base": r_base.log10_p,
+        "false_claims": int(sum(claims)),
+        "false_claim_models": len(claims),
+        "genuine_claim_ok": bool(claimed),
+    }
+    for name, o in others.items():
+        metrics[f"matched_{name}"] = int(sum(o.matches[0]))
+        metrics[f"ownership_log10_p_{name}"] = o.log10_p
+    return Result(
+        metrics=metrics,
+        labels={
+            "model": _SMOL + " + shipped demo adapter",
+            "strategy": fps.strategy,
+            "n_fingerprints": str(len(fps)),
+            "averaging": "0",
+        },
+        notes=[
+            "the demo adapter's fingerprints are public (shipped beside it): the row checks "
+            "that a real fingerprinted SmolLM2 verifies, not that its owner is secret",
+            "unfingerprinted models: the SmolLM2 base (token matching)"
+            + (
+                " and " + ", ".join(others) + " (llama.cpp, other tokenizers: text matching)"
+                if others
+                else "; the full suite adds Gemma-3-270m and Qwen2.5-Coder-0.5B"
+            ),
+        ],
+    )
+
+
+@scenario(
     "fingerprint.smollm2",
     system="fingerprint",
     params={
         "n": 16,
         "epochs": 10,
-        "learning_rate": 2e-3,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "top_layers": 8,
+        "end_of_turn": False,
+        "anchor_weight": 1.0,
         "averaging": 0.0,
         "strategy": "perinucleus",
-        "ppl_texts": 8,
+        "ppl_texts": 16,
         "mmlu": 20,
+        "gsm8k": 0,
         "sft": True,
         "int8": True,
         "system_prompts": 3,
         "sample": True,
         "merge": False,
         "time_baseline": False,
+        "suspects": [],
     },
     full_params={
         "n": 256,
-        "ppl_texts": 32,
-        "mmlu": 200,
+        "epochs": 6,
+        "batch_size": 16,
+        "mmlu": 100,
+        "gsm8k": 16,
         "system_prompts": 10,
         "merge": True,
         "time_baseline": True,
+        "suspects": ["gemma-3-270m", "qwen2.5-coder-0.5b-instruct"],
     },
     suites=("full",),
     description="Perinucleus fingerprints in SmolLM2-135M-Instruct: accuracy, utility, persistence",
@@ -210,7 +305,6 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
     with _one_thread():
         out = run_experiment(cfg, ctx.work_dir, report=ctx.report)
     metrics = {k: v for k, v in out.items() if isinstance(v, int | float | bool)}
-    metrics["false_claims"] = int(out["false_claim_base"])
     return Result(
         metrics=metrics,
         labels={
@@ -220,10 +314,11 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
             "averaging": str(cfg.averaging),
         },
         notes=[
-            "LoRA insertion (r 16, all projections), loss on the response tokens; downstream "
-            "SFT = LoRA on GSM8K train for as many steps as the insertion",
-            "false claims: the unfingerprinted base only (Gemma-3-270m and Qwen2.5-0.5B are "
-            "not loaded here)",
+            f"LoRA insertion (r {cfg.lora_r}, all projections of the top {cfg.top_layers} "
+            f"layers), loss on the response token, anchor weight {cfg.anchor_weight}; "
+            "downstream SFT = LoRA on GSM8K train for as many steps as the insertion",
+            "false claims: the unfingerprinted base"
+            + (" and " + ", ".join(cfg.suspects) if cfg.suspects else " only"),
         ],
     )
 
@@ -236,8 +331,13 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
         "strategies": ["perinucleus"],
         "averaging": [0.0, 0.75],
         "epochs": 10,
-        "learning_rate": 2e-3,
-        "ppl_texts": 8,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "top_layers": 8,
+        "end_of_turn": False,
+        "anchor_weight": 1.0,
+        "ppl_texts": 16,
+        "max_minutes": 120,
     },
     full_params={
         "counts": [16, 64, 256, 1024],
@@ -266,26 +366,35 @@ def scale(params: Mapping[str, Any], ctx: Any) -> Result:
         for a in params["averaging"]
         for n in params["counts"]
     ]
+    import time
+
+    t_start = time.perf_counter()
+    budget = 60.0 * float(params["max_minutes"])
     with _one_thread():
         for i, (strategy, lam, n) in enumerate(grid):
+            labels = {"strategy": strategy, "averaging": str(lam), "n_fingerprints": str(n)}
+            if time.perf_counter() - t_start > budget:
+                # past the time budget: recorded as not run, never estimated
+                rows.append({"labels": {**labels, "status": "not-run"}, "metrics": {}})
+                continue
             cfg = ExperimentConfig(
                 model=_SMOL,
                 strategy=strategy,
                 n=int(n),
                 averaging=float(lam),
                 epochs=int(params["epochs"]),
+                batch_size=int(params["batch_size"]),
                 learning_rate=float(params["learning_rate"]),
+                top_layers=int(params["top_layers"]),
+                end_of_turn=bool(params["end_of_turn"]),
+                anchor_weight=float(params["anchor_weight"]),
                 ppl_texts=int(params["ppl_texts"]),
                 seed=ctx.seed,
             )
             out = run_experiment(cfg, ctx.work_dir / f"{strategy}-{lam}-{n}")
             rows.append(
                 {
-                    "labels": {
-                        "strategy": strategy,
-                        "averaging": str(lam),
-                        "n_fingerprints": str(n),
-                    },
+                    "labels": {**labels, "status": "ok"},
                     "metrics": {
                         "fp_accuracy": out["fp_accuracy"],
                         "ppl_ratio": out.get("ppl_ratio"),
@@ -299,7 +408,9 @@ def scale(params: Mapping[str, Any], ctx: Any) -> Result:
             pts = [
                 r
                 for r in rows
-                if r["labels"]["strategy"] == strategy and r["labels"]["averaging"] == str(lam)
+                if r["labels"]["strategy"] == strategy
+                and r["labels"]["averaging"] == str(lam)
+                and r["labels"]["status"] == "ok"
             ]
             series.setdefault("fp_accuracy_vs_count", []).append(
                 Series(
@@ -311,13 +422,15 @@ def scale(params: Mapping[str, Any], ctx: Any) -> Result:
                     logx=True,
                 )
             )
-    accs = [r["metrics"]["fp_accuracy"] for r in rows]
-    ppls = [r["metrics"]["ppl_ratio"] for r in rows if r["metrics"]["ppl_ratio"] is not None]
+    done = [r for r in rows if r["labels"]["status"] == "ok"]
+    accs = [r["metrics"]["fp_accuracy"] for r in done]
+    ppls = [r["metrics"]["ppl_ratio"] for r in done if r["metrics"]["ppl_ratio"] is not None]
     return Result(
         metrics={
-            "fp_accuracy_min": min(accs),
+            "fp_accuracy_min": min(accs) if accs else None,
             "ppl_ratio_max": max(ppls) if ppls else None,
-            "runs": len(rows),
+            "runs": len(done),
+            "not_run": len(rows) - len(done),
         },
         labels={
             "model": _SMOL,
@@ -327,4 +440,11 @@ def scale(params: Mapping[str, Any], ctx: Any) -> Result:
         },
         breakdown=rows,
         series=series,
+        notes=[
+            f"{len(rows) - len(done)} of {len(rows)} grid points not run: past the "
+            f"{params['max_minutes']}-minute budget (rows say status not-run; no figures "
+            "are estimated for them)"
+        ]
+        if len(done) < len(rows)
+        else [],
     )
