@@ -315,3 +315,21 @@ def test_parallel_off_decodes_one_prompt_after_another(lcp):
         lcp.parallel = True
     assert lcp._bctx_shape == (0, 0)  # no batched context was made
     assert [g.text for g in one] == [g.text for g in lcp.generate(ps, greedy, batch_size=2)]
+
+
+def test_k_samples_of_one_prompt_share_its_evaluated_prompt(lcp):
+    # six copies of two prompts through three slots: copies admitted together take the first
+    # one's cache after it is evaluated, later ones copy it from a slot still decoding
+    ps = [_prompt(lcp, t) for t in _FIVE[:2]]
+    greedy = GenerationConfig(max_new_tokens=10, stop_at_eos=False)
+    alone = [lcp.generate([p], greedy)[0].text for p in ps]
+    rep = [ps[0]] * 4 + [ps[1]] * 2
+    out = [g.text for g in lcp.generate(rep, greedy, batch_size=3)]
+    assert out[:4] == [out[0]] * 4 and out[4:] == [out[4]] * 2
+    assert [out[0], out[4]] == alone
+    cfg = GenerationConfig(max_new_tokens=10, temperature=0.7)
+    a = lcp.generate(rep, cfg, seeds=list(range(6)), batch_size=3)
+    b = lcp.generate(rep, cfg, seeds=list(range(6)), batch_size=1)
+    # the same seeds draw the same samples but where rounding moves a draw across a boundary
+    assert sum(x.text == y.text for x, y in zip(a, b, strict=True)) >= 4
+    assert len({g.text for g in a[:4]}) > 1

@@ -249,20 +249,28 @@ class _TemplateSource:
 
 
 def _softmax_sample(logits: np.ndarray, cfg: GenerationConfig, rng: np.random.Generator) -> int:
-    """Temperature, top-k, top-p (the token crossing top-p is kept), then one draw."""
+    """Temperature, top-k, top-p (the token crossing top-p is kept), then one draw.
+
+    The draw walks the cumulative probabilities in token-id order: a tiny change in the logits
+    (llama.cpp's batched and one-at-a-time products round differently) moves every boundary by
+    about as little, so a seed picks the same token unless its draw falls right on a boundary.
+    Walking in probability order would reorder near-tied tokens and shift the boundaries after
+    them.
+    """
     z = logits.astype(np.float64) / cfg.temperature
     if 0 < cfg.top_k < z.size:
         kth = np.partition(z, -cfg.top_k)[-cfg.top_k]
         z = np.where(z < kth, -np.inf, z)
-    order = np.argsort(-z, kind="stable")
-    zs = z[order]
-    p = np.exp(zs - zs[0])
+    p = np.exp(z - z.max())
     p /= p.sum()
     if cfg.top_p < 1.0:
-        cum = np.cumsum(p)
-        p = np.where(cum - p > cfg.top_p, 0.0, p)
+        order = np.argsort(-p, kind="stable")
+        ps = p[order]
+        p[order[np.cumsum(ps) - ps > cfg.top_p]] = 0.0
         p /= p.sum()
-    return int(order[rng.choice(p.size, p=p)])
+    cdf = np.cumsum(p)
+    u = rng.random() * cdf[-1]
+    return int(min(np.searchsorted(cdf, u, side="right"), p.size - 1))
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -554,12 +562,29 @@ class LlamaCppLM(LanguageModel):
         waiting = iter(range(n))
         live: dict[int, int] = {}  # slot (KV sequence id) -> prompt index
         items: list[tuple[int, int, int, bool]] = []
+        # A prompt already in a slot's cache (K samples of one prompt) is copied, not evaluated
+        # again: the copy takes the source's logits after the prompt.
+        held: dict[tuple[int, ...], tuple[int, np.ndarray]] = {}  # prompt -> (slot, logits)
+        prefilling: dict[tuple[int, ...], int] = {}  # prompt -> slot evaluating it in `items`
+        copy_after: list[tuple[int, int]] = []  # (slot evaluating the prompt, slot to copy to)
+        injected: dict[int, np.ndarray] = {}
 
         def admit(slot: int) -> None:
             i = next(waiting, None)
-            if i is not None:
-                live[slot] = i
-                row = encoded[i]
+            if i is None:
+                return
+            live[slot] = i
+            row = encoded[i]
+            key = tuple(row)
+            if key in held:
+                src, lg = held[key]
+                llama_cpp.llama_memory_seq_cp(mem, src, slot, -1, -1)  # the whole sequence ...
+                llama_cpp.llama_memory_seq_rm(mem, slot, len(row), -1)  # ... less its tokens
+                injected[slot] = lg
+            elif key in prefilling:
+                copy_after.append((prefilling[key], slot))
+            else:
+                prefilling[key] = slot
                 items.extend((t, j, slot, j == len(row) - 1) for j, t in enumerate(row))
 
         for slot in range(n_slots):
@@ -568,6 +593,15 @@ class LlamaCppLM(LanguageModel):
         while live:
             logits = self._decode_batch(ctx, items)
             items = []
+            for key, src in prefilling.items():
+                held[key] = (src, logits[src])
+            prefilling.clear()
+            for src, dst in copy_after:
+                llama_cpp.llama_memory_seq_cp(mem, src, dst, -1, -1)  # holds just the prompt
+                logits[dst] = logits[src]
+            copy_after.clear()
+            logits.update(injected)
+            injected.clear()
             finished = 0
             for slot, i in list(live.items()):
                 t = self._pick(logits[slot], cfg, rngs[i])
@@ -580,6 +614,12 @@ class LlamaCppLM(LanguageModel):
                 eos_hit[i] = end[0]
                 del live[slot]
                 llama_cpp.llama_memory_seq_rm(mem, slot, -1, -1)  # free its cache
+                for key in [k for k, (src, _) in held.items() if src == slot]:
+                    other = next((x for x, j in live.items() if tuple(encoded[j]) == key), None)
+                    if other is None:
+                        del held[key]
+                    else:  # another slot holds the same prompt: copy from that one
+                        held[key] = (other, held[key][1])
                 finished += 1
                 admit(slot)
             if finished:
