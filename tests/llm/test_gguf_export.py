@@ -425,7 +425,7 @@ def test_gemma3_270m_f16_export_greedy_agrees_with_transformers(tmp_path_factory
     from aisec.llm.llamacpp import LlamaCppLM
 
     src = assemble(cache_dir() / "gemma3-270m" / "gemma-3-270m-q4_k_m.gguf")
-    tf = load_causal_lm(str(src))
+    tf = load_causal_lm(str(src.parent))  # the directory holding only the GGUF
     path = export_gguf(tf, tmp_path_factory.mktemp("gemma") / "g.gguf", "f16")
     lc = LlamaCppLM(path, n_threads=1)
     cfg = GenerationConfig(max_new_tokens=16, stop_at_eos=False)
