@@ -54,4 +54,18 @@ def test_measure_reports_each_method_from_its_own_process(tmp_path: Path) -> Non
         assert v["peak_rss_32_layers_gb"] == pytest.approx(
             v["peak_rss_gb"] + 31 * r["per_layer_gb"]
         )
+        assert v["peak_anon_32_layers_gb"] > v["peak_anon_gb"]
     assert r["methods"]["task_arithmetic"]["rss_vs_mergekit"] == pytest.approx(1.0)
+
+
+def test_anonymous_peak_extrapolates_as_working_set_plus_one_shard_of_output() -> None:
+    from aisec.safety.enchtable.merge_cost import SHARD_BYTES, extrapolate_anon, output_gib
+
+    layer = output_gib(2) - output_gib(1)
+    # a Llama-3-8B decoder layer: 218,112,000 parameters, fp32
+    assert layer == pytest.approx(218_112_000 * 4 / 2**30)
+    # below a shard, each extra layer adds its output; beyond, the buffer stays one shard
+    assert extrapolate_anon(2.0, 1, 2) == pytest.approx(2.0 + layer)
+    cap = SHARD_BYTES / 2**30
+    assert extrapolate_anon(2.0, 1, 32) == pytest.approx(2.0 - output_gib(1) + cap)
+    assert extrapolate_anon(2.0, 1, 64) == extrapolate_anon(2.0, 1, 32)

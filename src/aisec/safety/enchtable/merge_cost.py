@@ -12,10 +12,14 @@ runs its SVDs on the four attention matrices of each layer; ``harmful_modules=No
 every tensor), then runs each method in a fresh Python process and reads that process's own
 peak resident set size.
 
-Extrapolation to 32 layers: mergekit streams one output tensor at a time, so the peak does not
-grow with the layer count except through what stays resident; ``per_layer_gb`` is the growth
-between runs of 1 and 2 layers (task arithmetic), and the 32-layer figure is
-``peak + (32 - n_layers) * per_layer_gb``.
+Extrapolation to 32 layers. mergekit computes one output tensor at a time, but its writer
+keeps output tensors in memory until a shard is full (``out_shard_size``, 5e9 bytes by
+default), so the anonymous peak is a working set plus that buffer. :func:`extrapolate_anon`
+takes the working set as the measured peak minus the buffered output of the measured layers
+and adds the buffer a 32-layer model fills (at most one shard). The 2-layer task-arithmetic run
+checks that model (``anon_model_error_gb``). Peak RSS (``VmHWM``) also counts the mapped
+safetensors pages; its 32-layer figure is ``peak + (32 - n_layers) * per_layer_gb`` with the
+growth measured from 1 to 2 layers.
 """
 
 from __future__ import annotations
@@ -28,7 +32,19 @@ from typing import Any
 
 from aisec.errors import ParameterError
 
-__all__ = ["LLAMA_8B", "write_random_llama", "largest_tensor_set_gb", "run_one", "measure"]
+__all__ = [
+    "LLAMA_8B",
+    "SHARD_BYTES",
+    "write_random_llama",
+    "largest_tensor_set_gb",
+    "output_gib",
+    "extrapolate_anon",
+    "run_one",
+    "measure",
+]
+
+#: mergekit's default output shard size in bytes (``--out-shard-size 5B``)
+SHARD_BYTES = 5_000_000_000
 
 #: Llama-3-8B's decoder shapes
 LLAMA_8B = {
@@ -146,6 +162,35 @@ def largest_tensor_set_gb(path: str | Path, n_inputs: int) -> float:
     return biggest * 4 * (n_inputs + 1) / 2**30
 
 
+def output_gib(n_layers: int, shapes: dict[str, int] | None = None, vocab: int = 256) -> float:
+    """GiB of a merged fp32 checkpoint of ``n_layers`` layers (what mergekit's writer buffers)."""
+    cfg = dict(shapes or LLAMA_8B)
+    per_layer = 0
+    for shape in _layer_shapes(cfg).values():
+        n = 1
+        for d in shape:
+            n *= d
+        per_layer += n
+    outer = 2 * vocab * cfg["hidden_size"] + cfg["hidden_size"]
+    return (n_layers * per_layer + outer) * 4 / 2**30
+
+
+def extrapolate_anon(
+    peak_anon_gib: float,
+    n_layers: int,
+    to_layers: int = 32,
+    *,
+    shapes: dict[str, int] | None = None,
+    vocab: int = 256,
+    shard_bytes: int = SHARD_BYTES,
+) -> float:
+    """Anonymous peak at ``to_layers``: the working set (measured peak minus the output buffered
+    for ``n_layers``) plus the output buffered for ``to_layers`` (at most one shard)."""
+    cap = shard_bytes / 2**30
+    working = peak_anon_gib - min(output_gib(n_layers, shapes, vocab), cap)
+    return working + min(output_gib(to_layers, shapes, vocab), cap)
+
+
 def run_one(config: dict[str, Any], out: str | Path, threads: int = 1) -> dict[str, Any]:
     """Run one merge in a fresh Python process; its merge seconds, its own peak RSS
     (``VmHWM``, which counts the pages of the safetensors files mergekit maps and reads) and
@@ -253,13 +298,13 @@ def measure(
         per_layer = max(0.0, two["peak_rss_gb"] - one)
         one_anon = result["methods"].get("task_arithmetic", {}).get("peak_anon_gb")
         if one_anon is not None:
-            result["per_layer_anon_gb"] = max(0.0, two["peak_anon_gb"] - one_anon)
+            predicted = extrapolate_anon(one_anon, n_layers, n_layers + 1, shapes=shapes)
+            result["anon_model_error_gb"] = two["peak_anon_gb"] - predicted
         result["task_arithmetic_next_layer"] = two
     result["per_layer_gb"] = per_layer
-    per_anon = result.get("per_layer_anon_gb", 0.0)
     for r in result["methods"].values():
         r["peak_rss_32_layers_gb"] = r["peak_rss_gb"] + (32 - n_layers) * per_layer
-        r["peak_anon_32_layers_gb"] = r["peak_anon_gb"] + (32 - n_layers) * per_anon
+        r["peak_anon_32_layers_gb"] = extrapolate_anon(r["peak_anon_gb"], n_layers, shapes=shapes)
     if "task_arithmetic" in result["methods"]:
         ref = result["methods"]["task_arithmetic"]["peak_rss_gb"]
         ref_anon = result["methods"]["task_arithmetic"]["peak_anon_gb"]
