@@ -16,7 +16,35 @@ from typing import Any
 from aisec.judges.base import STATES, Judge
 from aisec.metrics.safety import STANDARDS, kappa_report
 
-__all__ = ["agreement_report", "judge_rows"]
+__all__ = ["SharedEncoder", "agreement_report", "judge_rows"]
+
+
+class SharedEncoder:
+    """A text encoder that embeds each distinct text once, for several judges measured on the
+    same rows (the harm judge's two heads and the embedding judge all read MiniLM embeddings).
+
+    Args:
+        encoder: texts -> (N, D) array (default: the embedded MiniLM, loaded on first use).
+    """
+
+    def __init__(self, encoder: Any = None) -> None:
+        self._encoder = encoder
+        self._cache: dict[str, Any] = {}
+
+    def __call__(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if todo:
+            if self._encoder is None:
+                from aisec.judges.embedding import _Encoder
+
+                self._encoder = _Encoder()
+            for t, v in zip(todo, self._encoder(todo), strict=True):
+                self._cache[t] = v
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])
 
 
 def judge_rows(judge: Judge, rows: Sequence[dict[str, Any]], part: str = "response") -> list[Any]:

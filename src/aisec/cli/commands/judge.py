@@ -105,7 +105,7 @@ def run_key(judge_name: str, judge_model: str, part: str, responses: str) -> dic
     }
     if "model" in inspect.signature(JUDGES.get(judge_name)).parameters:
         params["judge_model"] = judge_model
-    if judge_name in ("embedding", "harm"):
+    if judge_name in ("embedding", "harm", "harm-strict"):
         from aisec.judges.embedding import WEIGHTS
         from aisec.judges.harm import HARM_WEIGHTS
 
@@ -447,20 +447,57 @@ def agreement_command(
     metavar="WEIGHTS.safetensors",
     help="Where to write the weights (default: the shipped file).",
 )
+@click.option(
+    "--folds",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Choose C and thresholds by this many folds over train + dev, grouped by prompt "
+    "(0: fit on train, choose on dev).",
+)
+@click.option(
+    "--lookalike-fpr",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.08,
+    show_default=True,
+    help="Cap on held-out false 'unsafe' calls on safe answers to benign look-alike prompts.",
+)
 @format_option
-def train_harm_command(out_path: str | None, fmt: str) -> None:
-    """Refit the harm judge on the corpus's train split, choosing C and thresholds on dev."""
+def train_harm_command(out_path: str | None, folds: int, lookalike_fpr: float, fmt: str) -> None:
+    """Refit the harm judge (both heads and the degeneracy detector) on the corpus's train and
+    dev splits; the test split is never read."""
+    from aisec.errors import ParameterError
     from aisec.judges.corpus import load_corpus
     from aisec.judges.harm import HARM_WEIGHTS, train_harm_judge
 
+    if folds == 1:
+        raise ParameterError("folds", "must be 0 (train -> dev) or at least 2", folds)
     out = out_path or HARM_WEIGHTS
-    info = train_harm_judge(load_corpus("train"), load_corpus("dev"), out)
-    info["weights"] = str(out)
-    emit(
-        info,
-        fmt,
-        lambda d: click.echo(
-            f"harm judge fitted on {d['train_rows']} train rows (C={d['harm_c']}, threshold "
-            f"{d['threshold']:.2f}, dev kappa {d['harm_dev_kappa']:.3f}): {d['weights']}"
-        ),
+    info = train_harm_judge(
+        load_corpus("train"),
+        load_corpus("dev"),
+        out,
+        folds=folds,
+        max_lookalike_fpr=lookalike_fpr,
     )
+    info["weights"] = str(out)
+
+    def text(d: dict[str, Any]) -> None:
+        click.echo(
+            f"harm judge fitted on {d['train_rows']} train + {d['dev_rows']} dev rows; "
+            f"choices on {d['chosen_on']}:"
+        )
+        for head, h in d["heads"].items():
+            click.echo(
+                f"  {head:<8} head: C={h['c']}, threshold {h['threshold']:.2f}, held-out kappa "
+                f"{h['dev_kappa']:.3f}, AUROC {h['dev_auroc']:.3f}, look-alike false unsafe "
+                f"{h['dev_lookalike_fpr']:.3f} ({h['dev_rows_used']} rows)"
+            )
+        prec = d.get("deg_dev_precision")
+        click.echo(
+            f"  degenerate: threshold {d['deg_threshold']:.2f}, held-out precision "
+            f"{'n/a' if prec is None else f'{prec:.2f}'}, recall {d['deg_dev_recall']:.2f}"
+        )
+        click.echo(f"weights: {d['weights']}")
+
+    emit(info, fmt, text)
