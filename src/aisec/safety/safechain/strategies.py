@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from aisec.errors import DataError
+from aisec.errors import ConfigError, DataError
 from aisec.registry import Registry
 from aisec.safety.safechain.core import EvalConfig, EvalItem, Sample
 
@@ -72,7 +72,11 @@ def _sample_seed(seed: int, item_id: str, k: int) -> int:
 def _truncate_tokens(lm: Any, text: str, n_tokens: int, limit: int) -> tuple[str, int]:
     if n_tokens <= limit:
         return text, n_tokens
-    tok = getattr(lm, "tokenizer", None)
+    try:
+        tok = getattr(lm, "tokenizer", None)
+    except ConfigError:  # llama.cpp has no transformers tokenizer: its own encode/decode
+        cut = lm.encode(text)[:limit]
+        return lm.decode(cut), len(cut)
     if tok is None:
         return text, n_tokens
     ids = tok(text, add_special_tokens=False)["input_ids"][:limit]
