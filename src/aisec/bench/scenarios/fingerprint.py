@@ -167,7 +167,7 @@ _SMOL = "smollm2-135m-instruct"
         Headline("fp_accuracy", ">= 0.95", "fp accuracy (shipped adapter)"),
         Headline("ownership_log10_p", "< -6", "log10 p of the ownership test"),
         Headline("false_claims", "== 0", "false claims (unfingerprinted models)"),
-        Headline("genuine_claim_ok", "== True", "genuine claim checks"),
+        Headline("genuine_claims_ok", "== 1", "genuine claim checks (of 1)"),
     ],
 )
 def demo(params: Mapping[str, Any], ctx: Any) -> Result:
@@ -215,7 +215,7 @@ def demo(params: Mapping[str, Any], ctx: Any) -> Result:
         "ownership_log10_p_base": r_base.log10_p,
         "false_claims": int(sum(claims)),
         "false_claim_models": len(claims),
-        "genuine_claim_ok": bool(claimed),
+        "genuine_claims_ok": int(claimed),
     }
     for name, o in others.items():
         metrics[f"matched_{name}"] = int(sum(o.matches[0]))
