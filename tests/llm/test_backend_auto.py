@@ -95,3 +95,20 @@ def embedded_gguf_path():
     from aisec.llm.llamacpp import _embedded_gguf
 
     return _embedded_gguf("smollm2-135m-instruct")
+
+
+def test_auto_without_torch_runs_the_shipped_gguf_and_says_so(monkeypatch, embedded_gguf_path):
+    pytest.importorskip("llama_cpp")
+    import aisec.llm.gguf_export as gx
+    from aisec.errors import DependencyError
+    from aisec.llm.remote import load_lm
+
+    def no_torch(*args, **kwargs):
+        raise DependencyError("transformers", "llm")
+
+    monkeypatch.setattr(gx, "export_cached", no_torch)
+    lm = load_lm("smollm2-135m-instruct", n_threads=1)
+    assert lm.backend == "llamacpp" and lm.path == embedded_gguf_path
+    assert "needs transformers (not installed)" in lm.backend_reason
+    with pytest.raises(DependencyError):  # named explicitly: no quiet change of weights
+        load_lm("smollm2-135m-instruct", backend="llamacpp", n_threads=1)

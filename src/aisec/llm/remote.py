@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aisec.errors import ConfigError, ParameterError, PeerError
+from aisec.errors import ConfigError, DependencyError, ParameterError, PeerError
 from aisec.llm.base import Generation, GenerationConfig, LanguageModel, Progress
 from aisec.llm.chat import ChatFormat, chat_format
 
@@ -267,9 +267,28 @@ def load_lm(
             from aisec.llm.llamacpp import load_llamacpp
 
             try:
-                lm: LanguageModel = load_llamacpp(
-                    spec, adapter=adapter, chat_format=chat_format_name, n_threads=n_threads
-                )
+                try:
+                    lm: LanguageModel = load_llamacpp(
+                        spec, adapter=adapter, chat_format=chat_format_name, n_threads=n_threads
+                    )
+                except DependencyError as exc:
+                    from aisec.llm.llamacpp import _EMBEDDED_GGUF
+
+                    if adapter is not None or spec not in _EMBEDDED_GGUF:
+                        raise
+                    # no torch/transformers for the F16 export (nor for the transformers
+                    # backend): the shipped GGUF is what can run, and the reason says so
+                    lm = load_llamacpp(
+                        spec,
+                        chat_format=chat_format_name,
+                        n_threads=n_threads,
+                        quant="shipped",
+                    )
+                    reason = (
+                        f"auto: the F16 export needs {exc.module} (not installed); runs the "
+                        "shipped GGUF as is, whose greedy agreement with transformers is lower "
+                        "than the F16 export's"
+                    )
             except ConfigError as exc:
                 chosen = "transformers"
                 reason = f"auto: llama.cpp cannot take this model ({exc}); runs on transformers"
