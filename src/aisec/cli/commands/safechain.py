@@ -585,6 +585,7 @@ def utility_cmd(
     _threads(threads)
     lm = _load(model, chat_format, backend, threads)
     res = utility(lm, benchmark, n, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    res |= {"backend": lm.backend, "backend_reason": lm.backend_reason}
     emit(
         res,
         fmt,
