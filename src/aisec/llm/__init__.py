@@ -1,7 +1,9 @@
 """Language models shared by every LLM system: load, chat templates, batched generation,
 fine-tuning (full and LoRA) and the same interface over an OpenAI-compatible server or over
 llama.cpp (a GGUF file; checkpoints and adapters are exported to GGUF by
-:mod:`aisec.llm.gguf_export`). ``load_lm(spec, backend=...)`` picks the backend.
+:mod:`aisec.llm.gguf_export`). ``load_lm(spec, backend=...)`` picks the backend; the default
+``auto`` runs llama.cpp where the architecture's export has measured parity, else transformers,
+and records the choice in ``lm.backend`` / ``lm.backend_reason``.
 
 Heavy libraries (torch, transformers, peft) are imported only when a model is loaded.
 """

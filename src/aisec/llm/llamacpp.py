@@ -6,12 +6,13 @@ stop string, every sample draws from its own generator seeded by its seed, and
 :meth:`LlamaCppLM.next_token_logprobs` gives the log-probabilities of candidate tokens (the LLM
 judges read them). The decoding loop is ours: llama.cpp evaluates tokens and hands back the
 last position's logits; greedy picks the arg-max, sampling applies temperature, top-k and top-p
-and draws with ``numpy.random.default_rng(seed)``. The KV cache of the previous prompt is reused
-up to the longest common prefix, so K samples of one prompt pay for its prompt once.
+and draws with ``numpy.random.default_rng(seed)``. One sequence at a time, the KV cache of the
+previous prompt is reused up to the longest common prefix.
 
 Batches are decoded together: up to ``batch_size`` sequences live in one llama.cpp context, each
 in its own KV-cache sequence, one token of each per ``llama_decode`` call; a sequence that ends
-frees its cache and the next prompt takes its slot (continuous batching). Greedy tokens equal the
+frees its cache and the next prompt takes its slot (continuous batching); K samples of one prompt
+evaluate it once and copy its KV sequence. Greedy tokens equal the
 one-at-a-time path's except where llama.cpp's batched matrix products round differently and flip
 a near-tied choice (``aisec bench run llm.throughput`` reports the agreement and all speeds side
 by side). Scoring (:meth:`LlamaCppLM.next_token_logprobs`) and single prompts run one sequence at
@@ -22,6 +23,8 @@ What llama.cpp cannot do here (training, gradients, a torch module) raises a one
 
 Load one with :func:`load_llamacpp` (embedded name, ``.gguf`` file, or an HF checkpoint / PEFT
 adapter directory, which is exported to GGUF once and cached: :mod:`aisec.llm.gguf_export`).
+:func:`auto_backend` is what ``load_lm(backend="auto")`` asks: llama.cpp for the architectures in
+:data:`PARITY_ARCHITECTURES`, else transformers, with the reason.
 """
 
 from __future__ import annotations
