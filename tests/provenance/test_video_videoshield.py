@@ -156,7 +156,14 @@ def test_cli_generate_then_detect(tmp_path, capsys):
     assert main([*out, "--format", "json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert [r["watermarked"] for r in res["results"]] == [True, False]
-    capsys.readouterr()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"garbage" * 100)
+    with pytest.raises(SystemExit) as exc:  # a failed file makes the batch exit 1
+        main([*out, str(bad), "--format", "json"])
+    assert exc.value.code == 1
+    res = json.loads(capsys.readouterr().out)
+    assert [r["watermarked"] for r in res["results"]] == [True, False]
+    assert res["failed"][0]["input"] == str(bad) and "\n" not in res["failed"][0]["error"]
     embed = ["videomark", "embed", str(clean), str(tmp_path / "x.mkv"), "--key", str(key)]
     assert main([*embed, "--method", "videoshield"]) == 2  # usage error, one line
     err = capsys.readouterr().err.strip()
