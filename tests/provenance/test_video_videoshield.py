@@ -168,3 +168,25 @@ def test_cli_generate_then_detect(tmp_path, capsys):
     assert main([*embed, "--method", "videoshield"]) == 2  # usage error, one line
     err = capsys.readouterr().err.strip()
     assert "in-generation" in err and "\n" not in err
+
+
+def test_differentiable_logits_match_detect_and_carry_gradients(shield, clips):
+    import torch
+
+    m, _ = shield
+    wm, _ = clips
+    x = torch.from_numpy(wm[:2]).requires_grad_(True)
+    logits = m.torch_logits(x)
+    assert np.allclose(logits.detach().numpy(), m.detect(wm[:2]), atol=1e-4)
+    (grad,) = torch.autograd.grad(logits.sum(), x)
+    assert grad.abs().sum() > 0
+
+
+def test_bench_scenario_is_registered_with_a_small_quick_size():
+    from aisec.bench.runner import discover
+    from aisec.bench.scenario import SCENARIOS
+
+    discover()
+    sc = SCENARIOS.get("videomark.videoshield")
+    assert "quick" in sc.suites and "full" in sc.suites
+    assert sc.params["clips"] * sc.params["frames"] <= 8 and sc.params["whitebox_clips"] == 0
