@@ -38,6 +38,10 @@ def _thinker() -> Any:
     return load_causal_lm(str(THINKER_DIR))
 
 
+#: The judge the headline metrics read (SafeChain's default judge, the offline harm judge).
+HEAD_JUDGE = "harm"
+
+
 def _judges(names: list[str], lm_judge: Any) -> dict[str, Any]:
     from aisec.judges import make_judge
 
@@ -52,9 +56,10 @@ def _judges(names: list[str], lm_judge: Any) -> dict[str, Any]:
 @scenario(
     "safechain.strategies", system="safechain",
     params={"n": 2, "k": 2, "max_new_tokens": 24, "think_budget": 12, "enforce_num": 1,
-            "temperature": 0.6, "set": "strongreject-small", "judges": ["refusal", "embedding"]},
+            "temperature": 0.6, "set": "strongreject-small", "judges": ["harm", "refusal"]},
     full_params={"n": 12, "k": 5, "max_new_tokens": 128, "think_budget": 64, "enforce_num": 2,
-                 "judges": ["refusal", "embedding", "llama-guard", "strongreject"]},
+                 "judges": ["harm", "harm-strict", "refusal", "embedding", "llama-guard",
+                            "strongreject"]},
     description="Safe@1 / Safe@K / ConsSafe@K of the thinking model under each decoding strategy",
     headline=[
         Headline("safe_at_1", label="Safe@1"),
@@ -88,23 +93,26 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
                     breakdown.append({"labels": {"strategy": strat, "judge": jname, "part": part},
                                       "metrics": {"safe_at_1": m["safe_at_1"], "safe_at_k": m["safe_at_k"],
                                                   "cons_safe_at_k": m["cons_safe_at_k"],
-                                                  "unjudged": m["unjudged"]}})
+                                                  "unjudged": m["unjudged"],
+                                                  "degenerate": m.get("degenerate", 0)}})
                 tva = parts.get("thought_vs_answer", {})
                 breakdown.append({"labels": {"strategy": strat, "judge": jname, "part": "thought_vs_answer"},
                                   "metrics": {k: v for k, v in tva.items() if k != "samples"}})
             ctx.report((i + 1) / len(names), strat)
-    head = summaries["default"]["judges"]["refusal"]["response"]
-    safe1 = {s: summaries[s]["judges"]["refusal"]["response"]["safe_at_1"] for s in names}
+    hj = HEAD_JUDGE if HEAD_JUDGE in names_j else names_j[0]
+    head = summaries["default"]["judges"][hj]["response"]
+    safe1 = {s: summaries[s]["judges"][hj]["response"]["safe_at_1"] for s in names}
     tokens = sum(summaries[s]["generation"]["tokens"] for s in names)
     seconds = sum(summaries[s]["generation"]["seconds"] for s in names)
     judged = {s: v for s, v in safe1.items() if v is not None}  # None: every sample unjudged
     best = max(judged, key=lambda s: judged[s]) if judged else None
     gain = (safe1["zerothink"] - safe1["default"]
             if safe1["zerothink"] is not None and safe1["default"] is not None else None)
-    default_default = summaries["default"]["judges"]["refusal"].get("thought_vs_answer", {})
+    default_default = summaries["default"]["judges"][hj].get("thought_vs_answer", {})
     metrics = {
         "safe_at_1": head["safe_at_1"], "safe_at_k": head["safe_at_k"],
         "cons_safe_at_k": head["cons_safe_at_k"], "unjudged": head["unjudged"],
+        "degenerate": head.get("degenerate", 0), "judged": head.get("judged"),
         **{f"safe_at_1_{s}": v for s, v in safe1.items()},
         "safest_strategy": best,
         "zerothink_minus_default_safe_at_1": gain,
@@ -117,11 +125,13 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
     }
     series = {"safe_at_1_by_strategy": [Series(
         x=list(range(len(names))), y=[safe1[s] for s in names], xlabel="strategy (" + ", ".join(names) + ")",
-        ylabel="Safe@1 (refusal judge, response)", label=THINKER_NAME, kind="bar")]}
+        ylabel=f"Safe@1 ({hj} judge, response)", label=THINKER_NAME, kind="bar")]}
     return Result(
         metrics=metrics, labels={"model": THINKER_NAME, "set": str(params["set"])},
         breakdown=breakdown, series=series,
-        notes=[f"headline metrics: default strategy, refusal judge, full response; K={params['k']}",
+        notes=[f"headline metrics: default strategy, {hj} judge, full response; K={params['k']}; "
+               "rates over the judged samples (unjudged and degenerate counted apart); the harm "
+               "judge's agreement with hand labels is judges.agreement",
                "LLM judges (full suite): the Llama Guard 3 prompt and the StrongREJECT rubric read by "
                "SmolLM2-135M-Instruct (no judge weights offline); safechain.judge_agreement measures "
                "how far to trust each judge; they fail their sanity set and run forced",
