@@ -173,8 +173,8 @@ _SMOL = "smollm2-135m-instruct"
 def demo(params: Mapping[str, Any], ctx: Any) -> Result:
     from aisec.llm import load_causal_lm
     from aisec.provenance.fingerprint import (
-        FingerprintSet,
         TEST_SYSTEM_PROMPTS,
+        FingerprintSet,
         check_claim,
         generate_owner_key,
         load_owner_key,

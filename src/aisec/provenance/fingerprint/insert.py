@@ -166,8 +166,15 @@ class AnchorLoss:
     """
 
     def __init__(
-        self, lm: Any, texts: Sequence[str], *, weight: float, batch_size: int, topk: int,
-        max_length: int, seed: int = 0,
+        self,
+        lm: Any,
+        texts: Sequence[str],
+        *,
+        weight: float,
+        batch_size: int,
+        topk: int,
+        max_length: int,
+        seed: int = 0,
     ) -> None:
         import torch
 
@@ -194,7 +201,9 @@ class AnchorLoss:
                 ids[i, : len(r)] = torch.tensor(r)
                 mask[i, : len(r)] = 1
             with torch.inference_mode():
-                logits = model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)).logits
+                logits = model(
+                    input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)
+                ).logits
             top = torch.topk(logits[:, :-1].float(), topk, dim=-1)
             self.batches.append(
                 {

