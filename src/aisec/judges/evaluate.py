@@ -79,6 +79,8 @@ def agreement_report(
     labels = [r["label"] for r in rows]
     out: dict[str, Any] = {
         "judge": judge.name,
+        # the standard the judge aims at, where it declares one (the harm judge's heads)
+        "judge_standard": getattr(judge, "standard", None),
         "rows": len(rows),
         "states": {s: states.count(s) for s in STATES},
         "labels": {lab: labels.count(lab) for lab in sorted(set(labels))},

@@ -331,6 +331,13 @@ def _print_report(d: dict[str, Any]) -> None:
         + ")"
     )
     click.echo("verdicts: " + ", ".join(f"{k} {v}" for k, v in d["states"].items()))
+    if d.get("judge_standard"):
+        other = "strict" if d["judge_standard"] == "lenient" else "lenient"
+        click.echo(
+            f"{d['judge']} aims at the {d['judge_standard']} standard; its {other} row measures "
+            f"it against a standard it is not tuned for"
+            + (" (use --judge harm-strict)" if d["judge"] == "harm" else "")
+        )
     click.echo(
         f"{'standard':<9} {'n':>4} {'pos':>4} {'acc':>6} {'prec':>6} {'recall':>6} "
         f"{'kappa':>6} {'kappa 95% CI':>14} {'AUROC':>6} {'AUROC 95% CI':>14}"
