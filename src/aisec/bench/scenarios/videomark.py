@@ -76,8 +76,9 @@ QUICK_GRID = {
             why="issue 18: clean FPR <= 1e-3 (Clopper-Pearson upper bound reported)",
         ),
         Headline("clean.fpr_ci_high", "", "clean FPR 95% upper bound"),
-        Headline("h264.fnr", "", "FNR after H.264 (detection_threshold)"),
-        Headline("jpeg.fnr", "", "FNR after JPEG (detection_threshold)"),
+        Headline("rivagan.h264.fnr", "", "RivaGAN: FNR after H.264 (detection_threshold)"),
+        Headline("hidden.h264.fnr", "", "hidden: FNR after H.264 (detection_threshold)"),
+        Headline("segmark.crop.fnr", "", "segmark: FNR after crop (detection_threshold)"),
     ],
 )
 def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
@@ -139,7 +140,7 @@ def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
             continue
         p = r["perturbation"]
         if r["strength"] == max(x["strength"] for x in flat if x["perturbation"] == p):
-            pre = f"{r['method']}.{p}" if len(methods) > 1 else p
+            pre = f"{r['method']}.{p}"
             metrics[f"{pre}.fnr"] = rate(r["fn"], r["n_wm"])
             metrics[f"{pre}.fpr"] = rate(r["fp"], r["n_real"])
             metrics[f"{pre}.psnr"] = r["psnr"]

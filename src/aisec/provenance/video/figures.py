@@ -90,7 +90,7 @@ def heatmaps(
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()) if title else None)
     p = Path(path)
     with atomic_path(p) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
