@@ -37,8 +37,13 @@ def _threads(n: int) -> None:
 
 
 def _load(spec: str, chat_format: str | None = None, backend: str | None = None) -> Any:
+    """A suspect model. A local one runs on transformers unless ``--backend`` says otherwise:
+    token matching there is exact and needs no GGUF export (llm/'s ``auto`` would pick
+    llama.cpp, which can only be checked by text)."""
     from aisec.llm.remote import load_lm
 
+    if backend is None and not spec.startswith(("http://", "https://")):
+        backend = "transformers"
     return load_lm(spec, chat_format_name=chat_format, backend=backend)
 
 
