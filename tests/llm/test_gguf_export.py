@@ -392,6 +392,12 @@ def test_an_adapters_export_is_cached_next_to_it_and_reused(tmp_path, monkeypatc
     mtime = a.path.stat().st_mtime_ns
     b = export_cached(str(ad), quant="f16")  # the cache dir does not change the adapter's hash
     assert b.path == a.path and b.path.stat().st_mtime_ns == mtime
+    cfg = json.loads((ad / "adapter_config.json").read_text())
+    cfg["lora_alpha"] = 2 * cfg["lora_alpha"]  # the adapter changes: a new key, the old file goes
+    (ad / "adapter_config.json").write_text(json.dumps(cfg))
+    c = export_cached(str(ad), quant="f16")
+    assert c.key != a.key and c.path.exists()
+    assert sorted(p.name for p in c.path.parent.iterdir()) == [c.path.name, c.path.stem + ".json"]
 
 
 def test_an_unwritable_adapter_directory_falls_back_to_the_user_cache_and_says_so(

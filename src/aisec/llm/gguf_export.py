@@ -44,6 +44,7 @@ adapter's), the weight type and this exporter's version. An adapter's export is 
 from __future__ import annotations
 
 import ctypes
+import glob
 import hashlib
 import json
 import os
@@ -653,4 +654,17 @@ def export_cached(spec: str, *, adapter: str | None = None, quant: str = "f16") 
             "location_reason": reason,
         },
     )
+    if location == "adapter":
+        _drop_stale(where, name, quant, keep=out)
     return Exported(out, name, template, key, quant, location)
+
+
+def _drop_stale(where: Path, name: str, quant: str, keep: Path) -> None:
+    """Remove the adapter's older exports at ``quant`` (made before its weights changed), so the
+    cache beside an adapter holds one file per weight type."""
+    for old in where.glob(f"{glob.escape(name)}-*-{quant}.gguf"):
+        if old != keep and re.fullmatch(
+            rf"{re.escape(name)}-[0-9a-f]{{16}}-{quant}\.gguf", old.name
+        ):
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
