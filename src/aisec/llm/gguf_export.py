@@ -38,7 +38,9 @@ error, never a silent default.
 :func:`export_cached` keys the file by a hash of the model's weights and config (and of the
 adapter's), the weight type and this exporter's version. An adapter's export is kept next to it
 (in ``.aisec-gguf/`` inside the adapter directory) when that directory is writable, else under
-``$AISEC_CACHE_DIR/gguf/``; the metadata file beside the GGUF records which and why.
+``$AISEC_CACHE_DIR/gguf/``; the metadata file beside the GGUF records which and why. Beside an
+adapter one file per weight type is kept: an export made before the adapter changed is removed
+when the new one is written.
 """
 
 from __future__ import annotations
