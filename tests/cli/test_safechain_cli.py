@@ -201,6 +201,8 @@ def test_build_dataset_train_and_judge(tmp_path, capsys):
             "safechain",
             "build-dataset",
             *TINY,
+            "--judge",
+            "embedding",  # named: the default is now the harm judge
             "--n-harmful",
             "2",
             "--n-benign",
