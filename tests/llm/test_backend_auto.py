@@ -86,8 +86,12 @@ def test_architecture_is_read_without_loading_weights(tmp_path, embedded_gguf_pa
     (d / "config.json").write_text(json.dumps({"model_type": "gemma3_text"}))
     assert model_architecture(str(d)) == "gemma3"
     pytest.importorskip("llama_cpp")
+    assert auto_backend(str(d))[0] == "llamacpp"  # Gemma 3 parity measured (20/20 prompts)
+    d = tmp_path / "phi"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "phi3"}))
     chosen, reason = auto_backend(str(d))
-    assert chosen == "transformers" and "'gemma3' has no measured llama.cpp parity" in reason
+    assert chosen == "transformers" and "'phi3' has no measured llama.cpp parity" in reason
 
 
 @pytest.fixture()

@@ -61,6 +61,15 @@ def test_exported_tiny_llama_logits_match_transformers(tiny_lm, tiny_f32):
         assert np.abs(got - ref).max() <= 3e-4 * scale + 1e-5  # 4e-3 without the rope reorder
 
 
+def test_a_gguf_file_path_loads_in_transformers_with_its_tokenizer(tiny_lm, tiny_f32):
+    pytest.importorskip("torch")
+    from aisec.llm.model import load_causal_lm
+
+    lm = load_causal_lm(str(tiny_f32))  # the file itself, not its directory
+    text = tiny_lm.chat.user(PROMPTS[0])
+    assert lm.encode(text) == tiny_lm.encode(text)
+
+
 def test_exported_tiny_llama_greedy_matches_transformers_on_32_tokens(tiny_lm, tiny_f32):
     pytest.importorskip("llama_cpp")
     from aisec.llm.llamacpp import LlamaCppLM

@@ -65,6 +65,8 @@ PARITY_ARCHITECTURES: dict[str, str] = {
     "x 32 tokens (bench llm.parity)",
     "qwen2": "Qwen2 F16 export: logits of an exported Qwen2 match transformers "
     "(tests/llm/test_gguf_export.py)",
+    "gemma3": "Gemma 3 F16 export: Gemma-3-270m greedy text equal to transformers on 20 of 20 "
+    "prompts x 32 tokens (tests/llm/test_gguf_export.py, slow)",
 }
 
 # Hugging Face model_type -> GGUF architecture name, where they differ.

@@ -144,7 +144,7 @@ def load_causal_lm(
         raise AssetError(f"{p} is a file but not a model (expected a directory or a .gguf file)")
     elif (g := _gguf_file(p)) is not None:
         kw = {"gguf_file": g}
-    tok = load_tokenizer(str(p / kw["gguf_file"]) if kw else location)
+    tok = load_tokenizer(str(Path(location) / kw["gguf_file"]) if kw else location)
     try:
         model = tf.AutoModelForCausalLM.from_pretrained(location, dtype=dtypes[dtype], **kw)
     except (OSError, ValueError, KeyError) as exc:
