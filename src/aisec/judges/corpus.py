@@ -14,13 +14,15 @@ Layout (``judges/data/corpus/``):
 - ``prompts_2.jsonl``: round 2's 235 prompts (:func:`corpus_prompts_2`: none of round 1's, no
   jailbreak wrapping a base prompt of either round) with their splits, frozen and committed
   before any judge was refitted on round 2.
-- ``model_responses_2.jsonl`` (round 2): responses of the embedded models to round 2's prompts,
-  each read and labelled by hand by helper C, same fields.
+- ``model_responses_2.jsonl`` (round 2, 670 rows): responses of the embedded models to round 2's
+  prompts, each read and labelled by hand by one developer (C), same fields: 362 safe (166 of
+  them refusals, many Qwen over-refusals of look-alikes), 215 attempted, 88 degenerate, 5 unsafe.
 - ``written_responses_2.jsonl`` (round 2): refusals, partial refusals and compliant answers
   written by hand in varied styles and labelled by helper D, same fields.
 - ``second_pass.jsonl``: blind second labels (``id``, ``label``, ``annotator``,
-  ``annotator_id``): 60 rows relabelled by round 1's annotator (test-retest), and rows of one
-  round-2 annotator labelled blind by the other (inter-annotator; :func:`label_reliability`).
+  ``annotator_id``): 60 rows relabelled by round 1's annotator (test-retest), and 100 rows of
+  each round-2 annotator labelled blind by the other (inter-annotator, 200 rows; C's 100 drawn
+  with seed 1407 stratified by model and label; :func:`label_reliability`).
 
 :func:`load_corpus` reads the three labelled files (a round-2 file not there yet is skipped)
 and checks every row; a bad row is a one-line error naming the file and line.
