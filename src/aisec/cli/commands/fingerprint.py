@@ -37,12 +37,12 @@ def _threads(n: int) -> None:
 
 
 def _load(spec: str, chat_format: str | None = None, backend: str | None = None) -> Any:
-    """A suspect model. A local one runs on transformers unless ``--backend`` says otherwise:
-    token matching there is exact and needs no GGUF export (llm/'s ``auto`` would pick
-    llama.cpp, which can only be checked by text)."""
+    """A suspect model. A local one runs on transformers unless ``--backend llamacpp``: token
+    matching there is exact and needs no GGUF export (llm/'s own ``auto`` would pick llama.cpp,
+    which can only be checked by text)."""
     from aisec.llm.remote import load_lm
 
-    if backend is None and not spec.startswith(("http://", "https://")):
+    if backend in (None, "auto") and not spec.startswith(("http://", "https://")):
         backend = "transformers"
     return load_lm(spec, chat_format_name=chat_format, backend=backend)
 
@@ -346,8 +346,8 @@ def _verify_text(r: dict[str, Any]) -> None:
     type=click.Choice(["auto", "llamacpp", "transformers", "remote"]),
     default="auto",
     show_default=True,
-    help="auto: llama.cpp where the architecture's F16 GGUF export has measured parity, "
-    "else transformers.",
+    help="auto: a local model runs on transformers (exact token matching when it has the "
+    "fingerprints' tokenizer), a URL#MODEL on the server; llamacpp checks by text.",
 )
 @click.option("--log10-alpha", type=float, default=-6.0, show_default=True)
 @threads_option
