@@ -130,6 +130,8 @@ class SafeDecoding:
             ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
             mask[i, width - len(r) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        device = self.lm.device
+        ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
         eos = self._eos()
         out: list[list[int]] = [[] for _ in range(n)]
         done = [False] * n
@@ -168,7 +170,7 @@ class SafeDecoding:
                         out[i].append(t)
                 if all(done) or step == max_new_tokens - 1:
                     break
-                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype)], 1)
+                mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], 1)
                 last = last + 1
                 active = ("lm", "expert") if step + 1 < cfg.first_m else ("lm",)
                 for k in active:
@@ -221,13 +223,14 @@ class SafeDecoding:
             for r, (p, c) in enumerate(chunk):
                 ids[r, : len(p) + len(c)] = torch.tensor(p + c)
                 mask[r, : len(p) + len(c)] = 1
+            ids, mask = ids.to(self.lm.device), mask.to(self.lm.device)
             with torch.inference_mode():
                 lp = torch.log_softmax(
                     self.lm.model(input_ids=ids, attention_mask=mask).logits.float(), -1
-                )
+                ).cpu()
                 lpe = torch.log_softmax(
                     self.expert.model(input_ids=ids, attention_mask=mask).logits.float(), -1
-                )
+                ).cpu()
             for r, (p, c) in enumerate(chunk):
                 at = torch.arange(len(p) - 1, len(p) + len(c) - 1)
                 target = torch.tensor(c)
