@@ -31,11 +31,13 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _thinker() -> Any:
-    from aisec.llm import load_causal_lm
+def _thinker(backend: str = "transformers") -> Any:
+    """The thinking model on ``backend`` (``auto``: llama.cpp where its parity is measured; the
+    model records what runs it in ``backend`` / ``backend_reason``)."""
+    from aisec.llm import load_lm
     from aisec.safety.safechain import THINKER_DIR
 
-    return load_causal_lm(str(THINKER_DIR))
+    return load_lm(str(THINKER_DIR), backend=backend, n_threads=1)
 
 
 #: The judge the headline metrics read (SafeChain's default judge, the offline harm judge).
@@ -56,7 +58,8 @@ def _judges(names: list[str], lm_judge: Any) -> dict[str, Any]:
 @scenario(
     "safechain.strategies", system="safechain",
     params={"n": 2, "k": 2, "max_new_tokens": 24, "think_budget": 12, "enforce_num": 1,
-            "temperature": 0.6, "set": "strongreject-small", "judges": ["harm", "refusal"]},
+            "temperature": 0.6, "set": "strongreject-small", "judges": ["harm", "refusal"],
+            "backend": "auto"},
     full_params={"n": 12, "k": 5, "max_new_tokens": 128, "think_budget": 64, "enforce_num": 2,
                  "judges": ["harm", "harm-strict", "refusal", "embedding", "llama-guard",
                             "strongreject"]},
@@ -72,7 +75,7 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
     from aisec.safety.safechain import THINKER_NAME, EvalConfig, eval_set, evaluate
 
     with _one_thread():
-        lm = _thinker()
+        lm = _thinker(str(params["backend"]))
         names_j = list(params["judges"])
         judge_lm = load_causal_lm(JUDGE_MODEL) if {"llama-guard", "strongreject"} & set(names_j) else None
         judges = _judges(names_j, judge_lm)
@@ -127,9 +130,13 @@ def strategies(params: Mapping[str, Any], ctx: Any) -> Result:
         x=list(range(len(names))), y=[safe1[s] for s in names], xlabel="strategy (" + ", ".join(names) + ")",
         ylabel=f"Safe@1 ({hj} judge, response)", label=THINKER_NAME, kind="bar")]}
     return Result(
-        metrics=metrics, labels={"model": THINKER_NAME, "set": str(params["set"])},
+        metrics=metrics,
+        labels={"model": THINKER_NAME, "set": str(params["set"]),
+                "backend": str(getattr(lm, "backend", params["backend"]))},
         breakdown=breakdown, series=series,
-        notes=[f"headline metrics: default strategy, {hj} judge, full response; K={params['k']}; "
+        notes=[f"generation backend: {getattr(lm, 'backend', params['backend'])} "
+               f"({getattr(lm, 'backend_reason', 'as requested')})",
+               f"headline metrics: default strategy, {hj} judge, full response; K={params['k']}; "
                "rates over the judged samples (unjudged and degenerate counted apart); the harm "
                "judge's agreement with hand labels is judges.agreement",
                "LLM judges (full suite): the Llama Guard 3 prompt and the StrongREJECT rubric read by "
