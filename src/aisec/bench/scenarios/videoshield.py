@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aisec.bench import Headline, Result, scenario
+from aisec.bench.scenarios.videomark import CLEAN_HEADLINES
 
 QUICK_GRID = {"jpeg": [30.0], "h264": [28.0], "frame_swap": [0.5]}
 FULL_GRID = {
@@ -53,19 +54,7 @@ FULL_GRID = {
     description="VideoShield-style in-generation watermark (Gaussian Shading in DDPM clips from "
     "slerped noise): clean FNR/FPR, no-box FNR per perturbation, white-box through DDIM inversion",
     headline=[
-        Headline(
-            "clean.fnr_max",
-            "<= 0.01",
-            "clean FNR (worst rule)",
-            why="issue 18: clean FNR <= 0.01 for every method and aggregation",
-        ),
-        Headline(
-            "clean.fpr_max",
-            "<= 0.001",
-            "clean FPR (worst rule)",
-            why="issue 18: clean FPR <= 1e-3 (Clopper-Pearson upper bound reported)",
-        ),
-        Headline("clean.fpr_ci_high", "", "clean FPR 95% upper bound"),
+        *CLEAN_HEADLINES,
         Headline("clean.bit_acc_wm", "", "per-frame bit accuracy, watermarked"),
         Headline("jpeg.fnr", "", "FNR after JPEG (detection_threshold)"),
         Headline("h264.fnr", "", "FNR after H.264 (detection_threshold)"),

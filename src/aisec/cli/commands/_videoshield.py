@@ -183,21 +183,9 @@ def detect_cmd(
                 "rules": {r: a["flag"] for r, a in agg.items()},
             }
         )
-    res = {"method": "videoshield", "results": results, "failed": failed}
+    from aisec.cli.commands.videomark import emit_detections
 
-    def text(r: dict[str, Any]) -> None:
-        for d in r["results"]:
-            verdict = "WATERMARKED" if d["watermarked"] else "not watermarked"
-            click.echo(
-                f"{d['input']}: {verdict} ({d['rule']}; {d['frames']} frames, "
-                f"mean bit accuracy {d['bit_accuracy']:.3f})"
-            )
-        for f in r["failed"]:
-            click.echo(f"{f['input']}: FAILED ({f['error']})")
-
-    emit(res, fmt, text)
-    if failed:
-        raise SystemExit(1)
+    emit_detections({"method": "videoshield", "results": results, "failed": failed}, fmt)
 
 
 @shield.command("bench")

@@ -71,6 +71,24 @@ size_option = click.option(
 )
 
 
+def emit_detections(res: dict[str, Any], fmt: str) -> None:
+    """Print a detection batch (one line a video, failed files last); exit 1 when any failed."""
+
+    def text(r: dict[str, Any]) -> None:
+        for d in r["results"]:
+            verdict = "WATERMARKED" if d["watermarked"] else "not watermarked"
+            click.echo(
+                f"{d['input']}: {verdict} ({d['rule']}; {d['frames']} frames, "
+                f"mean bit accuracy {d['bit_accuracy']:.3f})"
+            )
+        for f in r["failed"]:
+            click.echo(f"{f['input']}: FAILED ({f['error']})")
+
+    emit(res, fmt, text)
+    if res["failed"]:
+        raise SystemExit(1)
+
+
 @command.command("embed")
 @click.argument("video", type=click.Path())
 @click.argument("out", type=click.Path())
@@ -196,21 +214,7 @@ def detect_cmd(
                 "rules": {r: a["flag"] for r, a in agg.items()},
             }
         )
-    res = {"method": method, "results": results, "failed": failed}
-
-    def text(r: dict[str, Any]) -> None:
-        for d in r["results"]:
-            verdict = "WATERMARKED" if d["watermarked"] else "not watermarked"
-            click.echo(
-                f"{d['input']}: {verdict} ({d['rule']}; {d['frames']} frames, "
-                f"mean bit accuracy {d['bit_accuracy']:.3f})"
-            )
-        for f in r["failed"]:
-            click.echo(f"{f['input']}: FAILED ({f['error']})")
-
-    emit(res, fmt, text)
-    if failed:
-        raise SystemExit(1)
+    emit_detections({"method": method, "results": results, "failed": failed}, fmt)
 
 
 @command.command("attack")

@@ -32,6 +32,7 @@ from pydantic import Field
 from aisec.config import StrictModel
 from aisec.errors import InputFileError, ParameterError
 from aisec.provenance.video.methods import VideoKey, VideoWatermark, _rgb_video
+from aisec.provenance.video.noise_layer import NOISE_OPS
 
 __all__ = [
     "DEFAULT_RECIPES",
@@ -67,17 +68,7 @@ class LearnedConfig(StrictModel):
     # loss then ramps up linearly over the next ``ramp`` share
     warmup: float = Field(0.1, ge=0, lt=1)
     ramp: float = Field(0.25, ge=0, le=1)
-    ops: tuple[str, ...] = (
-        "identity",
-        "jpeg",
-        "blur",
-        "noise",
-        "crop",
-        "resize",
-        "frame_average",
-        "frame_swap",
-        "frame_drop",
-    )
+    ops: tuple[str, ...] = NOISE_OPS
     # distortions act at the working side, where a full-size frame's JPEG, noise or blur is
     # much milder after area-downsampling; these ranges are set with that in mind
     jpeg_min: float = Field(50.0, ge=1, le=95)
