@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from aisec.cli.commands.judge import run_key
+from aisec.cli.commands.judge import run_key as _run_key
 from aisec.cli.main import main
 from aisec.judges.base import Judge, Verdict
 
@@ -81,12 +81,23 @@ def test_rows_keep_their_own_id_and_position(tmp_path, capsys):
 def test_run_key_covers_every_parameter_that_changes_a_verdict(tmp_path):
     a = _write(tmp_path / "a.jsonl", ROWS)
     b = _write(tmp_path / "b.jsonl", ROWS[:2])
+
+    def run_key(judge, model, part, path, backend="transformers"):  # m1, m2: not real models
+        return _run_key(judge, model, part, path, backend)
+
     base = run_key("llama-guard", "m1", "response", str(a))["run"]
     assert run_key("llama-guard", "m2", "response", str(a))["run"] != base
     assert run_key("llama-guard", "m1", "answer", str(a))["run"] != base
     assert run_key("llama-guard", "m1", "response", str(b))["run"] != base
     assert run_key("strongreject", "m1", "response", str(a))["run"] != base
     assert run_key("llama-guard", "m1", "response", str(a))["run"] == base
+    # what runs the judge's model is part of the run: a resume never mixes two backends' verdicts
+    tf = run_key("llama-guard", "m1", "response", str(a), "transformers")
+    lc = run_key("llama-guard", "m1", "response", str(a), "llamacpp")
+    assert tf["judge_backend"] == "transformers" and lc["judge_backend"] == "llamacpp"
+    assert tf["run"] != lc["run"]
+    remote = run_key("llama-guard", "http://h:1/v1#m", "response", str(a), "auto")
+    assert remote["judge_backend"] == "remote"
     # the refusal judge has no model: its verdicts do not depend on --judge-model
     assert (
         run_key("refusal", "m1", "response", str(a))["run"]

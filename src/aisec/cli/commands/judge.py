@@ -88,7 +88,23 @@ def _row_id(row: dict[str, Any]) -> Any:
     return None if rid is None or rid == "" else rid
 
 
-def run_key(judge_name: str, judge_model: str, part: str, responses: str) -> dict[str, Any]:
+def resolve_backend(judge_model: str, backend: str) -> str:
+    """The backend an LLM judge's model will run on (``auto`` resolved as :func:`aisec.llm.load_lm`
+    resolves it), so that a resumed run never mixes verdicts of two backends."""
+    from aisec.llm.remote import parse_server_spec
+
+    if backend != "auto":
+        return backend
+    if parse_server_spec(judge_model) is not None:
+        return "remote"
+    from aisec.llm.llamacpp import auto_backend
+
+    return auto_backend(judge_model)[0]
+
+
+def run_key(
+    judge_name: str, judge_model: str, part: str, responses: str, backend: str = "auto"
+) -> dict[str, Any]:
     """Everything that changes a verdict of this run, and its fingerprint under ``"run"``."""
     import hashlib
     import inspect
@@ -105,6 +121,7 @@ def run_key(judge_name: str, judge_model: str, part: str, responses: str) -> dic
     }
     if "model" in inspect.signature(JUDGES.get(judge_name)).parameters:
         params["judge_model"] = judge_model
+        params["judge_backend"] = resolve_backend(judge_model, backend)
     if judge_name in ("embedding", "harm", "harm-strict"):
         from aisec.judges.embedding import WEIGHTS
         from aisec.judges.harm import HARM_WEIGHTS
@@ -153,6 +170,13 @@ def run_key(judge_name: str, judge_model: str, part: str, responses: str) -> dic
 )
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
+    "--backend",
+    type=click.Choice(["auto", "llamacpp", "transformers", "remote"]),
+    default="auto",
+    show_default=True,
+    help="What runs an LLM judge's model (auto: llama.cpp where its parity is measured).",
+)
+@click.option(
     "--train-embedding",
     "train_out",
     default=None,
@@ -173,6 +197,7 @@ def run_command(
     out_path: str | None,
     chunk: int,
     threads: int,
+    backend: str,
     train_out: str | None,
     force: bool,
     fmt: str,
@@ -208,7 +233,7 @@ def run_command(
             lambda d: click.echo(f"embedding judge trained on {d['rows']} rows: {d['weights']}"),
         )
         return
-    key = run_key(judge_name, judge_model, part, responses)
+    key = run_key(judge_name, judge_model, part, responses, backend)
     out = Path(out_path or f"{responses}.verdicts-{judge_name}-{key['run']}.jsonl")
     store = JsonlStore(out, key="row")
     done = store.latest()
@@ -223,13 +248,18 @@ def run_command(
             "pass another --out or remove the file",
         )
     todo = [i for i in range(len(rows)) if i not in done]
+    backend_reason: str | None = None  # None: no model loaded (no LLM judge, or nothing to do)
     if todo:
         opts: dict[str, Any] = {}
         if "judge_model" in key:
             import torch
 
+            from aisec.llm import load_lm
+
             torch.set_num_threads(threads)
-            opts["model"] = judge_model
+            lm = load_lm(judge_model, backend=key["judge_backend"], n_threads=threads)
+            backend_reason = getattr(lm, "backend_reason", None)
+            opts["model"] = lm
             opts["force"] = force
         judge = make_judge(judge_name, **opts)
         for start in range(0, len(todo), chunk):
@@ -260,6 +290,8 @@ def run_command(
         "judge": judge_name,
         "part": part,
         "judge_model": key.get("judge_model"),
+        "judge_backend": key.get("judge_backend"),
+        "judge_backend_reason": backend_reason,
         "run": key["run"],
         "rows": len(rows),
         "judged": n_judged,
