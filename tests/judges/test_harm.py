@@ -253,9 +253,17 @@ def test_bench_row_measures_every_registered_offline_judge(monkeypatch):
         def report(self, *a) -> None:
             pass
 
+    def rel(kappa):
+        return {"kappa_4way": kappa, "kappa_strict": kappa, "kappa_lenient": kappa}
+
+    reliability = {"inter_annotator": rel(0.9), "retest": rel(0.8)}
+    monkeypatch.setattr(corpus, "label_reliability", lambda: reliability)
     res = agreement(
         {"judges": "registered", "llm": False, "split": "test", "boot": 10, "llm_rows": 0}, Ctx()
     )
+    # two annotators and one annotator's retest are reported apart, each under its own name
+    assert res.metrics["label_kappa_inter_annotator"] == 0.9
+    assert res.metrics["label_kappa_retest_lenient"] == 0.8
     judged = {b["labels"]["judge"] for b in res.breakdown if len(b["labels"]) == 1}
     llm = {"llama-guard", "strongreject"}
     assert judged == set(JUDGES.names()) - llm
