@@ -58,6 +58,31 @@ CLEAN_HEADLINES = [
 ]
 
 
+def grid_breakdown(flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One breakdown row per grid cell and rule (flattened grid results): FNR and FPR with their
+    intervals, PSNR, SSIM and the watermarked clips' bit accuracy."""
+    from aisec.metrics.stats import rate
+
+    return [
+        {
+            "labels": {
+                "method": r["method"],
+                "aggregation": r["aggregation"],
+                "perturbation": r["perturbation"],
+                "strength": f"{r['strength']:g}",
+            },
+            "metrics": {
+                "fnr": rate(r["fn"], r["n_wm"]),
+                "fpr": rate(r["fp"], r["n_real"]),
+                "psnr": r["psnr"],
+                "ssim": r["ssim"],
+                "bit_acc_wm": r["bit_acc_wm"],
+            },
+        }
+        for r in flat
+    ]
+
+
 @scenario(
     "videomark.nobox",
     system="videomark",
@@ -150,24 +175,7 @@ def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
             metrics[f"{pre}.fnr"] = rate(r["fn"], r["n_wm"])
             metrics[f"{pre}.fpr"] = rate(r["fp"], r["n_real"])
             metrics[f"{pre}.psnr"] = r["psnr"]
-    breakdown = [
-        {
-            "labels": {
-                "method": r["method"],
-                "aggregation": r["aggregation"],
-                "perturbation": r["perturbation"],
-                "strength": f"{r['strength']:g}",
-            },
-            "metrics": {
-                "fnr": rate(r["fn"], r["n_wm"]),
-                "fpr": rate(r["fp"], r["n_real"]),
-                "psnr": r["psnr"],
-                "ssim": r["ssim"],
-                "bit_acc_wm": r["bit_acc_wm"],
-            },
-        }
-        for r in flat
-    ]
+    breakdown = grid_breakdown(flat)
     series: dict[str, list[Series]] = {}
     for p in grid:
         lines = []
