@@ -83,6 +83,21 @@ def grid_breakdown(flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _attack_clips(params: Mapping[str, Any]) -> list[Any]:
+    """The real clips an attack row runs on (``videos``: only clips cut from those videos)."""
+    from aisec.provenance.video.clips import real_clips
+
+    clips = real_clips(
+        int(params["clips_per_video"]),
+        int(params["frames"]),
+        int(params["size"]),
+        skip=int(params["skip"]),
+    )
+    if params["videos"]:
+        clips = [c for c in clips if c.name.split("@")[0] in params["videos"]]
+    return clips
+
+
 @scenario(
     "videomark.nobox",
     system="videomark",
@@ -283,17 +298,9 @@ def whitebox(params: Mapping[str, Any], ctx: Any) -> Result:
 
     from aisec.metrics.stats import rate
     from aisec.provenance.video import RULES, get_video_method
-    from aisec.provenance.video.clips import real_clips
     from aisec.provenance.video.whitebox import whitebox_cell
 
-    clips = real_clips(
-        int(params["clips_per_video"]),
-        int(params["frames"]),
-        int(params["size"]),
-        skip=int(params["skip"]),
-    )
-    if params["videos"]:
-        clips = [c for c in clips if c.name.split("@")[0] in params["videos"]]
+    clips = _attack_clips(params)
     frames = [c.frames for c in clips]
     methods = list(params["methods"])
     metrics: dict[str, Any] = {"n_clips": len(clips)}
@@ -430,16 +437,8 @@ def blackbox(params: Mapping[str, Any], ctx: Any) -> Result:
     from aisec.metrics.stats import rate
     from aisec.provenance.video import get_video_method
     from aisec.provenance.video.blackbox import blackbox_attack
-    from aisec.provenance.video.clips import real_clips
 
-    clips = real_clips(
-        int(params["clips_per_video"]),
-        int(params["frames"]),
-        int(params["size"]),
-        skip=int(params["skip"]),
-    )
-    if params["videos"]:
-        clips = [c for c in clips if c.name.split("@")[0] in params["videos"]]
+    clips = _attack_clips(params)
     q_max = int(params["max_queries"])
     eps = float(params["eps"]) / 255
     methods = list(params["methods"])
