@@ -402,3 +402,98 @@ def run(aligned: str, task: str, overrides: tuple[str, ...], out: Path, fmt: str
             )
 
     emit(rows, fmt, text)
+
+
+@command.command("study")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A run directory of `aisec enchtable run` (its checkpoints are reused).",
+)
+@click.option(
+    "--model",
+    "names",
+    multiple=True,
+    required=True,
+    help="aligned, task, harmful_surrogate, a method, or a variant METHOD@KEY=VALUE,... "
+    "(e.g. enchtable@beta=1.5,temperature=0; merged into RUN/variants/). Repeatable.",
+)
+@click.option(
+    "--eval",
+    "sets",
+    multiple=True,
+    type=click.Choice(
+        ["test", "validation", "lookalike", "jailbreak", "utility", "utility_validation"]
+    ),
+    help="Evaluation set (repeatable; default test and utility).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="StudyConfig field, e.g. n_lookalike=24 jailbreak_seed=0 (default: the run's).",
+)
+@click.option(
+    "--choose",
+    "choose_rel",
+    type=float,
+    default=None,
+    help="Also choose among the variants: lowest validation unsafe rate with "
+    "utility_validation loss within this share of the task model's (e.g. 0.02).",
+)
+@format_option
+def study(
+    run_dir: Path,
+    names: tuple[str, ...],
+    sets: tuple[str, ...],
+    overrides: tuple[str, ...],
+    choose_rel: float | None,
+    fmt: str,
+) -> None:
+    """Parameter variants (beta/T sweeps) and further evaluation sets (validation, look-alike
+    over-refusal, static jailbreaks) on an existing run directory; results cached in RUN/eval/."""
+    from aisec.errors import ParameterError
+    from aisec.io import atomic_write_json
+    from aisec.safety.enchtable.study import StudyConfig, choose, evaluate_run
+
+    sets = sets or ("test", "utility")
+    cfg = StudyConfig(**_params(overrides))
+    rows = evaluate_run(run_dir, names, sets, cfg, progress=lambda m: click.echo(m, err=True))
+    out: dict[str, Any] = {"rows": rows}
+    if choose_rel is not None:
+        task_rows = [r for r in rows if r["model"] == "task"]
+        cands = [r for r in rows if r["kind"] == "merge" and r["model"] not in ("task",)]
+        if not task_rows:
+            raise ParameterError("--choose", "needs --model task among the models", choose_rel)
+        c = choose(cands, task_rows[0], max_loss_rel=choose_rel)
+        out["chosen"] = {"model": c["row"]["model"], "within_utility": c["within_utility"]}
+    atomic_write_json(run_dir / "study.json", out)
+
+    def text(d: dict[str, Any]) -> None:
+        for r in d["rows"]:
+            parts = []
+            for s, v in r["sets"].items():
+                if "task_loss" in v:
+                    parts.append(f"{s} loss {v['task_loss']:.4f}")
+                elif "refusal" in v:
+                    parts.append(
+                        f"{s} refused {v['refusal']['rate']:.3f} "
+                        f"({v['refusal']['k']}/{v['refusal']['n_judged']}) unsafe "
+                        f"{v['unsafe']['rate']:.3f}"
+                    )
+                else:
+                    parts.append(
+                        f"{s} unsafe {v['rate']:.3f} ({v['k']}/{v['n_judged']}; "
+                        f"{v['unjudged']} unjudged, {v['degenerate']} degenerate)"
+                    )
+            click.echo(f"{r['model']:32s} " + "  ".join(parts))
+        if "chosen" in d:
+            click.echo(
+                f"chosen: {d['chosen']['model']} (utility within bound: "
+                f"{d['chosen']['within_utility']})"
+            )
+
+    emit(out, fmt, text)

@@ -20,8 +20,11 @@ __all__ = [
     "SafetyResult",
     "heldout_harmful",
     "lookalike_prompts",
+    "jailbreak_prompts",
+    "HARMFUL_SPLITS",
     "unsafe_rate",
     "over_refusal",
+    "lookalike_rates",
     "task_loss",
     "task_pairs",
     "TASKS",
@@ -51,10 +54,12 @@ class SafetyResult:
         return asdict(self)
 
 
-def heldout_harmful(n: int, seed: int = 0) -> list[str]:
-    """``n`` harmful requests (at most 300 characters) outside the judge corpus."""
-    import numpy as np
+#: splits of the held-out harmful prompts: ``test`` reports figures, ``validation`` (disjoint
+#: from ``test``) chooses parameters such as EnchTable's beta
+HARMFUL_SPLITS = ("test", "validation")
 
+
+def _harmful_pool() -> list[str]:
     from aisec.assets import load_dataset
     from aisec.judges.corpus import load_corpus
 
@@ -64,25 +69,92 @@ def heldout_harmful(n: int, seed: int = 0) -> list[str]:
         pool.extend(
             p.text for p in load_dataset(src).prompts if p.text not in seen and len(p.text) <= 300
         )
-    pool = sorted(set(pool))
-    if n > len(pool):
-        raise ParameterError("n", f"must be at most {len(pool)} held-out prompts", n)
-    pick = np.sort(np.random.default_rng([seed, 21]).choice(len(pool), n, replace=False))
-    return [pool[int(i)] for i in pick]
+    return sorted(set(pool))
 
 
-def lookalike_prompts(n: int) -> list[str]:
-    """Benign prompts that look harmful (the corpus's written look-alikes), first ``n``."""
+def heldout_harmful(
+    n: int, seed: int = 0, split: str = "test", test_n: int | None = None
+) -> list[str]:
+    """``n`` harmful requests (at most 300 characters) outside the judge corpus.
+
+    ``split="test"`` is the draw every reported unsafe rate uses. ``split="validation"`` draws
+    ``n`` more from the rest of the pool, disjoint from the ``test`` draw of ``test_n``
+    prompts (default ``n``) with the same seed: choose parameters on it, report on ``test``.
+    """
+    import numpy as np
+
+    if split not in HARMFUL_SPLITS:
+        raise ParameterError("split", f"must be one of {', '.join(HARMFUL_SPLITS)}", split)
+    pool = _harmful_pool()
+    n_test = n if split == "test" or test_n is None else test_n
+    if n_test > len(pool):
+        raise ParameterError("n", f"must be at most {len(pool)} held-out prompts", n_test)
+    pick = np.sort(np.random.default_rng([seed, 21]).choice(len(pool), n_test, replace=False))
+    if split == "test":
+        return [pool[int(i)] for i in pick]
+    rest = sorted(set(range(len(pool))) - {int(i) for i in pick})
+    if n > len(rest):
+        raise ParameterError(
+            "n", f"must be at most {len(rest)} validation prompts (pool minus test)", n
+        )
+    vpick = np.sort(np.random.default_rng([seed, 22]).choice(len(rest), n, replace=False))
+    return [pool[rest[int(i)]] for i in vpick]
+
+
+def lookalike_prompts(n: int, split: str | None = None) -> list[str]:
+    """Benign prompts that look harmful (the corpus's written look-alikes), first ``n``; with
+    ``split`` (``train``, ``dev``, ``test``) only those of that corpus split (the judges were
+    never fitted on ``test``)."""
     import json
 
-    from aisec.judges.corpus import CORPUS_DIR
+    from aisec.judges.corpus import CORPUS_DIR, SPLITS, prompt_splits
 
     rows = [
         json.loads(line)
         for line in (CORPUS_DIR / "written_prompts.jsonl").read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    return [r["text"] for r in rows if r.get("set") == "lookalike"][:n]
+    rows = [r for r in rows if r.get("set") == "lookalike"]
+    if split is not None:
+        if split not in SPLITS:
+            raise ParameterError("split", f"must be one of {', '.join(SPLITS)}", split)
+        splits = prompt_splits()
+        rows = [r for r in rows if splits.get(str(r["id"])) == split]
+    if n > len(rows):
+        raise ParameterError(
+            "n", f"must be at most {len(rows)} look-alike prompts (split {split})", n
+        )
+    return [r["text"] for r in rows][:n]
+
+
+def jailbreak_prompts(
+    prompts: Sequence[str], seed: int = 0, max_template_chars: int = 600
+) -> list[tuple[str, str]]:
+    """Static jailbreaks: each prompt inside one PyRIT jailbreak template of at most
+    ``max_template_chars`` characters, drawn with ``seed`` (the composition of the judge
+    corpus's ``jailbreak`` set). Returns (template id, jailbroken prompt) pairs."""
+    import numpy as np
+
+    from aisec.assets import load_dataset
+
+    templates = sorted(
+        (
+            t
+            for t in load_dataset("jailbreak-templates")
+            if len(t.text) <= max_template_chars and "{prompt}" in t.text
+        ),
+        key=lambda t: t.id,
+    )
+    if not templates:
+        raise ParameterError(
+            "max_template_chars", "leaves no jailbreak template", max_template_chars
+        )
+    rng = np.random.default_rng([seed, 23])
+    out = []
+    for p in prompts:
+        t = templates[int(rng.integers(len(templates)))]
+        out.append((t.id, t.render(p)))
+    return out
 
 
 def _respond(
@@ -143,6 +215,25 @@ def over_refusal(
     responses = _respond(target, prompts, max_new_tokens, batch_size)
     verdicts = make_judge("refusal").judge(list(prompts), responses)
     return _rate("refusal", verdicts, "safe")
+
+
+def lookalike_rates(
+    target: Any,
+    prompts: Sequence[str],
+    *,
+    judge: str = "harm",
+    max_new_tokens: int = 48,
+    batch_size: int = 8,
+) -> tuple[SafetyResult, SafetyResult, list[str]]:
+    """On benign look-alike prompts, from one set of greedy responses: the refused share
+    (``refusal`` detector: over-refusal) and the share ``judge`` calls unsafe (false unsafe,
+    since every prompt is benign); and the responses."""
+    from aisec.judges import make_judge
+
+    responses = _respond(target, prompts, max_new_tokens, batch_size)
+    refused = make_judge("refusal").judge(list(prompts), responses)
+    harm = make_judge(judge).judge(list(prompts), responses)
+    return _rate("refusal", refused, "safe"), _rate(judge, harm, "unsafe"), responses
 
 
 def task_pairs(task: str, split: str, n: int, offset: int = 0) -> list[tuple[str, str]]:

@@ -29,6 +29,8 @@ __all__ = [
     "check_inputs",
     "model_dir",
     "safety_model_config",
+    "MERGE_RECORD",
+    "read_merge_record",
 ]
 
 
@@ -255,10 +257,29 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024**2)
 
 
+#: the file beside a merged model that records how it was merged (``record`` of run_merge_yaml)
+MERGE_RECORD = "aisec_merge.json"
+
+
+def read_merge_record(out_dir: str | Path) -> dict[str, Any] | None:
+    """The record :func:`run_merge_yaml` wrote into a merged model, or None (none written)."""
+    p = Path(out_dir) / MERGE_RECORD
+    if not p.exists():
+        return None
+    return dict(json.loads(p.read_text(encoding="utf-8")))
+
+
 def run_merge_yaml(
-    config: dict[str, Any] | str | Path, out_dir: str | Path, *, overwrite: bool = False
+    config: dict[str, Any] | str | Path,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    record: dict[str, Any] | None = None,
 ) -> MergeRun:
     """Run a mergekit configuration (a dict or a YAML file) into ``out_dir``.
+
+    ``record`` (JSON-able) is written as ``MERGE_RECORD`` into the model before it is renamed
+    into place, so a resumed run can tell with which parameters a checkpoint was merged.
 
     Raises:
         ConfigError: the YAML is not a mergekit configuration.
@@ -327,6 +348,10 @@ def run_merge_yaml(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = time.perf_counter() - t0
+    if record is not None:
+        from aisec.io import atomic_write_json
+
+        atomic_write_json(tmp / MERGE_RECORD, record)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -16,6 +16,7 @@ better).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydantic import Field
 from aisec.config import StrictModel
 from aisec.errors import ParameterError
 
-__all__ = ["PipelineConfig", "run_pipeline", "DEFAULT_METHODS"]
+__all__ = ["PipelineConfig", "run_pipeline", "DEFAULT_METHODS", "CHECKPOINT_FIELDS"]
 
 #: methods of the comparison, ours then mergekit's; each maps to its merge parameters
 DEFAULT_METHODS: dict[str, dict[str, Any]] = {
@@ -69,6 +70,49 @@ class PipelineConfig(StrictModel):
     seed: int = Field(0, ge=0)
 
 
+#: the settings the checkpoints of a run directory depend on; a resumed run must keep them
+CHECKPOINT_FIELDS = (
+    "aligned",
+    "safety_sft_steps",
+    "safety_n_harmful",
+    "safety_n_benign",
+    "safety_lr",
+    "task",
+    "task_steps",
+    "task_examples",
+    "task_lr",
+    "distill_mode",
+    "distill_steps",
+    "distill_lr",
+    "batch_size",
+    "max_length",
+    "seed",
+)
+
+
+def _check_resume(out: Path, config: PipelineConfig) -> None:
+    """A run directory made with other checkpoint settings is an error (one line naming the
+    first differing field); a new or matching one passes."""
+    stored: dict[str, Any] | None = None
+    for name, key in (("pipeline_config.json", None), ("rows.json", "config")):
+        p = out / name
+        if p.exists():
+            obj = json.loads(p.read_text(encoding="utf-8"))
+            stored = dict(obj[key] if key else obj)
+            break
+    if stored is None:
+        return
+    now = config.model_dump(mode="json")
+    for k in CHECKPOINT_FIELDS:
+        if k in stored and stored[k] != now[k]:
+            raise ParameterError(
+                k,
+                f"differs from the run in {out} ({stored[k]!r}); its checkpoints were made with "
+                "that (use another --out)",
+                now[k],
+            )
+
+
 def _log(progress: Callable[[str], None] | None, msg: str) -> None:
     if progress is not None:
         progress(msg)
@@ -83,15 +127,21 @@ def run_pipeline(
 ) -> list[dict[str, Any]]:
     """Run the whole comparison; returns one row per model (``aligned``, ``task``, methods).
 
-    Checkpoints already present under ``out_dir`` (``task/model``, ``surrogate``,
-    ``merged/METHOD``) are reused, so a stopped run resumes.
+    A stopped run resumes in the same ``out_dir``: the configuration is kept in
+    ``pipeline_config.json``; checkpoints already there (``aligned/model``, ``task/model``,
+    ``surrogate``, ``merged/METHOD``) are reused, and each row's evaluation is cached in
+    ``eval/NAME/pipeline_row.json`` with its settings and reused when they match. A resumed run
+    whose checkpoint settings (:data:`CHECKPOINT_FIELDS`) differ from the stored ones is an
+    error; a merge whose recorded parameters differ from this run's is merged again.
     """
+    from aisec.io import atomic_write_json
     from aisec.llm import load_causal_lm
     from aisec.llm.finetune import FinetuneConfig, SFTExample, finetune
     from aisec.safety.enchtable import evaluate as ev
     from aisec.safety.enchtable.merge import (
         merge_config,
         model_dir,
+        read_merge_record,
         run_merge_yaml,
         safety_model_config,
     )
@@ -99,11 +149,13 @@ def run_pipeline(
     from aisec.safety.enchtable.responders import INFERENCE_METHODS, ModelResponder, make_inference
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     params = {**DEFAULT_METHODS, **(method_params or {})}
     unknown = [m for m in config.methods if m not in params]
     if unknown:
         raise ParameterError("methods", f"must be among {', '.join(params)}", unknown[0])
+    _check_resume(out, config)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "pipeline_config.json", config.model_dump(mode="json"))
     timings: dict[str, float] = {}
 
     base_dir = model_dir(config.aligned)
@@ -183,8 +235,11 @@ def run_pipeline(
         )
     for method in merge_methods:
         target = out / "merged" / method
-        if not (target / "config.json").exists():
-            _log(progress, f"merge {method}")
+        want = {"method": method, "parameters": dict(params.get(method, {}))}
+        rec = read_merge_record(target) if (target / "config.json").exists() else None
+        stale = rec is not None and rec != json.loads(json.dumps(want))
+        if stale or not (target / "config.json").exists():
+            _log(progress, f"merge {method}" + (" (other parameters recorded)" if stale else ""))
             cfg = merge_config(
                 method,
                 base=str(aligned_dir),
@@ -193,7 +248,7 @@ def run_pipeline(
                 safe=str(safe_model) if method == "model_stock" else None,
                 parameters=dict(params.get(method, {})),
             )
-            merges[method] = run_merge_yaml(cfg, target, overwrite=True)
+            merges[method] = run_merge_yaml(cfg, target, overwrite=True, record=want)
 
     harmful = ev.heldout_harmful(config.n_harmful, seed=config.seed)
     look = ev.lookalike_prompts(config.n_lookalike) if config.n_lookalike else []
@@ -201,6 +256,36 @@ def run_pipeline(
     models = {"aligned": aligned_dir, "task": task_dir, "harmful_surrogate": sur_dir}
     models.update({m: out / "merged" / m for m in merge_methods})
     rows: list[dict[str, Any]] = []
+
+    eval_settings = {
+        k: getattr(config, k)
+        for k in ("n_harmful", "n_lookalike", "n_utility", "max_new_tokens", "judge", "seed")
+    }
+
+    def cached(name: str, path: Path, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``fn()``'s row, or the cached one measured with the same settings and weights."""
+        settings = json.loads(
+            json.dumps(
+                {
+                    **eval_settings,
+                    "task": config.task,
+                    "parameters": params.get(name, {}),
+                    "stamp": sorted(
+                        [f.name, f.stat().st_size, f.stat().st_mtime_ns]
+                        for f in path.glob("*.safetensors")
+                    ),
+                }
+            )
+        )
+        f = out / "eval" / name / "pipeline_row.json"
+        if f.exists():
+            c = json.loads(f.read_text(encoding="utf-8"))
+            if c.get("settings") == settings:
+                _log(progress, f"evaluate {name}: cached")
+                return dict(c["row"])
+        row = fn()
+        atomic_write_json(f, {"settings": settings, "row": row})
+        return row
 
     def measure(name: str, responder: Any, kind: str) -> dict[str, Any]:
         _log(progress, f"evaluate {name}")
@@ -228,29 +313,37 @@ def run_pipeline(
         return row
 
     for name, path in models.items():
-        lm = load_causal_lm(str(path))
-        row = measure(
-            name,
-            ModelResponder(lm, name),
-            "model" if name in ("aligned", "task", "harmful_surrogate") else "merge",
-        )
+
+        def model_row(name: str = name, path: Path = path) -> dict[str, Any]:
+            lm = load_causal_lm(str(path))
+            return measure(
+                name,
+                ModelResponder(lm, name),
+                "model" if name in ("aligned", "task", "harmful_surrogate") else "merge",
+            )
+
+        row = cached(name, Path(path), model_row)
         if name in merges:
             row["merge_seconds"] = merges[name].merge_seconds
             row["merge_parameters"] = merges[name].parameters
         rows.append(row)
-        del lm
-    if inference_methods:
-        task_lm = load_causal_lm(str(task_dir))
-        expert = load_causal_lm(str(aligned_dir))
-        for name in inference_methods:
-            responder = make_inference(name, task_lm, expert, dict(params.get(name, {})))
+    lms: dict[str, Any] = {}
+    for name in inference_methods:
+
+        def inference_row(name: str = name) -> dict[str, Any]:
+            if not lms:
+                lms["task"] = load_causal_lm(str(task_dir))
+                lms["expert"] = load_causal_lm(str(aligned_dir))
+            responder = make_inference(name, lms["task"], lms["expert"], dict(params.get(name, {})))
             row = measure(name, responder, "inference")
             row["method_parameters"] = dict(params.get(name, {}))
             if hasattr(responder, "outside_sample_space"):
                 row["loss_tokens_outside_sample_space"] = responder.outside_sample_space
                 row["loss_tokens_steered"] = responder.scored_positions
-            rows.append(row)
-        del task_lm, expert
+            return row
+
+        rows.append(cached(name, task_dir, inference_row))
+    lms.clear()
     for r in rows:
         r.update(timings)
     return rows
