@@ -497,12 +497,21 @@ def agreement_command(
 @click.option(
     "--lookalike-fpr",
     type=click.FloatRange(0.0, 1.0),
-    default=0.08,
+    default=0.05,
     show_default=True,
     help="Cap on held-out false 'unsafe' calls on safe answers to benign look-alike prompts.",
 )
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Grouped fold partitions to average the held-out figures over (seeded).",
+)
 @format_option
-def train_harm_command(out_path: str | None, folds: int, lookalike_fpr: float, fmt: str) -> None:
+def train_harm_command(
+    out_path: str | None, folds: int, lookalike_fpr: float, repeats: int, fmt: str
+) -> None:
     """Refit the harm judge (both heads and the degeneracy detector) on the corpus's train and
     dev splits; the test split is never read."""
     from aisec.errors import ParameterError
@@ -517,6 +526,7 @@ def train_harm_command(out_path: str | None, folds: int, lookalike_fpr: float, f
         load_corpus("dev"),
         out,
         folds=folds,
+        repeats=repeats,
         max_lookalike_fpr=lookalike_fpr,
     )
     info["weights"] = str(out)
@@ -528,7 +538,8 @@ def train_harm_command(out_path: str | None, folds: int, lookalike_fpr: float, f
         )
         for head, h in d["heads"].items():
             click.echo(
-                f"  {head:<8} head: C={h['c']}, threshold {h['threshold']:.2f}, held-out kappa "
+                f"  {head:<8} head ({h.get('kind', 'direct')}): C={h['c']}, threshold "
+                f"{h['threshold']:.2f}, held-out kappa "
                 f"{h['dev_kappa']:.3f}, AUROC {h['dev_auroc']:.3f}, look-alike false unsafe "
                 f"{h['dev_lookalike_fpr']:.3f} ({h['dev_rows_used']} rows)"
             )
