@@ -19,10 +19,10 @@ exponent of 2x to 4x the security level is the assumption HEU and DJN make for s
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 
+from aisec.crypto.keyfile import pack_ints, unpack_ints
 from aisec.errors import DependencyError, InputFileError, ParameterError
 from aisec.rng import CryptoRandom, SecureRandom
 
@@ -62,31 +62,6 @@ def _fixed_base_table(base: mpz, modulus: mpz, exp_bits: int) -> list[list[mpz]]
         table.append(row)
         b = row[-1] * b % modulus
     return table
-
-
-def _pack_ints(*values: int) -> bytes:
-    out = bytearray()
-    for v in values:
-        raw = int(v).to_bytes((int(v).bit_length() + 7) // 8 or 1, "big")
-        out += struct.pack(">I", len(raw)) + raw
-    return bytes(out)
-
-
-def _unpack_ints(buf: bytes, count: int, where: str) -> list[int]:
-    out, pos = [], 0
-    try:
-        for _ in range(count):
-            (size,) = struct.unpack_from(">I", buf, pos)
-            pos += 4
-            if pos + size > len(buf):
-                raise ValueError("truncated")
-            out.append(int.from_bytes(buf[pos : pos + size], "big"))
-            pos += size
-    except (struct.error, ValueError):
-        raise InputFileError(where, "not a valid aisec Paillier key") from None
-    if pos != len(buf):
-        raise InputFileError(where, "not a valid aisec Paillier key (trailing bytes)")
-    return out
 
 
 class PaillierPublicKey:
@@ -264,13 +239,13 @@ class PaillierPublicKey:
         return out
 
     def to_bytes(self) -> bytes:
-        return _MAGIC_PUB + _pack_ints(self.n, self.hs, self.exp_bits)
+        return _MAGIC_PUB + pack_ints(self.n, self.hs, self.exp_bits)
 
     @classmethod
     def from_bytes(cls, buf: bytes, where: str = "public key") -> PaillierPublicKey:
         if not buf.startswith(_MAGIC_PUB):
             raise InputFileError(where, "not an aisec Paillier public key")
-        n, hs, exp_bits = _unpack_ints(buf[len(_MAGIC_PUB) :], 3, where)
+        n, hs, exp_bits = unpack_ints(buf[len(_MAGIC_PUB) :], 3, where, "aisec Paillier key")
         if n.bit_length() < 256 or not 0 < hs < n * n or exp_bits % 8:
             raise InputFileError(where, "not a valid aisec Paillier public key")
         return cls(n, hs, exp_bits)
@@ -350,13 +325,13 @@ class PaillierSecretKey:
 
     def to_bytes(self) -> bytes:
         pub = self.public
-        return _MAGIC_SEC + _pack_ints(self.p, self.q, pub.hs, pub.exp_bits)
+        return _MAGIC_SEC + pack_ints(self.p, self.q, pub.hs, pub.exp_bits)
 
     @classmethod
     def from_bytes(cls, buf: bytes, where: str = "secret key") -> PaillierSecretKey:
         if not buf.startswith(_MAGIC_SEC):
             raise InputFileError(where, "not an aisec Paillier secret key")
-        p, q, hs, exp_bits = _unpack_ints(buf[len(_MAGIC_SEC) :], 4, where)
+        p, q, hs, exp_bits = unpack_ints(buf[len(_MAGIC_SEC) :], 4, where, "aisec Paillier key")
         return cls(p, q, PaillierPublicKey(p * q, hs, exp_bits))
 
 

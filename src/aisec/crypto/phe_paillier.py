@@ -14,11 +14,11 @@ in :class:`PheSecretKey`, whose repr never shows them.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
+from aisec.crypto.keyfile import pack_ints, unpack_ints
 from aisec.errors import DependencyError, InputFileError, ParameterError
 
 try:
@@ -31,31 +31,6 @@ __all__ = ["PhePublicKey", "PheSecretKey", "generate_phe_keypair"]
 KEY_BITS = (512, 1024, 2048, 3072, 4096)
 _MAGIC_PUB = b"AISEC-PHE-PAILLIER-PUB-1\n"
 _MAGIC_SEC = b"AISEC-PHE-PAILLIER-SEC-1\n"
-
-
-def _pack(*values: int) -> bytes:
-    out = bytearray()
-    for v in values:
-        raw = int(v).to_bytes((int(v).bit_length() + 7) // 8 or 1, "big")
-        out += struct.pack(">I", len(raw)) + raw
-    return bytes(out)
-
-
-def _unpack(buf: bytes, count: int, where: str) -> list[int]:
-    out, pos = [], 0
-    try:
-        for _ in range(count):
-            (size,) = struct.unpack_from(">I", buf, pos)
-            pos += 4
-            if pos + size > len(buf):
-                raise ValueError("truncated")
-            out.append(int.from_bytes(buf[pos : pos + size], "big"))
-            pos += size
-    except (struct.error, ValueError):
-        raise InputFileError(where, "not a valid aisec phe-paillier key") from None
-    if pos != len(buf):
-        raise InputFileError(where, "not a valid aisec phe-paillier key (trailing bytes)")
-    return out
 
 
 class PhePublicKey:
@@ -150,13 +125,13 @@ class PhePublicKey:
         )
 
     def to_bytes(self) -> bytes:
-        return _MAGIC_PUB + _pack(self.n)
+        return _MAGIC_PUB + pack_ints(self.n)
 
     @classmethod
     def from_bytes(cls, buf: bytes, where: str = "public key") -> PhePublicKey:
         if not buf.startswith(_MAGIC_PUB):
             raise InputFileError(where, "not an aisec phe-paillier public key")
-        (n,) = _unpack(buf[len(_MAGIC_PUB) :], 1, where)
+        (n,) = unpack_ints(buf[len(_MAGIC_PUB) :], 1, where, "aisec phe-paillier key")
         if n.bit_length() < 256 or n % 2 == 0:
             raise InputFileError(where, "not a valid aisec phe-paillier public key")
         return cls(n)
@@ -190,13 +165,13 @@ class PheSecretKey:
         return out
 
     def to_bytes(self) -> bytes:
-        return _MAGIC_SEC + _pack(self.p, self.q)
+        return _MAGIC_SEC + pack_ints(self.p, self.q)
 
     @classmethod
     def from_bytes(cls, buf: bytes, where: str = "secret key") -> PheSecretKey:
         if not buf.startswith(_MAGIC_SEC):
             raise InputFileError(where, "not an aisec phe-paillier secret key")
-        p, q = _unpack(buf[len(_MAGIC_SEC) :], 2, where)
+        p, q = unpack_ints(buf[len(_MAGIC_SEC) :], 2, where, "aisec phe-paillier key")
         if p < 3 or q < 3 or p == q:
             raise InputFileError(where, "not a valid aisec phe-paillier secret key")
         return cls(p, q, PhePublicKey(p * q))
