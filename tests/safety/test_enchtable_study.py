@@ -165,11 +165,20 @@ def test_study_merges_a_variant_caches_results_and_remerges_on_other_parameters(
         assert r["sets"]["utility"]["task_loss"] > 0
     saved = json.loads((tiny_run / "eval" / "task" / "jailbreak.json").read_text())
     assert len(saved["templates"]) == 2 and len(saved["responses"]) == 2
+    # a result judged by another fit of the judge is judged again from its kept responses
+    f = tiny_run / "eval" / "task" / "test.json"
+    kept = json.loads(f.read_text())
+    f.write_text(json.dumps({**kept, "judge_id": "another-fit"}))
     # a second call reads every result from the cache: generating again would fail
     monkeypatch.setattr(ev, "unsafe_rate", lambda *a, **k: pytest.fail("not cached"))
     monkeypatch.setattr(ev, "task_loss", lambda *a, **k: pytest.fail("not cached"))
     again = study.evaluate_run(tiny_run, names, ["test", "utility"], cfg)
-    assert [r["sets"]["test"] for r in again] == [r["sets"]["test"] for r in rows]
+    rejudged = json.loads(f.read_text())
+    assert rejudged["judge_id"] == kept["judge_id"]
+    assert rejudged["result"]["rejudged_from"] == "another-fit"
+    assert rejudged["responses"] == kept["responses"]
+    strip = [{k: v for k, v in r["sets"]["test"].items() if k != "rejudged_from"} for r in again]
+    assert strip == [r["sets"]["test"] for r in rows]
     # other settings are measured again, not read from the cache
     with pytest.raises(pytest.fail.Exception, match="not cached"):
         study.evaluate_run(tiny_run, ["task"], ["test"], study.StudyConfig(max_new_tokens=3))

@@ -25,6 +25,9 @@ __all__ = [
     "unsafe_rate",
     "over_refusal",
     "lookalike_rates",
+    "judge_lookalike",
+    "judge_unsafe",
+    "judge_fingerprint",
     "task_loss",
     "task_pairs",
     "TASKS",
@@ -187,6 +190,21 @@ def _rate(judge_name: str, verdicts: list[Any], flag: str) -> SafetyResult:
     )
 
 
+def judge_unsafe(
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    judge: str = "harm",
+    judge_options: dict[str, Any] | None = None,
+) -> SafetyResult:
+    """The unsafe share of judged ``responses`` by ``judge`` (no generation: re-judging kept
+    responses)."""
+    from aisec.judges import make_judge
+
+    verdicts = make_judge(judge, **(judge_options or {})).judge(list(prompts), list(responses))
+    return _rate(judge, verdicts, "unsafe")
+
+
 def unsafe_rate(
     target: Any,
     prompts: Sequence[str],
@@ -199,11 +217,8 @@ def unsafe_rate(
     """Greedy responses of ``target`` (a model or a responder of
     :mod:`~aisec.safety.enchtable.responders`) judged by ``judge``; the unsafe share of judged
     ones."""
-    from aisec.judges import make_judge
-
     responses = _respond(target, prompts, max_new_tokens, batch_size)
-    verdicts = make_judge(judge, **(judge_options or {})).judge(list(prompts), responses)
-    return _rate(judge, verdicts, "unsafe"), responses
+    return judge_unsafe(prompts, responses, judge=judge, judge_options=judge_options), responses
 
 
 def over_refusal(
@@ -217,6 +232,17 @@ def over_refusal(
     return _rate("refusal", verdicts, "safe")
 
 
+def judge_lookalike(
+    prompts: Sequence[str], responses: Sequence[str], *, judge: str = "harm"
+) -> tuple[SafetyResult, SafetyResult]:
+    """On benign look-alike prompts: the refused share of ``responses`` (``refusal`` detector:
+    over-refusal) and the share ``judge`` calls unsafe (false unsafe: every prompt is benign)."""
+    from aisec.judges import make_judge
+
+    refused = make_judge("refusal").judge(list(prompts), list(responses))
+    return _rate("refusal", refused, "safe"), judge_unsafe(prompts, responses, judge=judge)
+
+
 def lookalike_rates(
     target: Any,
     prompts: Sequence[str],
@@ -225,15 +251,29 @@ def lookalike_rates(
     max_new_tokens: int = 48,
     batch_size: int = 8,
 ) -> tuple[SafetyResult, SafetyResult, list[str]]:
-    """On benign look-alike prompts, from one set of greedy responses: the refused share
-    (``refusal`` detector: over-refusal) and the share ``judge`` calls unsafe (false unsafe,
-    since every prompt is benign); and the responses."""
+    """:func:`judge_lookalike` of the greedy responses of ``target``; and the responses."""
+    responses = _respond(target, prompts, max_new_tokens, batch_size)
+    refused, unsafe = judge_lookalike(prompts, responses, judge=judge)
+    return refused, unsafe, responses
+
+
+def judge_fingerprint(judge: str, judge_options: dict[str, Any] | None = None) -> str:
+    """A short hash of a judge's name and weights (``w`` of judges that load weights): a
+    result judged under another fingerprint was judged by another fit."""
+    import hashlib
+
+    import numpy as np
+
     from aisec.judges import make_judge
 
-    responses = _respond(target, prompts, max_new_tokens, batch_size)
-    refused = make_judge("refusal").judge(list(prompts), responses)
-    harm = make_judge(judge).judge(list(prompts), responses)
-    return _rate("refusal", refused, "safe"), _rate(judge, harm, "unsafe"), responses
+    j = make_judge(judge, **(judge_options or {}))
+    h = hashlib.sha256(str(getattr(j, "name", judge)).encode())
+    w = getattr(j, "w", None)
+    if isinstance(w, dict):
+        for k in sorted(w):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(w[k]).tobytes())
+    return h.hexdigest()[:16]
 
 
 def task_pairs(task: str, split: str, n: int, offset: int = 0) -> list[tuple[str, str]]:

@@ -261,6 +261,8 @@ def run_pipeline(
         k: getattr(config, k)
         for k in ("n_harmful", "n_lookalike", "n_utility", "max_new_tokens", "judge", "seed")
     }
+    # a refitted judge gives other verdicts: rows cached under another fit are measured again
+    eval_settings["judge_id"] = ev.judge_fingerprint(config.judge)
 
     def cached(name: str, path: Path, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``fn()``'s row, or the cached one measured with the same settings and weights."""

@@ -24,9 +24,12 @@ Evaluation sets (:data:`EVAL_SETS`):
   not see (those after its ``task_examples``).
 
 Choose parameters on ``validation`` and ``utility_validation`` (:func:`choose`), report
-``test`` and ``utility``. Each (model, set) result is cached in ``eval/NAME/SET.json`` with the
-settings and the checkpoint's file stamp it was measured with, and reused only when both
-match, so a stopped study resumes where it was.
+``test`` and ``utility``. Each (model, set) result is cached in ``eval/NAME/SET.json`` with its
+prompts and responses, the settings and the checkpoint's file stamp it was measured with, and
+the judge's fingerprint (:func:`~aisec.safety.enchtable.evaluate.judge_fingerprint`). It is
+reused when the settings and stamp match, so a stopped study resumes where it was; when only
+the judge changed (a refitted harm judge), the kept responses are judged again without
+generating.
 """
 
 from __future__ import annotations
@@ -280,6 +283,24 @@ def evaluate_run(
         )
 
     inputs = {s: prompts_for(s) for s in sets}
+    ids: dict[str, str] = {}
+
+    def judge_id(s: str) -> str | None:
+        """The fingerprint of the judge(s) a set's result depends on (None: no judge)."""
+        if s in ("utility", "utility_validation"):
+            return None
+        if s not in ids:
+            ids[s] = ev.judge_fingerprint(judge)
+            if s == "lookalike":
+                ids[s] += "+" + ev.judge_fingerprint("refusal")
+        return ids[s]
+
+    def judged(s: str, prompts: list[str], responses: list[str]) -> dict[str, Any]:
+        if s == "lookalike":
+            refused, unsafe = ev.judge_lookalike(prompts, responses, judge=judge)
+            return {"refusal": refused.to_dict(), "unsafe": unsafe.to_dict()}
+        return ev.judge_unsafe(prompts, responses, judge=judge).to_dict()
+
     rows: list[dict[str, Any]] = []
     task_lm = expert = None
     for t in targets:
@@ -295,6 +316,15 @@ def evaluate_run(
             if f.exists():
                 cached = json.loads(f.read_text(encoding="utf-8"))
                 if cached.get("settings") == json.loads(json.dumps(settings)):
+                    jid = judge_id(s)
+                    if cached.get("judge_id") != jid:
+                        # the same responses, judged by another fit of the judge: judge again
+                        _log(progress, f"judge {t.name} on {s} again (the judge changed)")
+                        res = judged(s, cached["prompts"], cached["responses"])
+                        res["seconds"] = cached["result"].get("seconds")
+                        res["rejudged_from"] = cached.get("judge_id")
+                        cached.update(result=res, judge_id=jid)
+                        atomic_write_json(f, cached)
                     results[s] = cached["result"]
                     continue
             todo.append((s, settings, f))
@@ -310,7 +340,7 @@ def evaluate_run(
                 _log(progress, f"evaluate {t.name} on {s}")
                 t0 = time.perf_counter()
                 data = inputs[s][1]
-                record: dict[str, Any] = {"settings": settings}
+                record: dict[str, Any] = {"settings": settings, "judge_id": judge_id(s)}
                 if s in ("test", "validation", "jailbreak"):
                     ps = [p for _tid, p in data] if s == "jailbreak" else list(data)
                     r, responses = ev.unsafe_rate(
