@@ -18,13 +18,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from aisec.errors import DataError, DependencyError, InputFileError
 
-__all__ = ["Clip", "read_video", "write_video", "real_clips", "pan_zoom_clips", "folder_clips"]
+__all__ = [
+    "Clip",
+    "PAN_ZOOM_PHOTOS",
+    "read_video",
+    "write_video",
+    "real_clips",
+    "pan_zoom_clip",
+    "pan_zoom_clips",
+    "folder_clips",
+]
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -190,38 +200,58 @@ def real_clips(n_per_video: int = 2, frames: int = 8, size: int = 128, skip: int
     return out
 
 
-def pan_zoom_clips(n: int = 4, frames: int = 8, size: int = 128, seed: int = 0) -> list[Clip]:
-    """Synthetic clips: a window pans across a real photograph while zooming in slowly."""
-    from PIL import Image
+#: the scikit-image photographs of the pan-and-zoom clips (held out of the learned methods'
+#: training, which uses ``learned.PHOTOS``)
+PAN_ZOOM_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+)
+
+
+@lru_cache(maxsize=len(PAN_ZOOM_PHOTOS))
+def _photo(name: str) -> np.ndarray:
     from skimage import data as skd
 
-    names = (
-        "astronaut",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "immunohistochemistry",
-        "hubble_deep_field",
-    )
+    if name not in PAN_ZOOM_PHOTOS:
+        raise DataError(f"pan_zoom: photo {name!r} is not one of {', '.join(PAN_ZOOM_PHOTOS)}")
+    img = np.asarray(getattr(skd, name)())
+    img.setflags(write=False)
+    return img
+
+
+def pan_zoom_clip(name: str, frames: int, size: int, rng: np.random.Generator) -> Clip:
+    """One synthetic clip: a window pans across photograph ``name`` while zooming in slowly
+    (window 55-70 % of the short side shrinking to 85 % of that, random start and end)."""
+    from PIL import Image
+
+    img = _photo(name)
+    h, w = img.shape[:2]
+    side0 = int(min(h, w) * rng.uniform(0.55, 0.7))
+    side1 = int(side0 * 0.85)
+    y0, x0 = rng.integers(0, h - side0 + 1), rng.integers(0, w - side0 + 1)
+    y1, x1 = rng.integers(0, h - side0 + 1), rng.integers(0, w - side0 + 1)
+    fr = []
+    for t in np.linspace(0.0, 1.0, frames):
+        s = int(round(side0 + (side1 - side0) * t))
+        y = int(round(y0 + (y1 - y0) * t))
+        x = int(round(x0 + (x1 - x0) * t))
+        crop = Image.fromarray(img[y : y + s, x : x + s]).resize((size, size), Image.BILINEAR)
+        fr.append(np.asarray(crop))
+    v = np.stack(fr).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return Clip(f"pan_zoom:{name}", "pan_zoom", v)
+
+
+def pan_zoom_clips(n: int = 4, frames: int = 8, size: int = 128, seed: int = 0) -> list[Clip]:
+    """Synthetic clips: a window pans across a real photograph while zooming in slowly."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        name = names[i % len(names)]
-        img = np.asarray(getattr(skd, name)())
-        h, w = img.shape[:2]
-        side0 = int(min(h, w) * rng.uniform(0.55, 0.7))
-        side1 = int(side0 * 0.85)
-        y0, x0 = rng.integers(0, h - side0 + 1), rng.integers(0, w - side0 + 1)
-        y1, x1 = rng.integers(0, h - side0 + 1), rng.integers(0, w - side0 + 1)
-        fr = []
-        for t in np.linspace(0.0, 1.0, frames):
-            s = int(round(side0 + (side1 - side0) * t))
-            y = int(round(y0 + (y1 - y0) * t))
-            x = int(round(x0 + (x1 - x0) * t))
-            crop = Image.fromarray(img[y : y + s, x : x + s]).resize((size, size), Image.BILINEAR)
-            fr.append(np.asarray(crop))
-        v = np.stack(fr).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        out.append(Clip(f"pan_zoom:{name}#{i}", "pan_zoom", v))
+        c = pan_zoom_clip(PAN_ZOOM_PHOTOS[i % len(PAN_ZOOM_PHOTOS)], frames, size, rng)
+        out.append(Clip(f"{c.name}#{i}", "pan_zoom", c.frames))
     return out
 
 

@@ -168,6 +168,9 @@ class LearnedVideoWatermark(VideoWatermark):
         assert self.cfg is not None
         return self._net, self.cfg
 
+    def frames_per_unit(self) -> int:
+        return int(self.network()[1].segment)
+
     # --- differentiable pieces (white-box attacks use these) -------------------------------
 
     def _units(self, x: Any, seg: int) -> tuple[Any, int]:

@@ -14,7 +14,12 @@ Registered here:
   Attention"), the pretrained 32-bit encoder and decoder ONNX graphs shipped inside the
   ``invisible-watermark`` wheel (0.2.0, MIT), run per frame (T = 1 segments, as that package
   does) but batched over frames with ``onnxruntime``. The package feeds OpenCV BGR frames scaled
-  to [-1, 1]; we do the same. Its wrapper requires H * W >= 256^2; the graphs run on smaller
+  to [-1, 1]; we do the same. Its decoder graph convolves (B, 3, 1, H, W) tensors with 3D kernels
+  of depth 1; by default (``decoder="2d"``) we run the same weights as a 2D graph (squeeze the
+  time axis, Conv 11 x 11, the same tanh / BatchNorm / channel softmax / mean), which
+  onnxruntime executes with its blocked 2D convolution kernels: same logits to float32
+  rounding (the tests compare them), roughly 1.5x faster on one core. ``decoder="onnx"`` runs
+  the package's graph unchanged. Its wrapper requires H * W >= 256^2; the graphs run on smaller
   frames with lower accuracy (at 128 x 128 we measured ~0.96 clean bit accuracy on real frames).
 
 Registered elsewhere in this package: ``hidden`` (a StegaStamp/HiDDeN-style per-frame network,
@@ -101,6 +106,11 @@ class VideoWatermark(ABC):
             raise ParameterError("key.message", f"must have {self.bits} bits", len(key.message))
         return np.asarray(key.message, dtype=np.uint8)
 
+    def frames_per_unit(self) -> int:
+        """Frames decoded together as one unit (1: per frame). Clips whose length is a multiple
+        of it can be concatenated into one ``detect`` call without changing any logit."""
+        return 1
+
     @abstractmethod
     def embed(self, video: np.ndarray, key: VideoKey) -> np.ndarray:
         """Watermarked copy of ``video`` (T, 3, H, W) in [0, 1], quantised to 8 bits."""
@@ -137,14 +147,23 @@ class RivaGAN(VideoWatermark):
     bits = 32
     _sessions: ClassVar[dict[tuple[str, int], Any]] = {}
 
-    def __init__(self, batch: int = 16, threads: int = 1, model_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        batch: int = 16,
+        threads: int = 1,
+        model_dir: str | None = None,
+        decoder: str = "2d",
+    ) -> None:
         if batch < 1:
             raise ParameterError("rivagan.batch", "must be >= 1", batch)
         if threads < 0:
             raise ParameterError("rivagan.threads", "must be >= 0", threads)
+        if decoder not in ("2d", "onnx"):
+            raise ParameterError("rivagan.decoder", "must be '2d' or 'onnx'", decoder)
         self.batch = int(batch)
         self.threads = int(threads)
         self.model_dir = model_dir
+        self.decoder = decoder
 
     def _dir(self) -> Path:
         if self.model_dir is not None:
@@ -160,7 +179,8 @@ class RivaGAN(VideoWatermark):
         except ImportError:
             raise DependencyError("onnxruntime", "video") from None
         path = self._dir() / f"rivagan_{which}.onnx"
-        k = (str(path), self.threads)
+        graph = self.decoder if which == "decoder" else "onnx"
+        k = (str(path), self.threads, graph)
         if k not in self._sessions:
             if not path.is_file():
                 from aisec.errors import InputFileError
@@ -169,9 +189,8 @@ class RivaGAN(VideoWatermark):
             so = ort.SessionOptions()
             so.intra_op_num_threads = self.threads
             so.inter_op_num_threads = 1
-            self._sessions[k] = ort.InferenceSession(
-                str(path), so, providers=["CPUExecutionProvider"]
-            )
+            model: Any = str(path) if graph == "onnx" else _decoder_2d(path)
+            self._sessions[k] = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
         return self._sessions[k]
 
     @staticmethod
@@ -200,6 +219,72 @@ class RivaGAN(VideoWatermark):
             for i in range(0, len(x), self.batch)
         ]
         return np.concatenate(logits).astype(np.float64)
+
+
+def _decoder_2d(path: Path) -> bytes:
+    """RivaGAN's decoder re-expressed as a 2D ONNX graph (serialised) from the weights in
+    ``path``: input (B, 3, 1, H, W) as in the package, output (B, 32) logits."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise DependencyError("onnx", "video") from None
+    src = onnx.load(str(path))
+    w = {i.name: numpy_helper.to_array(i) for i in src.graph.initializer}
+    inits: list[Any] = []
+    nodes: list[Any] = [helper.make_node("Squeeze", ["frame"], ["x"], axes=[2])]
+
+    def param(name: str, arr: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def branch(pre: str, x: str, last_act: bool) -> str:
+        # Conv -> tanh -> BN -> Conv [-> tanh -> BN], as in the package's graph
+        out = x
+        for conv, bn in ((0, 2), (3, 5)):
+            try:
+                k = param(f"{pre}.{conv}.w", w[f"{pre}.{conv}.weight"][:, :, 0])
+                b = param(f"{pre}.{conv}.b", w[f"{pre}.{conv}.bias"])
+            except KeyError:
+                raise ParameterError(
+                    "rivagan decoder", "must hold the RivaGAN decoder weights", str(path)
+                ) from None
+            out_c = f"{pre}{conv}.conv"
+            nodes.append(
+                helper.make_node("Conv", [out, k, b], [out_c], kernel_shape=[11, 11], pads=[5] * 4)
+            )
+            if conv == 3 and not last_act:
+                return out_c
+            nodes.append(helper.make_node("Tanh", [out_c], [f"{pre}{conv}.tanh"]))
+            bn_in = [f"{pre}{conv}.tanh"] + [
+                param(f"{pre}.{bn}.{p}", w[f"{pre}.{bn}.{p}"])
+                for p in ("weight", "bias", "running_mean", "running_var")
+            ]
+            nodes.append(
+                helper.make_node("BatchNormalization", bn_in, [f"{pre}{bn}.bn"], epsilon=1e-5)
+            )
+            out = f"{pre}{bn}.bn"
+        return out
+
+    att = branch("_attention", "x", last_act=True)
+    # softmax over channels (opset 10 flattens from `axis` on, so move channels last first)
+    nodes.append(helper.make_node("Transpose", [att], ["att_t"], perm=[0, 2, 3, 1]))
+    nodes.append(helper.make_node("Softmax", ["att_t"], ["sm_t"], axis=3))
+    nodes.append(helper.make_node("Transpose", ["sm_t"], ["sm"], perm=[0, 3, 1, 2]))
+    feat = branch("_conv", "x", last_act=False)
+    nodes.append(helper.make_node("Mul", [feat, "sm"], ["prod"]))
+    nodes.append(helper.make_node("ReduceMean", ["prod"], ["output"], axes=[2, 3], keepdims=0))
+    graph = helper.make_graph(
+        nodes,
+        "rivagan_decoder_2d",
+        [helper.make_tensor_value_info("frame", TensorProto.FLOAT, ["b", 3, 1, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["b", 32])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+    model.ir_version = src.ir_version
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
 
 
 class _PackageClassical(VideoWatermark):
@@ -249,45 +334,78 @@ class DwtDctSvd(_PackageClassical):
     package_method = "dwtDctSvd"
 
 
-def rivagan_throughput(frames: np.ndarray, key: VideoKey, threads: int = 0) -> dict[str, float]:
+def rivagan_throughput(
+    frames: np.ndarray, key: VideoKey, threads: int = 1, reps: int = 2
+) -> dict[str, float]:
     """Frames per second of embed and detect: this module (batched) against the package per frame.
 
-    Both run on the same frames (>= 256 x 256, the package's minimum) with onnxruntime's
-    ``threads`` (0: its default, which is what the package uses).
+    Fair by construction: the same frames (>= 256 x 256, the package's minimum), the same
+    onnxruntime thread settings on both sides (``threads`` intra-op threads, one inter-op
+    thread; the package's class-level sessions are swapped for sessions of its own ONNX files
+    with those settings for the duration, then restored; ``threads=0`` keeps the package's own
+    sessions and gives ours onnxruntime's default too), both sides warmed up on one frame, and
+    ``reps`` rounds that alternate ours and the package's so that a change in machine load hits
+    both. Detect also runs our batched path on the package's unchanged 3D decoder graph
+    (``onnx_graph_detect_fps``), which separates the gain of batching from that of the 2D graph.
     """
     import time
 
     try:
         from imwatermark import WatermarkDecoder, WatermarkEncoder
+        from imwatermark.rivaGan import RivaWatermark
     except ImportError as e:
         raise DependencyError(e.name or "invisible-watermark", "video") from None
+    if reps < 1:
+        raise ParameterError("reps", "must be >= 1", reps)
     x = _rgb_video(frames, 256)
     ours = RivaGAN(threads=threads)
-    ours.embed(x[:1], key)  # load both sessions before timing
-    ours.detect(x[:1])
-    t0 = time.perf_counter()
-    wm = ours.embed(x, key)
-    t1 = time.perf_counter()
-    ours.detect(wm)
-    t2 = time.perf_counter()
-    WatermarkEncoder.loadModel()
-    enc = WatermarkEncoder()
-    enc.set_watermark("bits", [int(b) for b in key.message])
-    dec = WatermarkDecoder("bits", 32)
-    bgr = [_PackageClassical._bgr(f) for f in x]
-    t3 = time.perf_counter()
-    pkg_wm = [enc.encode(b, "rivaGan") for b in bgr]
-    t4 = time.perf_counter()
-    for b in pkg_wm:
-        dec.decode(b, "rivaGan")
-    t5 = time.perf_counter()
-    n = len(x)
+    ours_3d = RivaGAN(threads=threads, decoder="onnx")
+    saved = (RivaWatermark.encoder, RivaWatermark.decoder)
+    try:
+        if threads == 0:
+            WatermarkEncoder.loadModel()
+        else:
+            RivaWatermark.encoder = ours._session("encoder")
+            RivaWatermark.decoder = ours_3d._session("decoder")
+        enc = WatermarkEncoder()
+        enc.set_watermark("bits", [int(b) for b in key.message])
+        dec = WatermarkDecoder("bits", 32)
+        bgr = [_PackageClassical._bgr(f) for f in x]
+        # warm-up: every session once on one frame
+        ours.detect(ours.embed(x[:1], key))
+        ours_3d.detect(x[:1])
+        dec.decode(enc.encode(bgr[0], "rivaGan"), "rivaGan")
+        t = dict.fromkeys(("embed", "detect", "detect_3d", "pkg_embed", "pkg_detect"), 0.0)
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            wm = ours.embed(x, key)
+            t1 = time.perf_counter()
+            pkg_wm = [enc.encode(b, "rivaGan") for b in bgr]
+            t2 = time.perf_counter()
+            ours.detect(wm)
+            t3 = time.perf_counter()
+            for b in pkg_wm:
+                dec.decode(b, "rivaGan")
+            t4 = time.perf_counter()
+            ours_3d.detect(wm)
+            t5 = time.perf_counter()
+            t["embed"] += t1 - t0
+            t["pkg_embed"] += t2 - t1
+            t["detect"] += t3 - t2
+            t["pkg_detect"] += t4 - t3
+            t["detect_3d"] += t5 - t4
+    finally:
+        RivaWatermark.encoder, RivaWatermark.decoder = saved
+    n = len(x) * reps
     return {
-        "frames": float(n),
-        "embed_fps": n / (t1 - t0),
-        "detect_fps": n / (t2 - t1),
-        "package_embed_fps": n / (t4 - t3),
-        "package_detect_fps": n / (t5 - t4),
+        "frames": float(len(x)),
+        "reps": float(reps),
+        "threads": float(threads),
+        "embed_fps": n / t["embed"],
+        "detect_fps": n / t["detect"],
+        "onnx_graph_detect_fps": n / t["detect_3d"],
+        "package_embed_fps": n / t["pkg_embed"],
+        "package_detect_fps": n / t["pkg_detect"],
     }
 
 
