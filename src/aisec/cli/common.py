@@ -10,7 +10,16 @@ import click
 
 from aisec.io import dumps_json
 
-__all__ = ["format_option", "set_option", "emit", "console", "given", "split_flags", "layered"]
+__all__ = [
+    "format_option",
+    "set_option",
+    "peer_options",
+    "emit",
+    "console",
+    "given",
+    "split_flags",
+    "layered",
+]
 
 format_option = click.option(
     "--format",
@@ -28,6 +37,44 @@ set_option = click.option(
     metavar="KEY.PATH=VALUE",
     help="Override a recipe value (repeatable); values are read as YAML scalars.",
 )
+
+
+def peer_options(certs_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of a two-party command run against a remote peer: ``--listen``/``--peer``
+    (one of them), ``--certs`` (mutual TLS) and the outgoing link's shaping."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for opt in reversed(
+            [
+                click.option(
+                    "--listen", default=None, metavar="HOST:PORT", help="Wait for the peer here."
+                ),
+                click.option(
+                    "--peer", default=None, metavar="HOST:PORT", help="Connect to the peer here."
+                ),
+                click.option(
+                    "--certs",
+                    "certs_dir",
+                    type=click.Path(file_okay=False),
+                    required=True,
+                    help=certs_help,
+                ),
+                click.option(
+                    "--bandwidth-mbps", type=float, default=None, help="Shape the outgoing link."
+                ),
+                click.option(
+                    "--latency-ms",
+                    type=float,
+                    default=0.0,
+                    show_default=True,
+                    help="One-way latency added to each message (ms).",
+                ),
+            ]
+        ):
+            fn = opt(fn)
+        return fn
+
+    return wrap
 
 
 def emit(obj: Any, fmt: str, text: Callable[[Any], None] | None = None) -> None:

@@ -7,12 +7,14 @@ counts bytes, messages and rounds per protocol step and can shape its link (band
 from aisec.transport.channel import LAN, WAN, Channel, CommStats, Link, StepStats
 from aisec.transport.frames import BigInts
 from aisec.transport.inprocess import InProcessChannel, inprocess_pair
+from aisec.transport.linkspec import LinkSpec
 
 __all__ = [
     "Channel",
     "CommStats",
     "StepStats",
     "Link",
+    "LinkSpec",
     "LAN",
     "WAN",
     "BigInts",

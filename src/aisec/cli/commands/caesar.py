@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from aisec.cli.common import emit, format_option, set_option
+from aisec.cli.common import emit, format_option, peer_options, set_option
 
 ROLE = click.Choice(["A", "B"])
 
@@ -118,15 +118,7 @@ def split_cmd(recipe: str | None, overrides: tuple[str, ...], out_dir: str, fmt:
 
 @command.command("party")
 @click.option("--role", type=ROLE, required=True, help="A: features only; B: features and labels.")
-@click.option("--listen", default=None, metavar="HOST:PORT", help="Wait for the peer here.")
-@click.option("--peer", default=None, metavar="HOST:PORT", help="Connect to the peer here.")
-@click.option(
-    "--certs",
-    "certs_dir",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="Directory with ca.pem and this party's <ROLE>.pem/.key (aisec mpc certs).",
-)
+@peer_options("Directory with ca.pem and this party's <ROLE>.pem/.key (aisec mpc certs).")
 @click.option(
     "--data",
     "data_path",
@@ -143,8 +135,6 @@ def split_cmd(recipe: str | None, overrides: tuple[str, ...], out_dir: str, fmt:
     required=True,
     help="Model, report and checkpoints; rerun with it to resume.",
 )
-@click.option("--bandwidth-mbps", type=float, default=None, help="Shape the outgoing link.")
-@click.option("--latency-ms", type=float, default=0.0)
 @HE_OPTION
 @format_option
 def party_cmd(

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from aisec.cli.common import emit, format_option, set_option
+from aisec.cli.common import emit, format_option, peer_options, set_option
 
 
 @click.group(name="sesorec")
@@ -132,14 +132,8 @@ def split_cmd(recipe: str, overrides: tuple[str, ...], out_dir: str, fmt: str) -
     required=True,
     help="rating: ratings, learns U and V; social: the trust graph.",
 )
-@click.option("--listen", default=None, metavar="HOST:PORT", help="Wait for the peer here.")
-@click.option("--peer", default=None, metavar="HOST:PORT", help="Connect to the peer here.")
-@click.option(
-    "--certs",
-    "certs_dir",
-    type=click.Path(file_okay=False),
-    required=True,
-    help="ca.pem and this platform's <role>.pem/.key (aisec mpc certs DIR --parties rating,social).",
+@peer_options(
+    "ca.pem and this platform's <role>.pem/.key (aisec mpc certs DIR --parties rating,social)."
 )
 @click.option(
     "--data",
@@ -165,8 +159,6 @@ def split_cmd(recipe: str, overrides: tuple[str, ...], out_dir: str, fmt: str) -
 @click.option("--recipe", default="filmtrust", help="Recipe whose protocol section is used.")
 @set_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
-@click.option("--bandwidth-mbps", type=float, default=None, help="Shape the outgoing link.")
-@click.option("--latency-ms", type=float, default=0.0)
 @format_option
 def party_cmd(
     role: str,

@@ -40,7 +40,7 @@ from aisec.privacy.caesar.protocol import (
     sigmoid_coefficients,
     train_party,
 )
-from aisec.transport import Channel, Link, inprocess_pair
+from aisec.transport import Channel, Link, LinkSpec, inprocess_pair
 
 __all__ = [
     "DataSpec",
@@ -71,15 +71,6 @@ class DataSpec(StrictModel):
     zipf_d: int = Field(10000, ge=2, le=2**20)
     zipf_nnz_per_row: float = Field(20.0, gt=0)
     zipf_binary: bool = True
-
-
-class LinkSpec(StrictModel):
-    bandwidth_mbps: float | None = Field(None, gt=0)
-    latency_ms: float = Field(0.0, ge=0)
-
-    def link(self) -> Link:
-        bw = None if self.bandwidth_mbps is None else self.bandwidth_mbps * 1e6
-        return Link(bandwidth_bps=bw, latency_s=self.latency_ms / 1e3)
 
 
 class CaesarRecipe(StrictModel):

@@ -46,7 +46,7 @@ from aisec.privacy.sesorec.protocol import (
     social_matrix,
     train_party,
 )
-from aisec.transport import Channel, Link, inprocess_pair
+from aisec.transport import Channel, Link, LinkSpec, inprocess_pair
 
 __all__ = [
     "DataSpec",
@@ -82,15 +82,6 @@ class DataSpec(StrictModel):
 
     def rating_range(self) -> tuple[float, float]:
         return _RANGES[self.dataset]
-
-
-class LinkSpec(StrictModel):
-    bandwidth_mbps: float | None = Field(None, gt=0)
-    latency_ms: float = Field(0.0, ge=0)
-
-    def link(self) -> Link:
-        bw = None if self.bandwidth_mbps is None else self.bandwidth_mbps * 1e6
-        return Link(bandwidth_bps=bw, latency_s=self.latency_ms / 1e3)
 
 
 class SeSoRecRecipe(StrictModel):
