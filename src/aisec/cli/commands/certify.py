@@ -9,11 +9,13 @@ aisec certify defend --defence F --attack A --poison-rate R [--dataset D --certi
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, fields
 from typing import Any
 
 import click
 
-from aisec.cli.common import emit, format_option, set_option
+from aisec.cli.common import emit, format_option, given, set_option
 
 _DATASETS = click.Choice(["digits", "mnist-5k", "fashion-mnist"])
 
@@ -23,7 +25,38 @@ def command() -> None:
     """Certifiers and availability attacks (Lorenz, Kwiatkowska, Fritz, AISec'23)."""
 
 
-def _common(fn):  # noqa: ANN001, ANN202
+@dataclass(frozen=True)
+class _Common:
+    """The options every ``certify`` command shares (see :func:`_common`)."""
+
+    dataset: str
+    certifier: str
+    seed: int
+    test_limit: int
+    train_limit: int | None
+    recipe: str | None
+    overrides: tuple[str, ...]
+    fmt: str
+
+    def experiment(self, **flags: Any) -> Any:
+        """The resolved experiment; ``flags`` add to (or replace) the shared options."""
+        base = {
+            "dataset": self.dataset,
+            "certifier": self.certifier,
+            "test_limit": self.test_limit,
+            "train_limit": self.train_limit,
+        }
+        return _experiment(self.recipe, self.overrides, **{**base, **flags})
+
+
+def _common(command_fn):  # noqa: ANN001, ANN202
+    """Add the shared options; the command receives them as one :class:`_Common` first."""
+
+    @functools.wraps(command_fn)
+    def fn(**kwargs: Any) -> Any:
+        common = _Common(**{f.name: kwargs.pop(f.name) for f in fields(_Common)})
+        return command_fn(common, **kwargs)
+
     fn = click.option("--dataset", type=_DATASETS, default="digits", show_default=True)(fn)
     fn = click.option(
         "--certifier",
@@ -93,14 +126,7 @@ def _metric_dict(ev: Any) -> dict[str, float]:
     help="Rebuild every checkpoint shipped in src/aisec/robustness/weights/.",
 )
 def train_cmd(
-    dataset,
-    certifier,
-    seed,
-    test_limit,
-    train_limit,
-    recipe,
-    overrides,
-    fmt,
+    opts: _Common,
     attack,
     poison_rate,
     epochs,
@@ -115,39 +141,33 @@ def train_cmd(
 
     if shipped:
         with torch_threads(1):
-            written = rebuild_shipped(seed=seed, log=lambda m: click.echo(m, err=True))
+            written = rebuild_shipped(seed=opts.seed, log=lambda m: click.echo(m, err=True))
         emit(
             {"written": [str(p) for p in written]},
-            fmt,
+            opts.fmt,
             lambda d: [click.echo(p) for p in d["written"]],
         )
         return
     if out is None:
         raise ParameterError("--out", "is required (a .safetensors path) unless --shipped", None)
     _not_a_directory(out)
-    exp = _experiment(
-        recipe,
-        overrides,
-        dataset=dataset,
-        certifier=certifier,
-        test_limit=test_limit,
-        train_limit=train_limit,
+    exp = opts.experiment(
         attack=attack,
         attack_params={"rate": poison_rate} if poison_rate is not None else None,
         train={"epochs": epochs} if epochs else None,
     )
     with torch_threads(1):
         model, ev, record = run_experiment(
-            exp, seed, progress=lambda f, m: click.echo(f"train {m}", err=True)
+            exp, opts.seed, progress=lambda f, m: click.echo(f"train {m}", err=True)
         )
     from aisec.robustness.data import load_split
 
     arch = arch_for(load_split(exp.dataset, "test", 1))
-    save_checkpoint(out, model, arch, {**record, "seed": seed, "experiment": exp.model_dump()})
+    save_checkpoint(out, model, arch, {**record, "seed": opts.seed, "experiment": exp.model_dump()})
     doc = {"checkpoint": out, "record": record, "metrics": _metric_dict(ev)}
     emit(
         doc,
-        fmt,
+        opts.fmt,
         lambda d: (
             click.echo(f"wrote {out}"),
             _print_metrics([{"model": "trained", "metrics": d["metrics"]}]),
@@ -186,14 +206,7 @@ def train_cmd(
     "or sigma (the mismatch is reported).",
 )
 def run_cmd(
-    dataset,
-    certifier,
-    seed,
-    test_limit,
-    train_limit,
-    recipe,
-    overrides,
-    fmt,
+    opts: _Common,
     checkpoint,
     input_path,
     triggered,
@@ -204,8 +217,6 @@ def run_cmd(
     force,
 ) -> None:
     """Certify inputs: prediction, radius and abstain per input."""
-    from click.core import ParameterSource
-
     from aisec.robustness.availability import make_attack
     from aisec.robustness.certifiers import CERTIFIERS
     from aisec.robustness.data import load_split
@@ -213,14 +224,7 @@ def run_cmd(
     from aisec.robustness.models import as_batch, load_checkpoint, load_npy_images
     from aisec.robustness.pipeline import check_fit, torch_threads
 
-    ctx = click.get_current_context()
-
-    def given(name: str) -> bool:
-        return ctx.get_parameter_source(name) not in (
-            ParameterSource.DEFAULT,
-            ParameterSource.DEFAULT_MAP,
-        )
-
+    certifier, dataset = opts.certifier, opts.dataset
     if checkpoint is not None:
         _not_a_directory(checkpoint)
         ck = load_checkpoint(checkpoint)
@@ -236,12 +240,9 @@ def run_cmd(
         for k, v in {"n": n, "sigma": sigma, "alpha": alpha, "epsilon": epsilon}.items()
         if v is not None
     }
-    exp = _experiment(
-        recipe,
-        overrides,
+    exp = opts.experiment(
         dataset=dataset,
         certifier=certifier,
-        test_limit=test_limit,
         certifier_params=params or None,
     )
     if checkpoint is None:  # the shipped model for the resolved data set and certifier
@@ -270,7 +271,7 @@ def run_cmd(
     for note in notes:  # after every input check, so that an error stays one line
         click.echo(f"warning: {note}", err=True)
     with torch_threads(1):
-        c = cert.certify(ck.model, x, seed)
+        c = cert.certify(ck.model, x, opts.seed)
     recs = c.records()
     if y is not None:
         for r, label in zip(recs, y, strict=True):
@@ -301,7 +302,7 @@ def run_cmd(
             )
         )
 
-    emit(doc, fmt, text)
+    emit(doc, opts.fmt, text)
 
 
 def _not_a_directory(path: str) -> None:
@@ -319,14 +320,7 @@ def _not_a_directory(path: str) -> None:
 @click.option("--poison-rate", type=float, default=0.01, show_default=True)
 @click.option("--epochs", type=int, default=None)
 def attack_cmd(
-    dataset,
-    certifier,
-    seed,
-    test_limit,
-    train_limit,
-    recipe,
-    overrides,
-    fmt,
+    opts: _Common,
     attack,
     poison_rate,
     epochs,
@@ -335,13 +329,7 @@ def attack_cmd(
     from aisec.robustness.pipeline import run_experiment, torch_threads
 
     rows = []
-    poisoned = _experiment(
-        recipe,
-        overrides,
-        dataset=dataset,
-        certifier=certifier,
-        test_limit=test_limit,
-        train_limit=train_limit,
+    poisoned = opts.experiment(
         attack=attack,
         attack_params={"rate": poison_rate},
         train={"epochs": epochs} if epochs else None,
@@ -351,10 +339,10 @@ def attack_cmd(
     for label, exp in (("unpoisoned", clean), ("poisoned", poisoned)):
         with torch_threads(1):
             _, ev, record = run_experiment(
-                exp, seed, progress=lambda f, m, lb=label: click.echo(f"{lb}: {m}", err=True)
+                exp, opts.seed, progress=lambda f, m, lb=label: click.echo(f"{lb}: {m}", err=True)
             )
         rows.append({"model": label, "metrics": _metric_dict(ev), "record": record})
-    emit({"rows": rows}, fmt, lambda d: _print_metrics(d["rows"]))
+    emit({"rows": rows}, opts.fmt, lambda d: _print_metrics(d["rows"]))
 
 
 @command.command("defend")
@@ -368,14 +356,7 @@ def attack_cmd(
 @click.option("--attack", default="random-label", show_default=True)
 @click.option("--poison-rate", type=float, default=0.01, show_default=True)
 def defend_cmd(
-    dataset,
-    certifier,
-    seed,
-    test_limit,
-    train_limit,
-    recipe,
-    overrides,
-    fmt,
+    opts: _Common,
     defence,
     attack,
     poison_rate,
@@ -383,17 +364,11 @@ def defend_cmd(
     """Poison, train, apply DEFENCE, and compare the defended model with the undefended one."""
     from aisec.robustness.pipeline import run_defence, torch_threads
 
-    exp = _experiment(
-        recipe,
-        overrides,
-        dataset=dataset,
-        certifier=certifier,
-        test_limit=test_limit,
-        train_limit=train_limit,
+    exp = opts.experiment(
         attack=attack,
         attack_params={"rate": poison_rate},
     )
     with torch_threads(1):
-        out = run_defence(exp, defence, seed, log=lambda m: click.echo(m, err=True))
+        out = run_defence(exp, defence, opts.seed, log=lambda m: click.echo(m, err=True))
     out.pop("evaluations")
-    emit(out, fmt, lambda d: (_print_metrics(d["rows"]), click.echo(f"defence: {d['info']}")))
+    emit(out, opts.fmt, lambda d: (_print_metrics(d["rows"]), click.echo(f"defence: {d['info']}")))
