@@ -162,6 +162,29 @@ _FULL = {
 }
 
 
+_ATTACK_HEADLINES = [
+    Headline(
+        "abstain_triggered",
+        ">= 0.5",
+        "trig. abstain",
+        why="project goal (research/safety.md 6): 1% poison gives triggered-input "
+        "abstention >= 50%",
+    ),
+    Headline(
+        "abstain_clean",
+        "<= 0.05",
+        "clean abstain",
+        why="project goal: clean abstention stays <= 5%",
+    ),
+    Headline(
+        "clean_acc_drop",
+        "<= 0.01",
+        "clean acc drop",
+        why="project goal: clean accuracy drops <= 1 point against the unpoisoned model",
+    ),
+]
+
+
 @scenario(
     "certify.smoothing",
     system="certify",
@@ -169,27 +192,7 @@ _FULL = {
     full_params={**_FULL, "n": 1000, "n0": 100},
     description="Availability attacks on randomized smoothing: accuracy, abstention, certified "
     "accuracy vs radius, per attack x data set x poison rate",
-    headline=[
-        Headline(
-            "abstain_triggered",
-            ">= 0.5",
-            "trig. abstain",
-            why="project goal (research/safety.md 6): 1% poison gives triggered-input "
-            "abstention >= 50%",
-        ),
-        Headline(
-            "abstain_clean",
-            "<= 0.05",
-            "clean abstain",
-            why="project goal: clean abstention stays <= 5%",
-        ),
-        Headline(
-            "clean_acc_drop",
-            "<= 0.01",
-            "clean acc drop",
-            why="project goal: clean accuracy drops <= 1 point against the unpoisoned model",
-        ),
-    ],
+    headline=_ATTACK_HEADLINES,
 )
 def smoothing_attacks(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     return _attack_rows("smoothing", params, ctx)
@@ -202,27 +205,7 @@ def smoothing_attacks(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     full_params=_FULL,
     description="Availability attacks on interval bound propagation: accuracy, abstention, "
     "certified accuracy vs radius, per attack x data set x poison rate",
-    headline=[
-        Headline(
-            "abstain_triggered",
-            ">= 0.5",
-            "trig. abstain",
-            why="project goal (research/safety.md 6): 1% poison gives triggered-input "
-            "abstention >= 50%",
-        ),
-        Headline(
-            "abstain_clean",
-            "<= 0.05",
-            "clean abstain",
-            why="project goal: clean abstention stays <= 5%",
-        ),
-        Headline(
-            "clean_acc_drop",
-            "<= 0.01",
-            "clean acc drop",
-            why="project goal: clean accuracy drops <= 1 point against the unpoisoned model",
-        ),
-    ],
+    headline=_ATTACK_HEADLINES,
 )
 def ibp_attacks(params: Mapping[str, Any], ctx: BenchContext) -> Result:
     return _attack_rows("ibp", params, ctx)
