@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import binom
 from tests.privacy._two import run_pair
 
 from aisec.crypto.beaver import Dealer
@@ -119,10 +120,16 @@ def test_attack_recovers_edges_from_paper_and_fails_on_hardened(data):
     paper, hard = evaluate_attack(vp, data.edges), evaluate_attack(vh, data.edges)
     assert paper["edge_recovery"] >= 0.9
     chance = hard["edge_recovery_chance"]
-    m = hard["true_pairs"]
-    # at chance: within 4 binomial standard deviations of it
-    assert hard["edge_recovery"] <= chance + 4 * np.sqrt(chance * (1 - chance) / m)
-    assert hard["edge_recovery_ssmm_leak"] <= chance + 4 * np.sqrt(chance * (1 - chance) / m)
+    m = int(hard["true_pairs"])
+    # At chance: the hits among the top m pairs of a hardened run (fresh random shares) follow
+    # Binomial(m, chance) (measured over 500 runs: mean 16.8, variance 16.5 against 16.8 and
+    # 16.2 here). Allow what chance exceeds with probability 1e-7 (41 of 462 hits, 0.089 against
+    # the paper run's >= 0.9): under 2e-7 per run for both decoders. A bound of chance + 4 sd
+    # (33 hits) was exceeded by chance in about 4e-4 of runs, the binomial's tail being heavier
+    # than the normal's.
+    top = binom.isf(1e-7, m, chance)
+    assert round(hard["edge_recovery"] * m) <= top
+    assert round(hard["edge_recovery_ssmm_leak"] * m) <= top
 
 
 @pytest.mark.parametrize("mode,matmul", [("paper", "ssmm"), ("hardened", "beaver-dealer")])
