@@ -141,3 +141,30 @@ def test_label_reliability_separates_inter_annotator_from_retest():
         assert all(
             a.split(" vs ")[0] != a.split(" vs ")[1] for a in d["inter_annotator"]["annotators"]
         )
+
+
+def _add_written_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "corpus_add_written.py"
+    spec = importlib.util.spec_from_file_location("corpus_add_written", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("which", ["test", "unknown"])
+def test_adding_written_rows_refuses_test_split_and_unknown_prompts(tmp_path, which):
+    from aisec.errors import InputFileError
+
+    pid = (
+        next(r["prompt_id"] for r in C.load_corpus("test")) if which == "test" else "no-such-prompt"
+    )
+    new = tmp_path / "new.jsonl"
+    row = {"prompt_id": pid, "response": "x", "label": "safe", "style": "answer"}
+    new.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    before = C.WRITTEN_RESPONSES_2.read_bytes()
+    with pytest.raises(InputFileError, match="test split" if which == "test" else "not in"):
+        _add_written_script().main([str(new), "--annotator", "aisec developer (T), test"])
+    assert C.WRITTEN_RESPONSES_2.read_bytes() == before  # nothing written
