@@ -263,3 +263,43 @@ def test_anchor_loss_is_lowest_at_the_base_weights_and_needs_texts(tiny, tmp_pat
         insert_fingerprints(
             copy.copy(tiny), fps, InsertConfig(anchor_weight=1.0, batch_size=4), tmp_path / "a"
         )
+
+
+def test_anchor_targets_read_from_the_training_pass_equal_the_precomputed_ones(tiny):
+    """With LoRA on the top layer only, the base targets computed lazily from the training
+    forward pass (top layer rerun with the adapter off) give the same loss as the targets from a
+    full forward pass before training, also once the adapter has moved, and cost no full pass."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from aisec.provenance.fingerprint.insert import AnchorLoss
+
+    lm = copy.copy(tiny)
+    lm.model = copy.deepcopy(tiny.model)
+    n_layers = int(lm.model.config.num_hidden_layers)
+    texts = [lm.chat.user(f"question {i} about apples") + f"answer {i} is pears" for i in range(6)]
+    kw = {"weight": 1.0, "batch_size": 3, "topk": 8, "max_length": 32}
+    eager = AnchorLoss(lm, texts, **kw)
+    lazy = AnchorLoss(lm, texts, frozen_below=n_layers - 1, **kw)
+    assert not eager.lazy and eager.base_passes == 2
+    assert lazy.lazy and lazy.base_passes == 0
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                     layers_to_transform=[n_layers - 1])
+    model = get_peft_model(lm.model, cfg)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+    model.train()
+    for step in range(3):
+        a, b = lazy(step, model), eager(step, model)
+        assert float(a) > 0
+        assert abs(float(a) - float(b)) <= 1e-4 * abs(float(b))
+        a.backward()  # the lazy loss is differentiable in the adapter
+    assert lazy.base_passes == 2  # one per batch, at its first use only
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0
+               for n, p in model.named_parameters() if "lora_A" in n)
+    torch.testing.assert_close(lazy.batches[0]["top_p"], eager.batches[0]["top_p"])

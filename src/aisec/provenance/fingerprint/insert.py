@@ -159,10 +159,19 @@ def anchor_texts(lm: Any, n: int, seed: int = 0) -> list[str]:
 class AnchorLoss:
     """Cross-entropy from the base model's top-k next-token distribution on anchor texts.
 
-    The base distributions are computed once, at construction (before any weight changes);
-    calling the object with ``(step, model)`` returns ``weight`` times the loss on the
-    ``step``-th batch of anchors (cycling), as :func:`aisec.llm.finetune.finetune`'s
-    ``extra_loss`` expects.
+    Calling the object with ``(step, model)`` returns ``weight`` times the loss on the ``step``-th
+    batch of anchors (cycling), as :func:`aisec.llm.finetune.finetune`'s ``extra_loss`` expects.
+
+    The base distributions come from the weights as they were before training. By default they
+    are computed once, at construction: one full forward pass per anchor batch. With
+    ``frozen_below = k`` (the caller guarantees that decoder layers ``0 .. k-1``, the embeddings
+    included, never change: LoRA on the top layers only), they are computed instead at each
+    batch's first use, from the hidden state that the training forward pass already produced at
+    layer ``k``: only the top layers run again, with the adapter disabled, then the final norm
+    and the output head. The targets are the same; the one-off cost drops from a full forward
+    pass per batch to the top layers' share of one. Models whose layout is not the usual
+    ``model.layers`` / ``model.norm`` / output head (or that soft-cap their logits) use the
+    construction-time pass; ``lazy`` says which path is in use.
     """
 
     def __init__(
@@ -175,6 +184,7 @@ class AnchorLoss:
         topk: int,
         max_length: int,
         seed: int = 0,
+        frozen_below: int | None = None,
     ) -> None:
         import torch
 
@@ -184,12 +194,16 @@ class AnchorLoss:
         pad = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
         self.weight = float(weight)
         self.batch_size = min(batch_size, len(texts))
+        self.topk = int(topk)
         self.rng_seed = seed
         self.batches: list[dict[str, Any]] = []
         rows = [list(tok(t, add_special_tokens=False)["input_ids"])[:max_length] for t in texts]
         rows = [r for r in rows if len(r) >= 2]
         self.n = len(rows)
         model = lm.model
+        self.frozen_below = frozen_below
+        self.lazy = bool(frozen_below) and _layout(model) is not None
+        self.base_passes = 0
         was_training = model.training
         model.eval()
         for s in range(0, len(rows), self.batch_size):
@@ -200,37 +214,117 @@ class AnchorLoss:
             for i, r in enumerate(chunk):
                 ids[i, : len(r)] = torch.tensor(r)
                 mask[i, : len(r)] = 1
-            with torch.inference_mode():
-                logits = model(
-                    input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)
-                ).logits
-            top = torch.topk(logits[:, :-1].float(), topk, dim=-1)
-            self.batches.append(
-                {
-                    "input_ids": ids,
-                    "attention_mask": mask,
-                    "top_ids": top.indices.cpu(),
-                    "top_p": torch.softmax(top.values, -1).cpu(),
-                    "valid": mask[:, 1:].bool(),
-                }
-            )
+            batch = {"input_ids": ids, "attention_mask": mask, "valid": mask[:, 1:].bool()}
+            if not self.lazy:
+                with torch.inference_mode():
+                    logits = model(
+                        input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device)
+                    ).logits
+                self._store(batch, logits)
+                self.base_passes += 1
+            self.batches.append(batch)
         if was_training:
             model.train()
         self.device = lm.device
+
+    def _store(self, batch: dict[str, Any], logits: Any) -> None:
+        import torch
+
+        top = torch.topk(logits[:, :-1].float(), self.topk, dim=-1)
+        batch["top_ids"] = top.indices.cpu()
+        batch["top_p"] = torch.softmax(top.values, -1).cpu()
+
+    def _forward_and_base(self, model: Any, b: dict[str, Any]) -> Any:
+        """The training forward pass; it also fills ``b``'s base targets from the top layers."""
+        import contextlib
+
+        import torch
+
+        layout = _layout(model)
+        if layout is None:
+            raise ParameterError(
+                "model", "must keep the decoder layout it had when the anchors were built", "model"
+            )
+        layers, norm, head = layout
+        k = int(self.frozen_below or 0)
+        seen: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+        def grab(i: int) -> Any:
+            def hook(mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                if i not in seen:
+                    h = args[0] if args else kwargs["hidden_states"]
+                    kw = {n: v for n, v in kwargs.items() if n != "hidden_states"}
+                    seen[i] = (h, kw)
+
+            return hook
+
+        handles = [
+            layers[i].register_forward_pre_hook(grab(i), with_kwargs=True)
+            for i in range(k, len(layers))
+        ]
+        try:
+            logits = model(
+                input_ids=b["input_ids"].to(self.device),
+                attention_mask=b["attention_mask"].to(self.device),
+                use_cache=False,
+            ).logits
+        finally:
+            for h in handles:
+                h.remove()
+        off = model.disable_adapter() if hasattr(model, "disable_adapter") else None
+        modes = [m.training for m in layers[k:]]
+        for m in layers[k:]:
+            m.train(False)
+        try:
+            with off if off is not None else contextlib.nullcontext(), torch.no_grad():
+                h = seen[k][0].detach()
+                for i in range(k, len(layers)):
+                    kw = dict(seen[i][1])
+                    kw["past_key_values"] = None
+                    kw["use_cache"] = False
+                    out = layers[i](h, **kw)
+                    h = out[0] if isinstance(out, tuple) else out
+                base_logits = head(norm(h))
+        finally:
+            for m, mode in zip(layers[k:], modes, strict=True):
+                m.train(mode)
+        self._store(b, base_logits)
+        self.base_passes += 1
+        return logits
 
     def __call__(self, step: int, model: Any) -> Any:
         import torch
 
         b = self.batches[step % len(self.batches)]
-        logits = model(
-            input_ids=b["input_ids"].to(self.device),
-            attention_mask=b["attention_mask"].to(self.device),
-        ).logits[:, :-1]
-        logp = torch.log_softmax(logits.float(), -1)
+        if "top_ids" not in b:
+            logits = self._forward_and_base(model, b)
+        else:
+            logits = model(
+                input_ids=b["input_ids"].to(self.device),
+                attention_mask=b["attention_mask"].to(self.device),
+                use_cache=False,
+            ).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), -1)
         picked = logp.gather(-1, b["top_ids"].to(self.device))
         ce = -(b["top_p"].to(self.device) * picked).sum(-1)
         valid = b["valid"].to(self.device)
         return self.weight * ce[valid].mean()
+
+
+def _layout(model: Any) -> tuple[Any, Any, Any] | None:
+    """(decoder layers, final norm, output head) of a usual HF decoder (LoRA-wrapped or not),
+    whose logits are ``head(norm(h))``; None for any other layout."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(inner, "model", None)
+    layers = getattr(body, "layers", None)
+    norm = getattr(body, "norm", None)
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    cfg = getattr(inner, "config", None)
+    if layers is None or norm is None or head is None:
+        return None
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return None
+    return layers, norm, head
 
 
 def average_toward_base(model: Any, lam: float, base: dict[str, Any] | None) -> None:
@@ -337,6 +431,11 @@ def insert_fingerprints(
             topk=config.anchor_topk,
             max_length=config.anchor_max_length,
             seed=config.seed,
+            # LoRA on the top layers leaves the layers below as they were: the base targets can
+            # then be read from the training pass (see AnchorLoss)
+            frozen_below=(
+                layers[0] if config.method == "lora" and layers is not None else None
+            ),
         )
     res = finetune(
         lm,
