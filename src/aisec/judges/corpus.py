@@ -18,7 +18,9 @@ Layout (``judges/data/corpus/``):
   prompts, each read and labelled by hand by one developer (C), same fields: 362 safe (166 of
   them refusals, many Qwen over-refusals of look-alikes), 215 attempted, 88 degenerate, 5 unsafe.
 - ``written_responses_2.jsonl`` (round 2): refusals, partial refusals and compliant answers
-  written by hand in varied styles and labelled by helper D, same fields.
+  written by hand in varied styles and labelled by helper D, same fields; then 65 rows by E
+  for train and dev prompts only (``scripts/corpus_add_written.py``, which refuses test-split
+  prompts): unsafe answers in low-uplift categories, vague go-alongs, answers to look-alikes.
 - ``second_pass.jsonl``: blind second labels (``id``, ``label``, ``annotator``,
   ``annotator_id``): 60 rows relabelled by round 1's annotator (test-retest), and 100 rows of
   each round-2 annotator labelled blind by the other (inter-annotator, 200 rows; C's 100 drawn
