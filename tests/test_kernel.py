@@ -6,7 +6,7 @@ import stat
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field, ValidationError
 
@@ -112,6 +112,7 @@ def test_secure_and_insecure_sources():
     assert i1.uint64(4).tolist() == i2.uint64(4).tolist()
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=1, max_value=2**80))
 def test_randbelow_in_range(n):
     assert 0 <= rng.SecureRandom().randbelow(n) < n

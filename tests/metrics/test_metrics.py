@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisec.errors import DataError, ParameterError
@@ -15,6 +15,7 @@ def test_clopper_pearson_known_values():
     assert clopper_pearson(0, 10)[0] == 0.0 and clopper_pearson(10, 10)[1] == 1.0
 
 
+@settings(deadline=None)
 @given(st.integers(1, 500), st.data())
 def test_interval_contains_estimate(n, data):
     k = data.draw(st.integers(0, n))
@@ -54,6 +55,9 @@ def _roc_by_counting(pos, neg):
     return np.r_[0.0, fpr], np.r_[0.0, tpr], np.r_[np.inf, thr]
 
 
+# No deadline: the first example imports sklearn (1-3 s), which failed this test whenever it ran
+# before the other roc tests (alone, or with -k); a deadline is no part of what it checks.
+@settings(deadline=None)
 @given(st.integers(1, 60), st.integers(1, 60), st.integers(0, 2**31 - 1))
 def test_roc_curve_matches_counting_with_ties(n_pos, n_neg, seed):
     r = np.random.default_rng(seed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aisec.errors import DataError, ParameterError
@@ -20,6 +20,7 @@ def test_definitions_on_a_worked_example():
     assert s.safe_at_k.k == 1 and s.cons_safe_at_k.k == 2 and s.k == 5 and s.n_prompts == 3
 
 
+@settings(deadline=None)
 @given(st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=1, max_size=20))
 def test_ordering(rows):
     m = np.array(rows)
@@ -90,6 +91,7 @@ def test_summary_dict_reports_unjudged_and_uses_null_for_undefined_rates():
     assert d["safe_at_1"] == 0.5 and d["safe_at_k"] == 0.0 and d["unjudged"] == 0
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.lists(st.sampled_from([True, False, None]), min_size=3, max_size=3),
