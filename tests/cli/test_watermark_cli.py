@@ -100,10 +100,12 @@ def test_detect_png_and_jpeg(made: Path, capsys: pytest.CaptureFixture[str]) -> 
             str(made / "gm.key"),
             "--steps",
             "20",
-            # at the default --fpr 0.01 three clean images under a fresh key give a false
-            # positive in about 3 % of runs; at 1e-4 that is 3e-4
+            # Under a fresh key a clean image's 64 bits are fair coins (measured over 150 keys:
+            # sd 0.0624 against 0.0625), so three clean images give a false positive in 3 *
+            # 5.0e-8 of runs at --fpr 1e-7 (53 of 64 bits), against 2.5 % at the default 0.01
+            # (which failed a CI run) and 1.2e-4 at 1e-4.
             "--fpr",
-            "1e-4",
+            "1e-7",
             "--format",
             "json",
             *BB,
@@ -112,7 +114,11 @@ def test_detect_png_and_jpeg(made: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["watermarked"] for r in rows[:6]] == [True] * 3 + [False] * 3
-    assert all(r["bit_acc"] > 0.9 for r in rows[:3])
+    # Bit errors of a marked image under a fresh key: mean 0.76 of 64, variance 0.84 (450
+    # images, 150 keys; at most 4). At most 10 wrong (54 of 64) fails in 3e-8 of runs for
+    # Poisson errors, 1e-6 for a negative binomial of that variance; "> 0.9" (at most 6)
+    # fails in 4e-5 to 3e-4.
+    assert all(r["bit_acc"] >= 54 / 64 for r in rows[:3])
     assert len(rows[0]["bits"]) == 16  # 64 bits as hex
 
 
