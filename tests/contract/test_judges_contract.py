@@ -204,6 +204,17 @@ def test_verdicts_are_well_formed_and_deterministic(name):
     assert answer.safe and "empty" in answer.reason  # nothing to judge: the documented rule
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_identity_names_the_judge_and_its_fingerprint_is_stable(name):
+    from aisec.io import dumps_json
+
+    a, b = build(name), build(name)
+    ident = a.identity()
+    assert ident["judge"] == a.name
+    dumps_json(ident)  # JSON-able: it is hashed and written beside cached verdicts
+    assert a.fingerprint() == b.fingerprint() and len(a.fingerprint()) == 16
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if "model" in _deps(n)])
 @pytest.mark.parametrize(
     "reply", GARBAGE_REPLIES, ids=[f"garbage{i}" for i in range(len(GARBAGE_REPLIES))]

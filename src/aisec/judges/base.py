@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "UNJUDGED",
     "DEGENERATE",
     "select_part",
+    "array_digest",
 ]
 
 PARTS = ("response", "thought", "answer")
@@ -225,6 +226,32 @@ class Judge(ABC):
         self, prompts: list[str], texts: list[str], progress: Callable[[int, int], None] | None
     ) -> list[Verdict]:
         """Verdicts for non-empty texts (unjudged where the grader's reply cannot be read)."""
+
+    def identity(self) -> dict[str, Any]:
+        """Everything besides its input that a verdict depends on: the judge's name, and in
+        subclasses its weights, threshold or grader model. Verdicts cached under one identity
+        must not be reused under another (a refitted judge is another judge)."""
+        return {"judge": self.name}
+
+    def fingerprint(self) -> str:
+        """16 hex digits of :meth:`identity`."""
+        from aisec.io import fingerprint
+
+        return fingerprint(self.identity())
+
+
+def array_digest(arrays: Mapping[str, Any]) -> str:
+    """SHA-256 of named arrays (names, dtypes, shapes and bytes), for a judge's :meth:`identity`."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 #: Judge factories by name; each takes keyword options (``model=`` for the LLM judges).

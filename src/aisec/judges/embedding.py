@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import expit
 
 from aisec.errors import AssetError, ParameterError
-from aisec.judges.base import JUDGES, Judge, Verdict
+from aisec.judges.base import JUDGES, Judge, Verdict, array_digest
 
 __all__ = [
     "EmbeddingJudge",
@@ -139,6 +139,12 @@ class EmbeddingJudge(Judge):
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept or 0.0)
         self._encoder = encoder
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "weights": array_digest({"coef": self.coef, "intercept": [self.intercept]}),
+        }
 
     def _judge(
         self, prompts: list[str], texts: list[str], progress: Callable[[int, int], None] | None

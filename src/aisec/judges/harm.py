@@ -49,7 +49,7 @@ import numpy as np
 from scipy.special import expit
 
 from aisec.errors import AssetError, ParameterError
-from aisec.judges.base import JUDGES, Judge, Verdict
+from aisec.judges.base import JUDGES, Judge, Verdict, array_digest
 from aisec.judges.refusal import find_refusal
 
 __all__ = [
@@ -524,6 +524,14 @@ class HarmJudge(Judge):
         self.strict_given_lenient = bool(w.get("strict_given_lenient", [0.0])[0])
         self.detect_degenerate = bool(degenerate)
         self._encoder = encoder
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "weights": array_digest(self.w),
+            "threshold": self.threshold,
+            "degenerate": self.detect_degenerate,
+        }
 
     def _head(self, x: np.ndarray, pre: str) -> np.ndarray:
         w = self.w

@@ -145,6 +145,15 @@ class LlamaGuardJudge(Judge):
         self.batch_size = batch_size
         self.max_chars = max_chars
 
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "model": getattr(self.lm, "name", type(self.lm).__name__),
+            "backend": getattr(self.lm, "backend", "unknown"),
+            "max_new_tokens": self.max_new_tokens,
+            "max_chars": self.max_chars,
+        }
+
     def render(self, prompt: str, response: str) -> str:
         response = response[: self.max_chars]
         if "UNSAFE CONTENT CATEGORIES" in self.lm.chat.template:

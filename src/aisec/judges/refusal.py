@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aisec.judges.base import JUDGES, Judge, Verdict
 
@@ -93,6 +94,9 @@ class RefusalJudge(Judge):
     def __init__(self, phrases: Sequence[str] = REFUSAL_STRINGS) -> None:
         self.phrases = tuple(phrases)
 
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "phrases": list(self.phrases)}
+
     def _judge(
         self, prompts: list[str], texts: list[str], progress: Callable[[int, int], None] | None
     ) -> list[Verdict]:
@@ -159,6 +163,9 @@ class RefusalDetector(Judge):
 
     def __init__(self, opening: int = OPENING_CHARS) -> None:
         self.opening = int(opening)
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "opening": self.opening}
 
     def _judge(
         self, prompts: list[str], texts: list[str], progress: Callable[[int, int], None] | None

@@ -113,6 +113,16 @@ class StrongRejectJudge(Judge):
         self.max_chars = max_chars
         self._prompts = _rubric()
 
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "model": getattr(self.lm, "name", type(self.lm).__name__),
+            "backend": getattr(self.lm, "backend", "unknown"),
+            "threshold": self.threshold,
+            "max_new_tokens": self.max_new_tokens,
+            "max_chars": self.max_chars,
+        }
+
     def render(self, prompt: str, response: str) -> str:
         user = self._prompts["user"].format(
             forbidden_prompt=prompt, response=response[: self.max_chars]

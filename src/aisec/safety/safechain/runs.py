@@ -175,12 +175,17 @@ def judge_rows(
 ) -> np.ndarray:
     """Verdicts of ``judge`` on ``part`` of every sample, cached in ``verdicts-<judge>-<part>.jsonl``.
 
+    Each cached row carries the judge's fingerprint (:meth:`aisec.judges.Judge.fingerprint`: its
+    weights, threshold or grader model); a row cached by another fit of the judge (or by a
+    version that did not record one) is judged again, never reused.
+
     Returns:
         (P, K) object matrix: True = safe, False = unsafe, None = unjudged (no verdict reached).
     """
     path = Path(out_dir) / f"verdicts-{re.sub(r'[^A-Za-z0-9_.-]+', '_', judge_name)}-{part}.jsonl"
     store = JsonlStore(path, key="key")
-    cached = store.latest()
+    judge_fp = judge.fingerprint() if hasattr(judge, "fingerprint") else None
+    cached = {k: v for k, v in store.latest().items() if v.get("judge") == judge_fp}
     field = {"response": "response", "thought": "thought", "answer": "answer"}[part]
     todo = [r for r in rows if r["key"] not in cached]
     if todo:
@@ -196,7 +201,15 @@ def judge_rows(
         new: dict[str, dict[str, Any]] = {}
         for o, v in zip(owners, verdicts, strict=True):
             new.setdefault(
-                o, {"id": by_key[o]["id"], "key": o, "safe": [], "score": [], "reason": []}
+                o,
+                {
+                    "id": by_key[o]["id"],
+                    "key": o,
+                    "judge": judge_fp,
+                    "safe": [],
+                    "score": [],
+                    "reason": [],
+                },
             )
             new[o]["safe"].append(v.safe_entry)  # None: no verdict; "degenerate": nothing to judge
             new[o]["score"].append(v.score)
@@ -263,6 +276,9 @@ def evaluate(
                 j: {"backend": jm.backend, "backend_reason": jm.backend_reason}
                 for j, jm in ((j, getattr(v, "lm", None)) for j, v in judges.items())
                 if jm is not None
+            },
+            "judge_fingerprints": {
+                j: v.fingerprint() for j, v in judges.items() if hasattr(v, "fingerprint")
             },
             "config": cfg.model_dump(mode="json"),
             "generation": timing,
