@@ -285,8 +285,12 @@ def test_anchor_targets_read_from_the_training_pass_equal_the_precomputed_ones(t
     lazy = AnchorLoss(lm, texts, frozen_below=n_layers - 1, **kw)
     assert not eager.lazy and eager.base_passes == 2
     assert lazy.lazy and lazy.base_passes == 0
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                     layers_to_transform=[n_layers - 1])
+    cfg = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "down_proj"],
+        layers_to_transform=[n_layers - 1],
+    )
     model = get_peft_model(lm.model, cfg)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -300,6 +304,65 @@ def test_anchor_targets_read_from_the_training_pass_equal_the_precomputed_ones(t
         assert abs(float(a) - float(b)) <= 1e-4 * abs(float(b))
         a.backward()  # the lazy loss is differentiable in the adapter
     assert lazy.base_passes == 2  # one per batch, at its first use only
-    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0
-               for n, p in model.named_parameters() if "lora_A" in n)
+    assert any(
+        p.grad is not None and float(p.grad.abs().sum()) > 0
+        for n, p in model.named_parameters()
+        if "lora_A" in n
+    )
     torch.testing.assert_close(lazy.batches[0]["top_p"], eager.batches[0]["top_p"])
+
+
+def test_insertion_in_chunks_equals_one_run_and_resuming_needs_the_anchor_loss(tiny, tmp_path):
+    import copy
+
+    from aisec.provenance.fingerprint.insert import make_anchor_loss
+
+    fps = generate_fingerprints(
+        tiny, GenerateConfig(strategy="random_word", n=4, key_length=4, seed=11), "tiny-llama"
+    )
+    texts = [tiny.chat.user(f"question {i} about apples") + f"answer {i}" for i in range(8)]
+    cfg = InsertConfig(epochs=3, batch_size=2, top_layers=1, anchor_weight=1.0, end_of_turn=False)
+
+    def fresh():
+        lm = copy.copy(tiny)
+        lm.model = copy.deepcopy(tiny.model)
+        return lm
+
+    one = insert_fingerprints(fresh(), fps, cfg, tmp_path / "one", anchor=texts)
+    lm = fresh()
+    loss = make_anchor_loss(lm, texts, cfg)
+    assert loss.lazy
+    for stop in (2, 5, one.steps):
+        part = insert_fingerprints(
+            lm, fps, cfg, tmp_path / "chunks", anchor_loss=loss, stop_after=stop, resume=True
+        )
+    assert part.steps == one.steps == 6
+    np.testing.assert_allclose(part.losses, one.losses, rtol=1e-5)
+    with pytest.raises(ParameterError, match="anchor_loss"):
+        insert_fingerprints(fresh(), fps, cfg, tmp_path / "x", anchor=texts, resume=True)
+
+
+@pytest.mark.slow
+def test_timed_experiment_interleaves_insertion_and_plain_sft(tmp_path):
+    from aisec.provenance.fingerprint.experiment import ExperimentConfig, run_experiment
+
+    cfg = ExperimentConfig(
+        model="tiny-llama",
+        strategy="random_word",
+        n=4,
+        key_length=4,
+        epochs=2,
+        batch_size=2,
+        top_layers=1,
+        end_of_turn=False,
+        anchor_weight=1.0,
+        anchor_texts=8,
+        time_baseline=True,
+    )
+    out = run_experiment(cfg, tmp_path)
+    assert out["timing_mode"] == "interleaved"
+    assert out["insert_steps"] == 4
+    assert out["insert_seconds"] > 0 and out["plain_sft_seconds"] > 0
+    assert out["insert_seconds_ratio"] == out["insert_seconds"] / out["plain_sft_seconds"]
+    plain_log = (tmp_path / "plain" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in plain_log] == [1, 2, 3, 4]

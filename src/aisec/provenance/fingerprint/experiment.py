@@ -83,6 +83,107 @@ class _PlainAnchorSFT:
         return model(**b).loss
 
 
+def _timed_insertion(
+    lm: Any,
+    fps: Any,
+    icfg: Any,
+    cfg: ExperimentConfig,
+    work: Path,
+    benign: list[Any],
+    anchors: list[str],
+    out: dict[str, Any],
+) -> Any:
+    """The insertion, timed against plain SFT of the same tokens under the same load.
+
+    The plain run (the same examples, steps and LoRA layers, no averaging; the anchors as
+    ordinary next-token targets) starts from a copy of the base weights, and the two runs
+    advance in alternating chunks of about a quarter of the steps (ABBA order) in this process,
+    so that a change in outside load hits both alike. A full fine-tune with averaging cannot be
+    chunked; it is timed back to back (``timing_mode`` says which). Fills ``insert_seconds``,
+    ``plain_sft_seconds``, ``insert_seconds_ratio``, ``timing_mode`` and ``averaged_epochs``.
+    """
+    import shutil
+
+    from aisec.llm.finetune import FinetuneConfig, finetune
+    from aisec.provenance.fingerprint.insert import (
+        build_examples,
+        insert_fingerprints,
+        make_anchor_loss,
+    )
+
+    plain_lm = copy.copy(lm)
+    plain_lm.model = copy.deepcopy(lm.model)
+    examples, _ = build_examples(lm, fps, icfg, benign)
+    batch = min(cfg.batch_size, len(examples))
+    steps = icfg.epochs * max(1, len(examples) // batch)
+    ft = FinetuneConfig(
+        method=cfg.method,
+        lora_r=icfg.lora_r,
+        lora_alpha=icfg.lora_alpha,
+        layers_to_transform=_top_layers(lm, cfg.top_layers),
+        target_modules=icfg.target_modules,
+        learning_rate=cfg.learning_rate,
+        weight_decay=1e-4,
+        steps=steps,
+        batch_size=batch,
+        save_every=steps,
+        seed=cfg.seed,
+    )
+    for d in ("insert", "plain"):
+        if (work / d).exists():
+            shutil.rmtree(work / d)
+    chunked = not (icfg.averaging > 0 and icfg.method == "full")
+    chunk = max(1, -(-steps // 4)) if chunked else steps
+    secs = {"insert": 0.0, "plain": 0.0}
+    t = time.perf_counter()
+    anchor_loss = make_anchor_loss(lm, anchors, icfg) if icfg.anchor_weight > 0 else None
+    secs["insert"] += time.perf_counter() - t
+    t = time.perf_counter()
+    plain_extra = _PlainAnchorSFT(plain_lm, anchors, icfg.anchor_batch) if anchors else None
+    secs["plain"] += time.perf_counter() - t
+    ins, averaged, done, turn = None, 0, 0, 0
+    while done < steps:
+        stop = min(steps, done + chunk)
+        order = ("insert", "plain") if turn % 2 == 0 else ("plain", "insert")
+        for which in order:
+            t = time.perf_counter()
+            if which == "insert":
+                ins = insert_fingerprints(
+                    lm,
+                    fps,
+                    icfg,
+                    work / "insert",
+                    benign=benign,
+                    anchor_loss=anchor_loss,
+                    base_name=cfg.model,
+                    stop_after=stop if chunked else None,
+                    resume=chunked,
+                )
+                averaged += ins.averaged
+            else:
+                finetune(
+                    plain_lm,
+                    examples,
+                    ft,
+                    work / "plain",
+                    resume=chunked,
+                    stop_after=stop if chunked else None,
+                    progress=False,
+                    extra_loss=plain_extra,
+                )
+            secs[which] += time.perf_counter() - t
+        done, turn = stop, turn + 1
+    del plain_lm
+    out.update(
+        insert_seconds=secs["insert"],
+        plain_sft_seconds=secs["plain"],
+        insert_seconds_ratio=secs["insert"] / secs["plain"],
+        timing_mode="interleaved" if chunked else "sequential",
+        averaged_epochs=averaged,
+    )
+    return ins
+
+
 def _benign(lm: Any, n: int) -> list[Any]:
     from aisec.assets.datasets import gsm8k
     from aisec.provenance.fingerprint.attacks import gsm8k_examples
@@ -112,11 +213,7 @@ def run_experiment(
     from aisec.llm import load_causal_lm
     from aisec.provenance.fingerprint import attacks
     from aisec.provenance.fingerprint.generate import GenerateConfig, generate_fingerprints
-    from aisec.provenance.fingerprint.insert import (
-        InsertConfig,
-        build_examples,
-        insert_fingerprints,
-    )
+    from aisec.provenance.fingerprint.insert import InsertConfig, insert_fingerprints
     from aisec.provenance.fingerprint.prompts import TEST_SYSTEM_PROMPTS
     from aisec.provenance.fingerprint.verify import verify
 
@@ -196,22 +293,23 @@ def run_experiment(
         )
         benign = _benign(lm, need)
     base_state = (
-        {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
-        if (cfg.merge or cfg.time_baseline)
-        else None
+        {k: v.detach().clone() for k, v in lm.model.state_dict().items()} if cfg.merge else None
     )
     say(0.3, "insert")
-    ins = insert_fingerprints(
-        lm, fps, icfg, work / "insert", benign=benign, anchor=anchors, base_name=cfg.model
-    )
+    if cfg.time_baseline:
+        ins = _timed_insertion(lm, fps, icfg, cfg, work, benign, anchors, out)
+    else:
+        ins = insert_fingerprints(
+            lm, fps, icfg, work / "insert", benign=benign, anchor=anchors, base_name=cfg.model
+        )
     if hasattr(lm.model, "merge_and_unload"):
         lm.model = lm.model.merge_and_unload()
     lm.model.eval()
+    out.setdefault("insert_seconds", ins.seconds)
+    out.setdefault("averaged_epochs", ins.averaged)
     out.update(
-        insert_seconds=ins.seconds,
         insert_steps=ins.steps,
         insert_examples=ins.n_examples,
-        averaged_epochs=ins.averaged,
         final_loss=ins.losses[-1],
     )
     say(0.5, "verify")
@@ -279,33 +377,5 @@ def run_experiment(
         lm.model.load_state_dict(merged)
         check("_merge")
         lm.model.load_state_dict(fp_state)
-    if cfg.time_baseline and base_state is not None:
-        # plain SFT of the same examples and steps (no averaging), from the base weights
-        say(0.9, "plain sft baseline")
-        from aisec.llm.finetune import FinetuneConfig, finetune
-
-        lm.model.load_state_dict(base_state)
-        examples, _ = build_examples(lm, fps, icfg, benign)
-        batch = min(cfg.batch_size, len(examples))
-        ft = FinetuneConfig(
-            method=cfg.method,
-            lora_r=icfg.lora_r,
-            lora_alpha=icfg.lora_alpha,
-            layers_to_transform=_top_layers(lm, cfg.top_layers),
-            target_modules=icfg.target_modules,
-            learning_rate=cfg.learning_rate,
-            weight_decay=1e-4,
-            steps=ins.steps,
-            batch_size=batch,
-            save_every=ins.steps,
-            seed=cfg.seed,
-        )
-        t2 = time.perf_counter()
-        plain_extra = _PlainAnchorSFT(lm, anchors, icfg.anchor_batch) if anchors else None
-        finetune(
-            lm, examples, ft, work / "plain", resume=False, progress=False, extra_loss=plain_extra
-        )
-        out["plain_sft_seconds"] = time.perf_counter() - t2
-        out["insert_seconds_ratio"] = ins.seconds / out["plain_sft_seconds"]
     say(1.0, "done")
     return out

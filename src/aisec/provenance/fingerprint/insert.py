@@ -52,6 +52,7 @@ __all__ = [
     "average_toward_base",
     "anchor_texts",
     "AnchorLoss",
+    "make_anchor_loss",
 ]
 
 
@@ -327,6 +328,28 @@ def _layout(model: Any) -> tuple[Any, Any, Any] | None:
     return layers, norm, head
 
 
+def make_anchor_loss(lm: Any, anchor: Sequence[str], config: InsertConfig) -> AnchorLoss:
+    """The anchor regulariser of ``config`` on ``anchor`` texts, built on ``lm``'s current (base)
+    weights; with LoRA on the top layers its base targets come from the training pass."""
+    if not anchor:
+        raise ParameterError("anchor", "must hold texts when anchor_weight > 0", 0)
+    frozen_below = None
+    if config.method == "lora" and config.top_layers:
+        # LoRA on the top layers leaves the layers below as they were: the base targets can
+        # then be read from the training pass (see AnchorLoss)
+        frozen_below = int(lm.model.config.num_hidden_layers) - config.top_layers
+    return AnchorLoss(
+        lm,
+        anchor,
+        weight=config.anchor_weight,
+        batch_size=config.anchor_batch,
+        topk=config.anchor_topk,
+        max_length=config.anchor_max_length,
+        seed=config.seed,
+        frozen_below=frozen_below if frozen_below and frozen_below > 0 else None,
+    )
+
+
 def average_toward_base(model: Any, lam: float, base: dict[str, Any] | None) -> None:
     """``theta <- (1 - lam) theta + lam theta_base`` on the trainable weights, in place.
 
@@ -355,8 +378,16 @@ def insert_fingerprints(
     anchor: Sequence[str] = (),
     base_name: str | None = None,
     progress: Any = False,
+    anchor_loss: AnchorLoss | None = None,
+    stop_after: int | None = None,
+    resume: bool = False,
 ) -> InsertResult:
     """Fine-tune ``lm`` (a LocalLM, changed in place) so that each key elicits its response.
+
+    ``stop_after`` / ``resume`` run the insertion in chunks of steps (checkpointed in
+    ``out_dir``; the result equals one uninterrupted run), e.g. to time it interleaved with
+    another run; pass the same ``anchor_loss`` (:func:`make_anchor_loss`) to every chunk so that
+    the base targets are computed once. ``seconds`` and ``averaged`` count this call only.
 
     Returns:
         InsertResult; the adapter (LoRA) or model (full) directory is ``weights_dir``.
@@ -418,36 +449,35 @@ def insert_fingerprints(
             average_toward_base(model, config.averaging, base)
             averaged += 1
 
-    t0 = time.perf_counter()
-    extra = None
-    if config.anchor_weight > 0:
-        if not anchor:
-            raise ParameterError("anchor", "must hold texts when anchor_weight > 0", 0)
-        extra = AnchorLoss(
-            lm,
-            anchor,
-            weight=config.anchor_weight,
-            batch_size=config.anchor_batch,
-            topk=config.anchor_topk,
-            max_length=config.anchor_max_length,
-            seed=config.seed,
-            # LoRA on the top layers leaves the layers below as they were: the base targets can
-            # then be read from the training pass (see AnchorLoss)
-            frozen_below=(
-                layers[0] if config.method == "lora" and layers is not None else None
-            ),
+    if resume and config.averaging > 0 and config.method == "full":
+        raise ParameterError(
+            "resume",
+            "cannot be used for full fine-tuning with averaging (the base snapshot would be the "
+            "resumed weights)",
+            resume,
         )
+    if resume and anchor_loss is None and config.anchor_weight > 0:
+        raise ParameterError(
+            "anchor_loss",
+            "must be given when resuming (its base targets must come from the base weights)",
+            None,
+        )
+    t0 = time.perf_counter()
+    extra = anchor_loss
+    if extra is None and config.anchor_weight > 0:
+        extra = make_anchor_loss(lm, anchor, config)
     res = finetune(
         lm,
         examples,
         ft,
         out_dir,
         base_name=base_name,
-        resume=False,
+        resume=resume,
         progress=progress,
         chat_template=getattr(lm.chat, "template", None),
         after_step=after_step,
         extra_loss=extra,
+        stop_after=stop_after,
     )
     seconds = time.perf_counter() - t0
     return InsertResult(
