@@ -267,8 +267,6 @@ def demo(params: Mapping[str, Any], ctx: Any) -> Result:
     },
     full_params={
         "n": 256,
-        "epochs": 6,
-        "batch_size": 16,
         "mmlu": 100,
         "gsm8k": 16,
         "system_prompts": 10,
@@ -319,7 +317,15 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
             "downstream SFT = LoRA on GSM8K train for as many steps as the insertion",
             "false claims: the unfingerprinted base"
             + (" and " + ", ".join(cfg.suspects) if cfg.suspects else " only"),
-        ],
+        ]
+        + (
+            [
+                f"insertion timed against plain SFT of the same tokens: {out['timing_mode']} "
+                "(alternating chunks of steps in one process: both runs see the same load)"
+            ]
+            if "timing_mode" in out
+            else []
+        ),
     )
 
 
