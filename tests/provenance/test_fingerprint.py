@@ -83,6 +83,11 @@ def test_ownership_p_value_is_the_binomial_tail():
     # all 10 of 10 keys matched with response probability 0.01: p = 0.01**10
     assert ownership_log10_p(10, 10, [0.001] * 10, floor=0.01) == pytest.approx(-20.0)
     assert ownership_log10_p(0, 10, [0.5] * 10) == 0.0
+    # past a double's range the p-value stays finite: 256 of 256 at q = 0.01 is 10^-512
+    assert ownership_log10_p(256, 256, [0.001] * 256) == pytest.approx(-512.0)
+    assert ownership_log10_p(255, 256, [0.01] * 256) == pytest.approx(
+        math.log10(256 * 0.99) - 510.0, abs=1e-3
+    )
     # one match in 100 keys at q = 0.01 is what chance gives: p = 1 - 0.99**100
     assert ownership_log10_p(1, 100, [0.0] * 100) == pytest.approx(math.log10(1 - 0.99**100))
     # the floor is a lower bound on each probability, the mean is used

@@ -53,7 +53,14 @@ def ownership_log10_p(
     q = min(q, 1.0)
     if matches == 0:
         return 0.0
-    return float(binom.logsf(matches - 1, n, q) / math.log(10))
+    if q >= 1.0:
+        return 0.0
+    # the tail as a log-sum of the pmf terms: finite where the tail itself underflows a double
+    # (all 256 keys matched at q = 0.01 is 10^-512; logsf returns -inf there)
+    from scipy.special import logsumexp
+
+    terms = binom.logpmf(np.arange(matches, n + 1), n, q)
+    return float(logsumexp(terms) / math.log(10))
 
 
 @dataclass
