@@ -116,3 +116,41 @@ def test_enchtable_evaluate_safedecoding_without_expert_is_a_usage_error(models,
     )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--expert" in err and len(err.splitlines()) == 1
+
+
+def test_enchtable_study_bad_input_is_one_line_exit_2(tmp_path, capsys) -> None:
+    from aisec.cli.main import main
+
+    rc = main(["enchtable", "study", "--run", str(tmp_path), "--model", "task"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "not an `aisec enchtable run`" in err
+    (tmp_path / "pipeline_config.json").write_text('{"aligned": "tiny-llama"}')
+    rc = main(["enchtable", "study", "--run", str(tmp_path), "--model", "enchtable@beta"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "enchtable@beta" in err
+
+
+@pytest.mark.slow
+def test_enchtable_study_sweeps_beta_and_chooses_on_validation(models, tmp_path, capsys) -> None:
+    import json
+    import shutil
+
+    from aisec.cli.main import main
+
+    run = tmp_path / "run"
+    shutil.copytree(models["task"], run / "task" / "model")
+    shutil.copytree(models["harmful"], run / "surrogate")
+    cfg = {"aligned": "tiny-llama", "safety_sft_steps": 0, "task": "math", "task_examples": 8}
+    cfg |= {"n_harmful": 2, "n_utility": 2, "max_new_tokens": 4, "judge": "refusal", "seed": 0}
+    (run / "pipeline_config.json").write_text(json.dumps(cfg))
+    args = ["enchtable", "study", "--run", str(run), "--model", "task"]
+    args += ["--model", "enchtable@beta=0.5", "--model", "enchtable@beta=1.0"]
+    args += ["--eval", "validation", "--eval", "utility_validation", "--choose", "0.02"]
+    assert main([*args, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    names = [r["model"] for r in out["rows"]]
+    assert names == ["task", "enchtable@beta=0.5", "enchtable@beta=1.0"]
+    assert out["chosen"]["model"] in names[1:]
+    assert isinstance(out["chosen"]["within_utility"], bool)
+    assert (run / "variants" / "enchtable@beta=1.0" / "aisec_merge.json").exists()
+    assert json.loads((run / "study.json").read_text())["chosen"] == out["chosen"]

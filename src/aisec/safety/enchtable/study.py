@@ -244,13 +244,17 @@ def evaluate_run(
     bad = [s for s in sets if s not in EVAL_SETS]
     if bad:
         raise ParameterError("eval", f"must be among {', '.join(EVAL_SETS)}", bad[0])
+    targets = [resolve(d, n) for n in names]  # every name checked before any work
+    need = ("task", "task_examples", "n_harmful", "n_utility", "max_new_tokens", "judge", "seed")
+    missing = [k for k in need if k not in rc]
+    if missing:
+        raise InputFileError(d, f"run configuration has no {missing[0]!r}")
     n_harmful = c.n_harmful or int(rc["n_harmful"])
     n_utility = c.n_utility or int(rc["n_utility"])
     max_new = c.max_new_tokens or int(rc["max_new_tokens"])
     judge = c.judge or str(rc["judge"])
     seed = int(rc["seed"]) if c.seed is None else c.seed
     task = str(rc["task"])
-    targets = [resolve(d, n) for n in names]  # every name checked before any work
 
     def prompts_for(s: str) -> tuple[dict[str, Any], Any]:
         base = {"set": s, "judge": judge, "max_new_tokens": max_new, "seed": seed}
