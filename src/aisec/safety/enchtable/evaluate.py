@@ -258,22 +258,11 @@ def lookalike_rates(
 
 
 def judge_fingerprint(judge: str, judge_options: dict[str, Any] | None = None) -> str:
-    """A short hash of a judge's name and weights (``w`` of judges that load weights): a
-    result judged under another fingerprint was judged by another fit."""
-    import hashlib
-
-    import numpy as np
-
+    """:meth:`aisec.judges.Judge.fingerprint` of the named judge (its name, weights, threshold
+    or grader model): a result judged under another fingerprint was judged by another fit."""
     from aisec.judges import make_judge
 
-    j = make_judge(judge, **(judge_options or {}))
-    h = hashlib.sha256(str(getattr(j, "name", judge)).encode())
-    w = getattr(j, "w", None)
-    if isinstance(w, dict):
-        for k in sorted(w):
-            h.update(k.encode())
-            h.update(np.ascontiguousarray(w[k]).tobytes())
-    return h.hexdigest()[:16]
+    return make_judge(judge, **(judge_options or {})).fingerprint()
 
 
 def task_pairs(task: str, split: str, n: int, offset: int = 0) -> list[tuple[str, str]]:
