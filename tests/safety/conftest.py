@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,27 @@ def tiny_lm():
     from aisec.llm import load_causal_lm
 
     return load_causal_lm("tiny-llama", chat_format="chatml-think")
+
+
+@pytest.fixture(scope="session")
+def perturbed_tiny_llama() -> Callable[..., Path]:
+    """``make(out, seed)``: tiny-llama with seeded Gaussian noise (sd 0.02) added to every
+    decoder-layer weight, saved with its tokenizer to ``out`` (a stand-in fine-tune)."""
+
+    def make(out: Path, seed: int, scale: float = 0.02) -> Path:
+        torch = pytest.importorskip("torch")
+        tf = pytest.importorskip("transformers")
+        from aisec.assets import materialise
+
+        base = materialise("tiny-llama")
+        m = tf.AutoModelForCausalLM.from_pretrained(base)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                if ".layers." in n:
+                    p.add_(scale * torch.randn(p.shape, generator=g))
+        m.save_pretrained(out)
+        tf.AutoTokenizer.from_pretrained(base).save_pretrained(out)
+        return Path(out)
+
+    return make

@@ -119,23 +119,16 @@ def test_safelora_projects_only_below_threshold() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def tiny_models(tmp_path_factory: pytest.TempPathFactory, perturbed_tiny_llama) -> dict[str, Path]:
     pytest.importorskip("mergekit")
-    tf = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from aisec.assets import materialise
 
     base = materialise("tiny-llama")
     root = tmp_path_factory.mktemp("enchtable")
     out = {"base": Path(base)}
     for name, seed in (("task", 1), ("harmful", 2)):
-        m = tf.AutoModelForCausalLM.from_pretrained(base)
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for n, p in m.named_parameters():
-                if ".layers." in n:
-                    p.add_(0.02 * torch.randn(p.shape, generator=g))
-        m.save_pretrained(root / name)
-        tf.AutoTokenizer.from_pretrained(base).save_pretrained(root / name)
+        perturbed_tiny_llama(root / name, seed)
         out[name] = root / name
     return out
 

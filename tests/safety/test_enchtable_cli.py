@@ -9,25 +9,18 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def models(tmp_path_factory: pytest.TempPathFactory, perturbed_tiny_llama) -> dict[str, Path]:
     # every test here merges real checkpoints: each skips alone without the merge extra
     pytest.importorskip("mergekit")
-    torch = pytest.importorskip("torch")
-    tf = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     from aisec.assets import materialise
 
     base = materialise("tiny-llama")
     root = tmp_path_factory.mktemp("cli")
     out = {"base": Path(base)}
     for name, seed in (("task", 3), ("harmful", 4)):
-        m = tf.AutoModelForCausalLM.from_pretrained(base)
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for n, p in m.named_parameters():
-                if ".layers." in n:
-                    p.add_(0.02 * torch.randn(p.shape, generator=g))
-        m.save_pretrained(root / name)
-        tf.AutoTokenizer.from_pretrained(base).save_pretrained(root / name)
+        perturbed_tiny_llama(root / name, seed)
         out[name] = root / name
     return out
 

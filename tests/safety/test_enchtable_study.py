@@ -122,24 +122,12 @@ def test_choose_takes_the_safest_within_the_utility_bound() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, perturbed_tiny_llama) -> Path:
     """A run directory on tiny-llama: task and surrogate are the base plus seeded noise."""
     pytest.importorskip("mergekit")
-    tf = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
-    from aisec.assets import materialise
-
-    base = materialise("tiny-llama")
     d = _fake_run(tmp_path_factory.mktemp("study") / "run")
     for name, seed in (("task/model", 1), ("surrogate", 2)):
-        m = tf.AutoModelForCausalLM.from_pretrained(base)
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for n, p in m.named_parameters():
-                if ".layers." in n:
-                    p.add_(0.02 * torch.randn(p.shape, generator=g))
-        m.save_pretrained(d / name)
-        tf.AutoTokenizer.from_pretrained(base).save_pretrained(d / name)
+        perturbed_tiny_llama(d / name, seed)
     return d
 
 
