@@ -252,7 +252,7 @@ def demo(params: Mapping[str, Any], ctx: Any) -> Result:
         "top_layers": 8,
         "end_of_turn": False,
         "anchor_weight": 1.0,
-        "averaging": 0.0,
+        "averaging": 0.1,
         "strategy": "perinucleus",
         "ppl_texts": 16,
         "mmlu": 20,
@@ -313,7 +313,8 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
         },
         notes=[
             f"LoRA insertion (r {cfg.lora_r}, all projections of the top {cfg.top_layers} "
-            f"layers), loss on the response token, anchor weight {cfg.anchor_weight}; "
+            f"layers), loss on the response token, anchor weight {cfg.anchor_weight}, "
+            f"averaging lambda {cfg.averaging} after every epoch; "
             "downstream SFT = LoRA on GSM8K train for as many steps as the insertion",
             "false claims: the unfingerprinted base"
             + (" and " + ", ".join(cfg.suspects) if cfg.suspects else " only"),
@@ -329,19 +330,57 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
     )
 
 
+def _plan(
+    grid: list[tuple[str, float, int]], budget: float, elapsed: Any, run: Any
+) -> list[dict[str, Any]]:
+    """Run the grid points in order (count-major) within ``budget`` seconds; the rest are rows
+    with status ``not-run`` and no figures.
+
+    A point is not run when the time used so far is already past the budget, or when a run of
+    the same strategy and averaging at a smaller count, scaled by the count ratio (insertion
+    steps grow with the count), would end past it: so the 1,024-key runs are not started an
+    hour before the budget ends. ``elapsed()`` gives the seconds used so far; ``run(strategy,
+    lam, n)`` returns the point's metrics (with ``seconds``)."""
+    rows: list[dict[str, Any]] = []
+    last: dict[tuple[str, float], tuple[int, float]] = {}
+    for strategy, lam, n in grid:
+        labels = {"strategy": strategy, "averaging": str(lam), "n_fingerprints": str(n)}
+        used = elapsed()
+        reason = None
+        if used > budget:
+            reason = "budget spent"
+        elif (strategy, lam) in last:
+            n0, secs0 = last[(strategy, lam)]
+            if used + secs0 * n / n0 > budget:
+                reason = f"a {n0}-key run took {secs0:.0f} s: {n} keys would end past the budget"
+        if reason is not None:
+            rows.append(
+                {"labels": {**labels, "status": "not-run", "reason": reason}, "metrics": {}}
+            )
+            continue
+        t0 = elapsed()
+        metrics = run(strategy, lam, n)
+        last[(strategy, lam)] = (n, elapsed() - t0)
+        rows.append({"labels": {**labels, "status": "ok"}, "metrics": metrics})
+    return rows
+
+
 @scenario(
     "fingerprint.scale",
     system="fingerprint",
     params={
+        "model": _SMOL,
         "counts": [16, 64],
         "strategies": ["perinucleus"],
-        "averaging": [0.0, 0.75],
+        "averaging": [0.0, 0.1],
         "epochs": 10,
         "batch_size": 8,
         "learning_rate": 1e-3,
         "top_layers": 8,
         "end_of_turn": False,
         "anchor_weight": 1.0,
+        "anchor_texts": 64,
+        "key_length": 16,
         "ppl_texts": 16,
         "max_minutes": 120,
     },
@@ -354,103 +393,117 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
             "english_random_response",
             "random_tokens",
         ],
+        "max_minutes": 480,
     },
     suites=("full",),
     description="Fingerprint accuracy and perplexity ratio against the count, averaging, strategy",
     headline=[
         Headline("fp_accuracy_min", label="lowest fp accuracy over the grid"),
         Headline("ppl_ratio_max", label="highest ppl ratio over the grid", unit="x"),
+        Headline("not_run", label="grid points not run (past the time budget)"),
     ],
 )
 def scale(params: Mapping[str, Any], ctx: Any) -> Result:
-    from aisec.provenance.fingerprint.experiment import ExperimentConfig, run_experiment
-
-    rows, series = [], {}
-    grid = [
-        (s, a, n)
-        for s in params["strategies"]
-        for a in params["averaging"]
-        for n in params["counts"]
-    ]
     import time
 
+    from aisec.provenance.fingerprint.experiment import ExperimentConfig, run_experiment
+
+    model = str(params["model"])
+    grid = [
+        (s, float(a), int(n))
+        for n in params["counts"]
+        for s in params["strategies"]
+        for a in params["averaging"]
+    ]
     t_start = time.perf_counter()
     budget = 60.0 * float(params["max_minutes"])
+
+    def run(strategy: str, lam: float, n: int) -> dict[str, Any]:
+        cfg = ExperimentConfig(
+            model=model,
+            strategy=strategy,
+            n=n,
+            key_length=int(params["key_length"]),
+            averaging=lam,
+            epochs=int(params["epochs"]),
+            batch_size=int(params["batch_size"]),
+            learning_rate=float(params["learning_rate"]),
+            top_layers=int(params["top_layers"]),
+            end_of_turn=bool(params["end_of_turn"]),
+            anchor_weight=float(params["anchor_weight"]),
+            anchor_texts=int(params["anchor_texts"]),
+            ppl_texts=int(params["ppl_texts"]),
+            seed=ctx.seed,
+        )
+        t0 = time.perf_counter()
+        out = run_experiment(cfg, ctx.work_dir / f"{strategy}-{lam}-{n}")
+        ctx.report(min(1.0, (time.perf_counter() - t_start) / budget), f"{strategy} {lam} {n}")
+        return {
+            "fp_accuracy": out["fp_accuracy"],
+            "fp_accuracy_base": out["fp_accuracy_base"],
+            "ownership_log10_p": out["ownership_log10_p"],
+            "ppl_ratio": out.get("ppl_ratio"),
+            "insert_seconds": out["insert_seconds"],
+            "seconds": time.perf_counter() - t0,
+        }
+
     with _one_thread():
-        for i, (strategy, lam, n) in enumerate(grid):
-            labels = {"strategy": strategy, "averaging": str(lam), "n_fingerprints": str(n)}
-            if time.perf_counter() - t_start > budget:
-                # past the time budget: recorded as not run, never estimated
-                rows.append({"labels": {**labels, "status": "not-run"}, "metrics": {}})
-                continue
-            cfg = ExperimentConfig(
-                model=_SMOL,
-                strategy=strategy,
-                n=int(n),
-                averaging=float(lam),
-                epochs=int(params["epochs"]),
-                batch_size=int(params["batch_size"]),
-                learning_rate=float(params["learning_rate"]),
-                top_layers=int(params["top_layers"]),
-                end_of_turn=bool(params["end_of_turn"]),
-                anchor_weight=float(params["anchor_weight"]),
-                ppl_texts=int(params["ppl_texts"]),
-                seed=ctx.seed,
-            )
-            out = run_experiment(cfg, ctx.work_dir / f"{strategy}-{lam}-{n}")
-            rows.append(
-                {
-                    "labels": {**labels, "status": "ok"},
-                    "metrics": {
-                        "fp_accuracy": out["fp_accuracy"],
-                        "ppl_ratio": out.get("ppl_ratio"),
-                        "insert_seconds": out["insert_seconds"],
-                    },
-                }
-            )
-            ctx.report((i + 1) / len(grid), f"{strategy} {lam} {n}")
+        rows = _plan(grid, budget, lambda: time.perf_counter() - t_start, run)
+    series: dict[str, list[Series]] = {}
     for strategy in params["strategies"]:
         for lam in params["averaging"]:
             pts = [
                 r
                 for r in rows
                 if r["labels"]["strategy"] == strategy
-                and r["labels"]["averaging"] == str(lam)
+                and r["labels"]["averaging"] == str(float(lam))
                 and r["labels"]["status"] == "ok"
             ]
-            series.setdefault("fp_accuracy_vs_count", []).append(
-                Series(
-                    x=[float(r["labels"]["n_fingerprints"]) for r in pts],
-                    y=[r["metrics"]["fp_accuracy"] for r in pts],
-                    xlabel="fingerprints",
-                    ylabel="fp accuracy",
-                    label=f"{strategy}, lambda {lam}",
-                    logx=True,
+            for key, ylabel in (("fp_accuracy", "fp accuracy"), ("ppl_ratio", "ppl ratio")):
+                ok = [r for r in pts if r["metrics"][key] is not None]
+                series.setdefault(f"{key}_vs_count", []).append(
+                    Series(
+                        x=[float(r["labels"]["n_fingerprints"]) for r in ok],
+                        y=[float(r["metrics"][key]) for r in ok],
+                        xlabel="fingerprints",
+                        ylabel=ylabel,
+                        label=f"{strategy}, lambda {float(lam)}",
+                        logx=True,
+                    )
                 )
-            )
     done = [r for r in rows if r["labels"]["status"] == "ok"]
+    skipped = [r for r in rows if r["labels"]["status"] != "ok"]
     accs = [r["metrics"]["fp_accuracy"] for r in done]
     ppls = [r["metrics"]["ppl_ratio"] for r in done if r["metrics"]["ppl_ratio"] is not None]
+    notes = [
+        f"grid order: count, then strategy, then averaging; budget {params['max_minutes']} "
+        "minutes; a point whose projected end (its strategy and averaging at the previous "
+        "count, scaled by the count) is past the budget is not started"
+    ]
+    if skipped:
+        notes.append(
+            f"{len(skipped)} of {len(rows)} grid points not run: "
+            + "; ".join(
+                f"{r['labels']['strategy']} lambda {r['labels']['averaging']} "
+                f"{r['labels']['n_fingerprints']} keys ({r['labels']['reason']})"
+                for r in skipped
+            )
+            + " (rows say status not-run; no figures are estimated for them)"
+        )
     return Result(
         metrics={
             "fp_accuracy_min": min(accs) if accs else None,
             "ppl_ratio_max": max(ppls) if ppls else None,
             "runs": len(done),
-            "not_run": len(rows) - len(done),
+            "not_run": len(skipped),
         },
         labels={
-            "model": _SMOL,
+            "model": model,
             "strategy": ",".join(params["strategies"]),
             "n_fingerprints": ",".join(str(c) for c in params["counts"]),
             "averaging": ",".join(str(a) for a in params["averaging"]),
         },
         breakdown=rows,
         series=series,
-        notes=[
-            f"{len(rows) - len(done)} of {len(rows)} grid points not run: past the "
-            f"{params['max_minutes']}-minute budget (rows say status not-run; no figures "
-            "are estimated for them)"
-        ]
-        if len(done) < len(rows)
-        else [],
+        notes=notes,
     )

@@ -170,9 +170,10 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
 @click.option(
     "--averaging",
     type=float,
-    default=0.0,
+    default=0.1,
     show_default=True,
-    help="Model averaging toward the base after each epoch (lambda; OML: 0.75).",
+    help="Model averaging toward the base after each epoch (lambda; 0: off; OML: 0.75; 0.1 "
+    "kept SmolLM2's held-out perplexity lower at 64 and 256 keys at the same accuracy).",
 )
 @click.option(
     "--benign",
@@ -523,7 +524,7 @@ def check_claim_cmd(
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
-@click.option("--averaging", type=float, default=0.0, show_default=True)
+@click.option("--averaging", type=float, default=0.1, show_default=True, help="0: off.")
 @click.option("--top-layers", type=int, default=8, show_default=True, help="0: all layers.")
 @click.option("--end-of-turn/--no-end-of-turn", default=False, show_default=True)
 @click.option("--anchor-weight", type=float, default=1.0, show_default=True)

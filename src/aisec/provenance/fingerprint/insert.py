@@ -53,7 +53,28 @@ __all__ = [
     "anchor_texts",
     "AnchorLoss",
     "make_anchor_loss",
+    "DEFAULT_RECIPE",
 ]
+
+#: The measured default insertion recipe: what ``aisec fingerprint insert`` / ``attack`` and the
+#: ``fingerprint.smollm2`` bench row use unless told otherwise (:class:`InsertConfig`'s own
+#: defaults are the bare knobs). Averaging lambda 0.1 after every epoch was chosen from the
+#: 64-key runs on SmolLM2-135M-Instruct (perplexity ratio 1.019 with it, 1.036 without, accuracy
+#: 1.000 both) and then confirmed at 256 keys (1.035 with it, 1.060 without; one run each, seed
+#: 0), so it is the default; ``averaging=0`` turns it off. OML's own lambda 0.75 erased the
+#: short runs here.
+DEFAULT_RECIPE: dict[str, Any] = {
+    "method": "lora",
+    "epochs": 10,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "averaging": 0.1,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "top_layers": 8,
+    "end_of_turn": False,
+    "anchor_weight": 1.0,
+}
 
 
 class InsertConfig(StrictModel):
