@@ -70,6 +70,10 @@ def test_small_grid_on_a_local_ray_instance_matches_the_local_run(setup, tmp_pat
     m, key, clips = setup
     grid = {"blur": [1.0], "frame_swap": [1.0]}
     local = run_grid(m, key, clips, grid, seed=3)
-    on_ray = run_grid(m, key, clips, grid, tmp_path / "cells.jsonl", seed=3, ray_address="local")
+    from aisec.bench.cells import Executor
+
+    on_ray = run_grid(
+        m, key, clips, grid, tmp_path / "cells.jsonl", seed=3, executor=Executor(ray="local")
+    )
     assert on_ray == local
     assert len((tmp_path / "cells.jsonl").read_text().splitlines()) == 3

@@ -7,6 +7,8 @@ Example::
     params:
       assets.check: {models: false}
     seeds: [0, 1]
+    workers: 2          # cells of grid scenarios in 2 local processes (default 1: in-process)
+    ray: null           # or "local" / a Ray cluster address: cells as Ray tasks
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class BenchRecipe(StrictModel):
     scenarios: list[str] = Field(default_factory=list)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     seeds: list[int] | None = None
+    workers: int = Field(default=1, ge=1)
+    ray: str | None = None
 
 
 def load_bench_recipe(path: str | os.PathLike[str]) -> BenchRecipe:

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from aisec import __version__
+from aisec.bench.cells import Executor
 from aisec.bench.quiet import LOG_FILE, third_party_to_log
 from aisec.bench.scenario import SCENARIOS, SUITES, BenchContext, Result, Scenario, Series
 from aisec.errors import ParameterError, UnknownNameError
@@ -185,7 +186,11 @@ def _images(images: dict[str, Any], run_dir: Path) -> dict[str, str]:
 
 
 def _run_one(
-    p: RunPlan, suite: str, run_dir: Path, progress: Callable[[float, str], None]
+    p: RunPlan,
+    suite: str,
+    run_dir: Path,
+    progress: Callable[[float, str], None],
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     work = run_dir / "artifacts" / f"{p.scenario.name}-seed{p.seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -195,6 +200,7 @@ def _run_one(
         work_dir=work,
         rng=np.random.default_rng(p.seed),
         progress=progress,
+        executor=executor or Executor(),
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0, c0 = time.perf_counter(), time.process_time()
@@ -239,6 +245,7 @@ def _run_one(
         "cpu_seconds": round(time.process_time() - c0, 4),
     }
     row["started"] = started
+    row["executor"] = ctx.executor.describe()
     row["environment"] = environment()
     return row
 
@@ -253,8 +260,12 @@ def run(
     show_progress: bool = True,
     discovery_errors: Mapping[str, str] | None = None,
     third_party_log: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Run ``scenarios``; returns (run_dir, the rows of this plan, old and new).
+
+    ``executor`` says where scenarios that split into independent cells run them (local
+    processes or a Ray cluster, :mod:`aisec.bench.cells`); it does not change the rows.
 
     With ``third_party_log`` (default), what other libraries write to stdout and stderr while
     the scenarios run (progress bars, warnings, native log lines) goes to
@@ -314,7 +325,7 @@ def run(
                     text = _short(f"{_label} {msg}".strip(), 44)
                     prog.update(_sub, completed=frac, description=text)
 
-            row = _run_one(p, suite, run_dir, report)
+            row = _run_one(p, suite, run_dir, report, executor)
             store.append([row])
             rows.append(row)
             if prog is not None:

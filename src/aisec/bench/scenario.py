@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from aisec.bench.cells import Executor
 from aisec.errors import ParameterError
 from aisec.metrics.stats import Rate
 from aisec.registry import Registry
@@ -201,13 +202,15 @@ class Result:
 
 @dataclass
 class BenchContext:
-    """Run-time context handed to a scenario: its seed, generator, scratch dir and progress."""
+    """Run-time context handed to a scenario: its seed, generator, scratch dir and progress, and
+    where a grid of independent cells runs (:func:`aisec.bench.cells.run_cells`)."""
 
     seed: int
     suite: str
     work_dir: Path
     rng: np.random.Generator
     progress: Callable[[float, str], None] = lambda frac, msg="": None
+    executor: Executor = field(default_factory=Executor)
 
     def report(self, fraction: float, message: str = "") -> None:
         """Tell the progress bar how far the scenario is (0..1)."""

@@ -167,6 +167,7 @@ def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
             ctx.work_dir / f"cells-{name}.jsonl",
             seed=ctx.seed,
             progress=lambda f, c, j=j: ctx.report((j + f) / len(methods), c),
+            executor=ctx.executor,
         )
         clean_rows[name] = rows[0]
         flat += flatten(rows)

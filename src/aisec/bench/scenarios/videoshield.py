@@ -88,6 +88,7 @@ def videoshield(params: Mapping[str, Any], ctx: Any) -> Result:
         str(ctx.work_dir / "cells-videoshield.jsonl"),
         seed=ctx.seed,
         progress=lambda f, c: ctx.report(share * f, c),
+        executor=ctx.executor,
     )
     flat = flatten(rows)
     clean = [r for r in flat if r["perturbation"] == "none"]

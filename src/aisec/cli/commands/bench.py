@@ -97,6 +97,8 @@ def _run(
     fresh: bool,
     recipe: str | None = None,
     suite_given: bool = False,
+    workers: int | None = None,
+    ray: str | None = None,
 ) -> None:
     """Precedence: scenario defaults < suite < recipe < ``--set`` < flags (``--suite``,
     ``--seed``, named scenarios)."""
@@ -105,6 +107,7 @@ def _run(
     from pathlib import Path
 
     from aisec.bench import runner
+    from aisec.bench.cells import Executor
     from aisec.config import apply_overrides
 
     params: dict[str, Any] = {}
@@ -116,6 +119,9 @@ def _run(
         suite = suite if suite_given else r.suite
         seeds = seeds or tuple(r.seeds or ())
         params = dict(r.params)
+        workers = workers or r.workers
+        ray = ray or r.ray
+    executor = Executor(workers=workers or 1, ray=ray)
     errors = runner.discover()
     scenarios = runner.select(names, suite)
     overrides = apply_overrides(params, _scenario_sets(sets, [s.name for s in scenarios]))
@@ -130,6 +136,7 @@ def _run(
         seeds=seeds or None,
         show_progress=fmt == "text" or sys.stderr.isatty(),
         discovery_errors=errors if not names else None,
+        executor=executor,
     )
     if errors and not names:
         rows = [
@@ -188,6 +195,18 @@ _common = [
         help="Render report.html and report.md into the run directory.",
     ),
     click.option("--fresh", is_flag=True, help="Set aside finished rows and run everything again."),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Grid scenarios run their cells in this many local processes (default 1).",
+    ),
+    click.option(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="Grid scenarios run their cells as Ray tasks: 'local' or a cluster address.",
+    ),
 ]
 
 
@@ -209,10 +228,13 @@ def command(
     seeds: tuple[int, ...],
     report: bool,
     fresh: bool,
+    workers: int | None,
+    ray: str | None,
 ) -> None:
     """Benchmarks. Without a subcommand: run the SUITE on the embedded defaults and report."""
     if ctx.invoked_subcommand is None:
-        _run((), suite, out, fmt, sets, seeds, report, fresh, None, _given(ctx, "suite"))
+        given = _given(ctx, "suite")
+        _run((), suite, out, fmt, sets, seeds, report, fresh, None, given, workers, ray)
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -244,14 +266,19 @@ def run_cmd(
     seeds: tuple[int, ...],
     report: bool,
     fresh: bool,
+    workers: int | None,
+    ray: str | None,
 ) -> None:
     """Run SCENARIOS (names, globs like 'caesar.*', or system names), else the whole SUITE.
 
     Writes one JSONL row per (scenario, seed) to OUT/rows.jsonl; exits 1 if any row failed.
     Precedence: scenario defaults < suite < --recipe < --set < flags (--suite, --seed, names).
+    Scenarios made of independent cells (e.g. videomark.nobox) run them in --workers local
+    processes or on the Ray cluster at --ray; finished cells are kept, so a rerun resumes.
     """
     ctx = click.get_current_context()
-    _run(scenarios, suite, out, fmt, sets, seeds, report, fresh, recipe, _given(ctx, "suite"))
+    given = _given(ctx, "suite")
+    _run(scenarios, suite, out, fmt, sets, seeds, report, fresh, recipe, given, workers, ray)
 
 
 @command.command("list")

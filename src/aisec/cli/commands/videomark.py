@@ -304,6 +304,13 @@ def attack_cmd(
     default=None,
     help="Run cells as Ray tasks: 'local' or a cluster address (extra distributed).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run cells in this many local processes (or a local Ray instance's CPUs).",
+)
 @threads_option
 @format_option
 def bench_cmd(
@@ -317,12 +324,14 @@ def bench_cmd(
     perturbations: tuple[str, ...],
     seed: int,
     ray_address: str | None,
+    workers: int,
     threads: int,
     fmt: str,
 ) -> None:
     """The no-box removal/forgery grid on the embedded clips (FNR and FPR per rule)."""
     import numpy as np
 
+    from aisec.bench.cells import Executor
     from aisec.errors import ParameterError
     from aisec.provenance.video.benchmark import NOBOX_GRID, flatten, run_grid
     from aisec.provenance.video.clips import pan_zoom_clips, real_clips
@@ -344,7 +353,7 @@ def bench_cmd(
         Path(out_dir) / "cells.jsonl",
         seed=seed,
         progress=lambda f, c: _log(f"[{f:4.0%}] {c}"),
-        ray_address=ray_address,
+        executor=Executor(workers=workers, ray=ray_address),
     )
     flat = flatten(rows)
 

@@ -7,17 +7,19 @@ of :mod:`aisec.provenance.video.aggregation`. Each cell also records the mean PS
 the perturbed watermarked clips against the watermarked source, and their mean frame bit
 accuracy. The clean cell is ``("none", 0)``.
 
-Rows are appended to a :class:`aisec.io.JsonlStore` keyed by the cell, so an interrupted grid
-resumes where it stopped; cells can run as Ray tasks (local instance or cluster); each clip's random stream is derived from (seed, cell, clip index), so
-a resumed or re-ordered grid gives the same numbers.
+The cells run through the bench runner's grid capability (:mod:`aisec.bench.cells`): in this
+process, in local processes or as Ray tasks (local instance or cluster), each finished cell
+appended to a :class:`aisec.io.JsonlStore`, so an interrupted grid resumes where it stopped.
+Each clip's random stream is derived from (seed, cell, clip index), so a resumed, re-ordered or
+distributed grid gives the same numbers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +27,18 @@ from aisec.provenance.video.aggregation import RULES, aggregate_all, frame_bit_a
 from aisec.provenance.video.clips import Clip
 from aisec.provenance.video.methods import VideoKey, VideoWatermark
 
-__all__ = ["NOBOX_GRID", "cell_id", "run_cell", "run_grid", "embed_clips"]
+if TYPE_CHECKING:
+    from aisec.bench.cells import Executor
+
+__all__ = [
+    "NOBOX_GRID",
+    "cell_id",
+    "run_cell",
+    "run_grid",
+    "grid_cells",
+    "grid_fingerprint",
+    "embed_clips",
+]
 
 # strengths per perturbation (the reference scripts' parameters in our units)
 NOBOX_GRID: dict[str, tuple[float, ...]] = {
@@ -105,84 +118,54 @@ def run_cell(
     }
 
 
+def grid_cells(
+    method_name: str, grid: Mapping[str, Sequence[float]], seed: int = 0
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The clean cell and every (perturbation, strength) of ``grid`` as ``(cell_id, args)`` for
+    :func:`aisec.bench.cells.run_cells` with :func:`run_cell` (args: perturbation, strength,
+    seed)."""
+    cells = [("none", 0.0)] + [(p, float(s)) for p, ss in grid.items() for s in ss]
+    return [(cell_id(method_name, p, s), (p, s, seed)) for p, s in cells]
+
+
+def grid_fingerprint(key: VideoKey, clips: Sequence[Clip], seed: int, *extra: Any) -> str:
+    """What a cell depends on besides its own arguments: the key, the clips and the seed."""
+    h = hashlib.sha256(np.asarray(key.message, dtype=np.uint8).tobytes())
+    for c in clips:
+        h.update(f"{c.name}|{c.kind}|{np.shape(c.frames)}".encode())
+    h.update(repr((int(seed), *extra)).encode())
+    return h.hexdigest()[:16]
+
+
 def run_grid(
     method: VideoWatermark,
     key: VideoKey,
     clips: Sequence[Clip],
-    grid: dict[str, Sequence[float]],
+    grid: Mapping[str, Sequence[float]],
     store_path: str | os.PathLike[str] | None = None,
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
-    ray_address: str | None = None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """The clean cell plus every (perturbation, strength) of ``grid``; resumable via the store.
 
-    Cells run one after another in this process, or as Ray tasks when ``ray_address`` is given
-    (``"local"`` for a local instance, else a cluster address); rows are identical either way.
+    The cells go through the bench runner's :func:`aisec.bench.cells.run_cells`: one after
+    another here (default), in local processes or as Ray tasks (``executor``, e.g. the bench
+    run's ``ctx.executor``); the rows are the same either way.
     """
-    from aisec.io import JsonlStore
+    from aisec.bench.cells import run_cells
 
-    store = JsonlStore(store_path) if store_path is not None else None
-    done = store.latest() if store is not None else {}
-    cells = [("none", 0.0)] + [(p, float(s)) for p, ss in grid.items() for s in ss]
-    todo = [(p, s) for p, s in cells if cell_id(method.name, p, s) not in done]
-    results: dict[str, dict[str, Any]] = dict(done)  # type: ignore[arg-type]
-    if todo:
-        marked = embed_clips(method, key, clips)
-        if ray_address is None:
-            for j, (p, s) in enumerate(todo):
-                row = run_cell(method, key, clips, marked, p, s, seed)
-                if store is not None:
-                    store.append([row])
-                results[row["id"]] = row
-                if progress is not None:
-                    progress((j + 1) / len(todo), row["id"])
-        else:
-            for j, row in enumerate(
-                _ray_cells(ray_address, method, key, clips, marked, todo, seed)
-            ):
-                if store is not None:
-                    store.append([row])
-                results[row["id"]] = row
-                if progress is not None:
-                    progress((j + 1) / len(todo), row["id"])
-    return [results[cell_id(method.name, p, s)] for p, s in cells]
-
-
-def _ray_cells(
-    address: str,
-    method: VideoWatermark,
-    key: VideoKey,
-    clips: Sequence[Clip],
-    marked: Sequence[np.ndarray],
-    todo: Sequence[tuple[str, float]],
-    seed: int,
-) -> Any:
-    """Run cells as Ray tasks (``address``: ``"local"`` starts a local instance); yields rows
-    as they finish, so the store keeps every finished cell if the run stops."""
-    try:
-        import ray
-    except ImportError:
-        from aisec.errors import DependencyError
-
-        raise DependencyError("ray", "distributed") from None
-    started = False
-    if not ray.is_initialized():
-        if address == "local":
-            ray.init(num_cpus=None, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        started = True
-    try:
-        task = ray.remote(num_cpus=1)(run_cell)
-        refs = [ray.put(x) for x in (method, key, list(clips), list(marked))]
-        pending = [task.remote(*refs, p, s, seed) for p, s in todo]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready[0])
-    finally:
-        if started:
-            ray.shutdown()
+    cells = grid_cells(method.name, grid, seed)
+    rows = run_cells(
+        run_cell,
+        cells,
+        lambda: (method, key, list(clips), embed_clips(method, key, clips)),
+        store=store_path,
+        fingerprint=grid_fingerprint(key, clips, seed, method.name),
+        executor=executor,
+        progress=progress,
+    )
+    return [rows[c] for c, _ in cells]
 
 
 def flatten(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,11 +6,14 @@ of the same model and noise process (forgery / FPR set) with an in-generation me
 derived from (seed, kind, index), so a set is reproducible and its clips are independent draws.
 The clips are labelled ``kind="generated"`` (watermarked: ``"generated_wm"``).
 
+:func:`posthoc_generated_clips` draws unwatermarked clips of the same model, resized, as a clip
+kind for the post-hoc methods (which watermark them after generation).
+
 :func:`shield_grid` is the no-box grid of :mod:`aisec.provenance.video.benchmark` on such clips:
 the benchmark's ``run_grid`` watermarks given clips post hoc, which an in-generation method
 cannot do, so here the watermarked set is generated and each cell is the benchmark's own
 :func:`~aisec.provenance.video.benchmark.run_cell` (same rows, same per-clip random streams),
-resumable cell by cell through a :class:`aisec.io.JsonlStore`.
+run and stored cell by cell by the bench runner's :func:`aisec.bench.cells.run_cells`.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from aisec.errors import ParameterError
 from aisec.provenance.video.clips import Clip
 
 if TYPE_CHECKING:
+    from aisec.bench.cells import Executor
     from aisec.provenance.video.methods import VideoKey
     from aisec.provenance.video.videoshield import VideoShield
 
-__all__ = ["generated_clips", "clip_rng", "shield_grid"]
+__all__ = ["generated_clips", "posthoc_generated_clips", "clip_rng", "shield_grid", "shield_cell"]
 
 
 def clip_rng(seed: int, which: str, i: int) -> np.random.Generator:
@@ -59,6 +63,57 @@ def generated_clips(
     return marked, clean
 
 
+def posthoc_generated_clips(
+    n: int,
+    frames: int,
+    size: int = 128,
+    seed: int = 0,
+    gen_steps: int = 10,
+    threads: int = 1,
+) -> list[Clip]:
+    """``n`` clips of ``frames`` frames that the embedded diffusion model generates without any
+    watermark (the same model and smoothly interpolated noise process as the in-generation
+    method, :meth:`VideoShield.generate` with no key), resized bilinearly from 32 px to
+    ``size`` px, for the post-hoc methods: each is watermarked after generation for the removal
+    set and kept as it is for the forgery / FPR set. Labelled ``kind="generated"``; clip ``i``
+    depends only on (seed, i). The model draws 32 x 32 grey frames (three equal channels)."""
+    import torch
+    import torch.nn.functional as F
+
+    from aisec.provenance.video.videoshield import VideoShield
+
+    if n < 1 or frames < 1 or size < 16:
+        raise ParameterError("n/frames/size", "must be >= 1, >= 1 and >= 16", (n, frames, size))
+    gen = VideoShield(gen_steps=gen_steps, threads=threads)
+    out = []
+    for i in range(n):
+        x = gen.generate(None, frames, clip_rng(seed, "posthoc", i))
+        if size != x.shape[-1]:
+            t = F.interpolate(torch.from_numpy(x), size=(size, size), mode="bilinear")
+            x = np.round(t.clamp(0, 1).numpy() * 255.0) / 255.0
+        out.append(Clip(f"generated_{i}@{size}", "generated", x.astype(np.float32)))
+    return out
+
+
+def shield_cell(
+    method: VideoShield,
+    key: VideoKey,
+    clean: Sequence[Clip],
+    marked: Sequence[np.ndarray],
+    perturbation: str,
+    strength: float,
+    seed: int,
+    frames: int,
+) -> dict[str, Any]:
+    """One cell of :func:`shield_grid`: ``benchmark.run_cell`` on the generated sets."""
+    from aisec.provenance.video.benchmark import run_cell
+
+    method.bind(key)
+    row = run_cell(method, key, clean, marked, perturbation, strength, seed)
+    row.update(n_frames=frames, clips="generated (embedded DDPM)")
+    return row
+
+
 def shield_grid(
     method: VideoShield,
     key: VideoKey,
@@ -68,26 +123,31 @@ def shield_grid(
     store_path: str | None = None,
     seed: int = 0,
     progress: Callable[[float, str], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
     """The clean cell plus every (perturbation, strength) of ``grid`` on ``n`` generated
-    watermarked and ``n`` generated unwatermarked clips; rows as ``benchmark.run_cell``'s."""
-    from aisec.io import JsonlStore
-    from aisec.provenance.video.benchmark import cell_id, run_cell
+    watermarked and ``n`` generated unwatermarked clips; rows as ``benchmark.run_cell``'s,
+    through the bench runner's :func:`aisec.bench.cells.run_cells` (``executor``: in this
+    process, local processes or Ray). The clips are generated only if some cell is missing."""
+    from aisec.bench.cells import run_cells
+    from aisec.provenance.video.benchmark import grid_cells
 
     method.bind(key)
-    store = JsonlStore(store_path) if store_path is not None else None
-    done = store.latest() if store is not None else {}
-    cells = [("none", 0.0)] + [(p, float(s)) for p, ss in grid.items() for s in ss]
-    todo = [(p, s) for p, s in cells if cell_id(method.name, p, s) not in done]
-    results: dict[Any, dict[str, Any]] = dict(done)
-    if todo:
+
+    def shared() -> tuple[Any, ...]:
         marked, clean = generated_clips(method, key, n, frames, seed)
-        for j, (p, s) in enumerate(todo):
-            row = run_cell(method, key, clean, [c.frames for c in marked], p, s, seed)
-            row.update(n_frames=frames, clips="generated (embedded DDPM)")
-            if store is not None:
-                store.append([row])
-            results[row["id"]] = row
-            if progress is not None:
-                progress((j + 1) / len(todo), row["id"])
-    return [results[cell_id(method.name, p, s)] for p, s in cells]
+        return (method, key, clean, [c.frames for c in marked])
+
+    cells = [(c, (*a, frames)) for c, a in grid_cells(method.name, grid, seed)]
+    h = hashlib.sha256(np.asarray(key.message, dtype=np.uint8).tobytes())
+    h.update(repr(("videoshield", n, frames, seed)).encode())
+    rows = run_cells(
+        shield_cell,
+        cells,
+        shared,
+        store=store_path,
+        fingerprint=h.hexdigest()[:16],
+        executor=executor,
+        progress=progress,
+    )
+    return [rows[c] for c, _ in cells]
