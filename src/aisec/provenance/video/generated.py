@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,19 +81,29 @@ def posthoc_generated_clips(
     import torch
     import torch.nn.functional as F
 
-    from aisec.provenance.video.videoshield import VideoShield
-
     if n < 1 or frames < 1 or size < 16:
         raise ParameterError("n/frames/size", "must be >= 1, >= 1 and >= 16", (n, frames, size))
-    gen = VideoShield(gen_steps=gen_steps, threads=threads)
     out = []
-    for i in range(n):
-        x = gen.generate(None, frames, clip_rng(seed, "posthoc", i))
+    for i, x in enumerate(_posthoc_raw(n, frames, seed, gen_steps, threads)):
         if size != x.shape[-1]:
-            t = F.interpolate(torch.from_numpy(x), size=(size, size), mode="bilinear")
+            t = F.interpolate(torch.tensor(x), size=(size, size), mode="bilinear")
             x = np.round(t.clamp(0, 1).numpy() * 255.0) / 255.0
         out.append(Clip(f"generated_{i}@{size}", "generated", x.astype(np.float32)))
     return out
+
+
+@lru_cache(maxsize=2)
+def _posthoc_raw(
+    n: int, frames: int, seed: int, gen_steps: int, threads: int
+) -> tuple[np.ndarray, ...]:
+    """The 32 px clips of :func:`posthoc_generated_clips` (drawn once for every size)."""
+    from aisec.provenance.video.videoshield import VideoShield
+
+    gen = VideoShield(gen_steps=gen_steps, threads=threads)
+    clips = tuple(gen.generate(None, frames, clip_rng(seed, "posthoc", i)) for i in range(n))
+    for c in clips:
+        c.setflags(write=False)
+    return clips
 
 
 def shield_cell(
