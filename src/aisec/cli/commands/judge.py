@@ -508,19 +508,62 @@ def agreement_command(
     show_default=True,
     help="Grouped fold partitions to average the held-out figures over (seeded).",
 )
+@click.option(
+    "--strict-only",
+    is_flag=True,
+    help="Refit only the strict head (with specificity features), keeping the shipped lenient "
+    "head and degeneracy detector, into harm-strict.safetensors (or --out).",
+)
 @format_option
 def train_harm_command(
-    out_path: str | None, folds: int, lookalike_fpr: float, repeats: int, fmt: str
+    out_path: str | None,
+    folds: int,
+    lookalike_fpr: float,
+    repeats: int,
+    strict_only: bool,
+    fmt: str,
 ) -> None:
     """Refit the harm judge (both heads and the degeneracy detector) on the corpus's train and
     dev splits; the test split is never read."""
     from aisec.errors import ParameterError
     from aisec.judges.corpus import load_corpus
-    from aisec.judges.harm import HARM_WEIGHTS, train_harm_judge
+    from aisec.judges.harm import HARM_STRICT_WEIGHTS, HARM_WEIGHTS, train_harm_judge
 
-    if folds == 1:
+    if folds == 1 or (strict_only and folds == 0):
         raise ParameterError("folds", "must be 0 (train -> dev) or at least 2", folds)
+    if strict_only:
+        from aisec.judges.harm import train_strict_head
+
+        sout = out_path or HARM_STRICT_WEIGHTS
+        sinfo = train_strict_head(
+            load_corpus("train"),
+            load_corpus("dev"),
+            sout,
+            folds=folds,
+            repeats=repeats,
+            max_lookalike_fpr=lookalike_fpr,
+        )
+        sinfo["weights"] = str(sout)
+
+        def stext(d: dict[str, Any]) -> None:
+            h = d["strict"]
+            click.echo(
+                f"strict head fitted on {d['train_rows']} train + {d['dev_rows']} dev rows "
+                f"beside the shipped lenient head; choices on {d['chosen_on']}:"
+            )
+            click.echo(
+                f"  strict   head ({h['kind']}): C={h['c']}, threshold {h['threshold']:.2f}, "
+                f"held-out kappa {h['dev_kappa']:.3f}, AUROC {h['dev_auroc']:.3f}, look-alike "
+                f"false unsafe {h['dev_lookalike_fpr']:.3f} ({h['dev_rows_used']} rows)"
+            )
+            click.echo(f"weights: {d['weights']}")
+
+        emit(sinfo, fmt, stext)
+        return
     out = out_path or HARM_WEIGHTS
+    if out == HARM_WEIGHTS and HARM_STRICT_WEIGHTS.exists():
+        # its strict head was fitted beside the lenient head this refit replaces
+        HARM_STRICT_WEIGHTS.unlink()
     info = train_harm_judge(
         load_corpus("train"),
         load_corpus("dev"),
