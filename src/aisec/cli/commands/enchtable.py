@@ -91,7 +91,7 @@ def distill(
     fmt: str,
 ) -> None:
     """Distil the harmful surrogate of an aligned model (stage 1)."""
-    from aisec.llm import load_causal_lm
+    from aisec.safety.enchtable.models import load_model
     from aisec.safety.enchtable.ntk import NTKConfig, harmful_examples, ntk_finetune
 
     cfg = NTKConfig(
@@ -104,7 +104,7 @@ def distill(
         seed=seed,
         linearised=linearised,
     )
-    lm = load_causal_lm(model)
+    lm = load_model(model)
     r = ntk_finetune(lm, harmful_examples(seed=seed), cfg, out)
     res = {
         "out": str(r.out_dir),
@@ -158,11 +158,11 @@ def task(
     fmt: str,
 ) -> None:
     """Full fine-tune of the aligned model on a task (the model whose safety is restored)."""
-    from aisec.llm import load_causal_lm
     from aisec.llm.finetune import FinetuneConfig, SFTExample, finetune
     from aisec.safety.enchtable.evaluate import task_pairs
+    from aisec.safety.enchtable.models import load_model
 
-    lm = load_causal_lm(model)
+    lm = load_model(model)
     eos = lm.tokenizer.eos_token or ""
     exs = [
         SFTExample(lm.render([{"role": "user", "content": q}]), a + eos)
@@ -323,8 +323,8 @@ def evaluate(
     """Unsafe rate, over-refusal and held-out task loss of each model (optionally behind an
     inference-time defence: Self-Reminder, or SafeDecoding with --expert)."""
     from aisec.errors import ParameterError
-    from aisec.llm import load_causal_lm
     from aisec.safety.enchtable import evaluate as ev
+    from aisec.safety.enchtable.models import load_model
     from aisec.safety.enchtable.responders import make_inference
 
     if defence == "safedecoding" and not expert:
@@ -334,7 +334,7 @@ def evaluate(
     if defence == "none" and defence_overrides:
         raise ParameterError("--defence-set", "needs --defence", list(defence_overrides))
     dparams = _params(defence_overrides)
-    expert_lm = load_causal_lm(expert) if expert else None
+    expert_lm = load_model(expert) if expert else None
 
     harmful = ev.heldout_harmful(n_harmful, seed=seed)
     look = ev.lookalike_prompts(n_lookalike) if n_lookalike else []
@@ -342,7 +342,7 @@ def evaluate(
     jopts = {"model": judge_model} if judge_model else {}
     rows = []
     for m in models:
-        lm: Any = load_causal_lm(m)
+        lm: Any = load_model(m)
         if defence != "none":
             lm = make_inference(defence, lm, expert_lm, dparams)
         s, _ = ev.unsafe_rate(

@@ -66,6 +66,10 @@ class PipelineConfig(StrictModel):
     n_utility: int = Field(16, ge=1)
     max_new_tokens: int = Field(48, ge=1)
     judge: str = "harm"
+    #: what generates the evaluated responses: ``transformers``, ``llamacpp`` (the checkpoint's
+    #: F16 GGUF export; the loss stays on transformers) or ``auto`` (llama.cpp where parity is
+    #: measured); see :mod:`aisec.safety.enchtable.models`
+    generation_backend: str = "transformers"
     methods: tuple[str, ...] = tuple(DEFAULT_METHODS)
     seed: int = Field(0, ge=0)
 
@@ -135,7 +139,6 @@ def run_pipeline(
     error; a merge whose recorded parameters differ from this run's is merged again.
     """
     from aisec.io import atomic_write_json
-    from aisec.llm import load_causal_lm
     from aisec.llm.finetune import FinetuneConfig, SFTExample, finetune
     from aisec.safety.enchtable import evaluate as ev
     from aisec.safety.enchtable.merge import (
@@ -145,11 +148,18 @@ def run_pipeline(
         run_merge_yaml,
         safety_model_config,
     )
+    from aisec.safety.enchtable.models import GENERATION_BACKENDS, load_model
     from aisec.safety.enchtable.ntk import NTKConfig, harmful_examples, ntk_finetune
     from aisec.safety.enchtable.responders import INFERENCE_METHODS, ModelResponder, make_inference
 
     out = Path(out_dir)
     params = {**DEFAULT_METHODS, **(method_params or {})}
+    if config.generation_backend not in GENERATION_BACKENDS:
+        raise ParameterError(
+            "generation_backend",
+            f"must be one of {', '.join(GENERATION_BACKENDS)}",
+            config.generation_backend,
+        )
     unknown = [m for m in config.methods if m not in params]
     if unknown:
         raise ParameterError("methods", f"must be among {', '.join(params)}", unknown[0])
@@ -185,7 +195,7 @@ def run_pipeline(
     task_dir = out / "task" / "model"
     if not (task_dir / "config.json").exists():
         _log(progress, f"task fine-tune ({config.task}, {config.task_steps} steps)")
-        lm = load_causal_lm(str(aligned_dir))
+        lm = load_model(str(aligned_dir))
         pairs = ev.task_pairs(config.task, "train", config.task_examples)
         examples = [
             SFTExample(
@@ -208,7 +218,7 @@ def run_pipeline(
     sur_dir = out / "surrogate"
     if not (sur_dir / "config.json").exists():
         _log(progress, f"NTK distillation ({config.distill_mode}, {config.distill_steps} steps)")
-        lm = load_causal_lm(str(aligned_dir))
+        lm = load_model(str(aligned_dir))
         r = ntk_finetune(
             lm,
             harmful_examples(seed=config.seed),
@@ -263,6 +273,9 @@ def run_pipeline(
     }
     # a refitted judge gives other verdicts: rows cached under another fit are measured again
     eval_settings["judge_id"] = ev.judge_fingerprint(config.judge)
+    gen = config.generation_backend
+    if gen != "transformers":  # rows cached before the option existed keep their key
+        eval_settings["generation_backend"] = gen
 
     def cached(name: str, path: Path, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``fn()``'s row, or the cached one measured with the same settings and weights."""
@@ -317,7 +330,7 @@ def run_pipeline(
     for name, path in models.items():
 
         def model_row(name: str = name, path: Path = path) -> dict[str, Any]:
-            lm = load_causal_lm(str(path))
+            lm = load_model(str(path), generation_backend=gen)
             return measure(
                 name,
                 ModelResponder(lm, name),
@@ -334,8 +347,8 @@ def run_pipeline(
 
         def inference_row(name: str = name) -> dict[str, Any]:
             if not lms:
-                lms["task"] = load_causal_lm(str(task_dir))
-                lms["expert"] = load_causal_lm(str(aligned_dir))
+                lms["task"] = load_model(str(task_dir), generation_backend=gen)
+                lms["expert"] = load_model(str(aligned_dir))
             responder = make_inference(name, lms["task"], lms["expert"], dict(params.get(name, {})))
             row = measure(name, responder, "inference")
             row["method_parameters"] = dict(params.get(name, {}))

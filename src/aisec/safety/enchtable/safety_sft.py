@@ -132,13 +132,14 @@ def safety_sft(base: str, config: SafetySFTConfig, out_dir: str | Path) -> Safet
     aligned model is written to ``out_dir/model`` (written beside, then renamed into place)."""
     import shutil
 
-    from aisec.llm import load_causal_lm
     from aisec.llm.finetune import FinetuneConfig, SFTExample, finetune
     from aisec.safety.enchtable.merge import model_dir
 
     out = Path(out_dir)
     harmful, benign = safety_pairs(config)
-    lm = load_causal_lm(str(model_dir(base)), merge_adapter=False)
+    from aisec.safety.enchtable.models import load_model
+
+    lm = load_model(str(model_dir(base)), merge_adapter=False)
     eos = lm.tokenizer.eos_token or ""
     examples = [
         SFTExample(lm.render([{"role": "user", "content": q}]), a + eos)

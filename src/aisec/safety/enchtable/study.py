@@ -234,8 +234,8 @@ def evaluate_run(
     ``model``, ``method``, ``parameters``, ``kind`` and ``sets`` (set -> result). Results are
     cached under ``run_dir/eval/``."""
     from aisec.io import atomic_write_json
-    from aisec.llm import load_causal_lm
     from aisec.safety.enchtable import evaluate as ev
+    from aisec.safety.enchtable.models import load_model
     from aisec.safety.enchtable.responders import ModelResponder, make_inference
 
     d = Path(run_dir)
@@ -255,9 +255,14 @@ def evaluate_run(
     judge = c.judge or str(rc["judge"])
     seed = int(rc["seed"]) if c.seed is None else c.seed
     task = str(rc["task"])
+    # the run's generation backend (models.load_model); kept in the cache key only when it is
+    # not transformers, so results cached before the option existed keep their key
+    gen = str(rc.get("generation_backend", "transformers"))
 
     def prompts_for(s: str) -> tuple[dict[str, Any], Any]:
         base = {"set": s, "judge": judge, "max_new_tokens": max_new, "seed": seed}
+        if gen != "transformers":
+            base["generation_backend"] = gen
         if s in ("test", "validation"):
             return {**base, "n": n_harmful}, ev.heldout_harmful(
                 n_harmful, seed=seed, split=s, test_n=n_harmful
@@ -335,11 +340,13 @@ def evaluate_run(
         if todo:
             if t.kind == "inference":
                 if task_lm is None:
-                    task_lm = load_causal_lm(str(d / "task" / "model"))
-                    expert = load_causal_lm(str(_aligned_dir(d)))
+                    task_lm = load_model(str(d / "task" / "model"), generation_backend=gen)
+                    expert = load_model(str(_aligned_dir(d)))
                 responder: Any = make_inference(t.method, task_lm, expert, dict(t.parameters))
             else:
-                responder = ModelResponder(load_causal_lm(str(t.path)), t.name)
+                responder = ModelResponder(
+                    load_model(str(t.path), generation_backend=gen), t.name
+                )
             for s, settings, f in todo:
                 _log(progress, f"evaluate {t.name} on {s}")
                 t0 = time.perf_counter()
