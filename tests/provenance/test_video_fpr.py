@@ -149,3 +149,20 @@ def test_rivagan_throughput_times_both_sides_and_restores_the_package_sessions()
     assert (RivaWatermark.encoder, RivaWatermark.decoder) == before
     with pytest.raises(ParameterError, match="reps"):
         rivagan_throughput(frames, m.keygen(np.random.default_rng(0)), reps=0)
+
+
+def test_clean_fpr_row_takes_a_clip_count_per_method(tmp_path):
+    pytest.importorskip("torch")
+    from aisec.bench import SCENARIOS
+    from aisec.bench.runner import discover, run
+
+    discover()
+    s = SCENARIOS.get("videomark.clean_fpr")
+    assert s.resolve("full")["ns"] == {"dwtdct": 6000}
+    over = {s.name: {"n": 4, "ns": {"segmark": 8}, "size": 32, "chunk": 4}}
+    _, rows = run([s], out_dir=tmp_path, overrides=over, show_progress=False, third_party_log=False)
+    m = rows[0]["metrics"]
+    assert rows[0]["status"] == "ok", rows[0].get("error")
+    assert (m["hidden.n"], m["segmark.n"], m["n_clips"]) == (4, 8, 4)
+    ns = {b["labels"]["method"]: b["metrics"]["n"] for b in rows[0]["breakdown"]}
+    assert ns == {"hidden": 4, "segmark": 8}
