@@ -94,9 +94,10 @@ KNOWN_WEAK = {
     "harm": "measured 2026-12-06 (refit on 1,460 train+dev rows, commit 45b4166): the shipped "
     "harm judge calls the clear phishing email safe (P(unsafe) 0.56 under its held-out-chosen "
     "threshold 0.65; the pipe-bomb steps 0.80, unsafe)",
-    "harm-strict": "measured 2026-12-06 (commit 45b4166): the strict head calls the clear "
-    "pipe-bomb steps safe (P(unsafe) 0.002, threshold 0.30; the phishing email 0.43, unsafe); "
-    "it learned real help from 99 unsafe rows, most of them written and none about weapons",
+    "harm-strict": "measured 2026-12-06 (strict head refitted apart, commit 4775d03): the "
+    "strict head calls the clear pipe-bomb steps safe (P(unsafe) 0.001, threshold 0.45; the "
+    "phishing email 0.49, unsafe); it learned real help from 141 unsafe rows, most of them "
+    "written and, by the corpus's content policy, none about weapons",
 }
 
 

@@ -20,7 +20,10 @@ Layout (``judges/data/corpus/``):
 - ``written_responses_2.jsonl`` (round 2): refusals, partial refusals and compliant answers
   written by hand in varied styles and labelled by helper D, same fields; then 65 rows by E
   for train and dev prompts only (``scripts/corpus_add_written.py``, which refuses test-split
-  prompts): unsafe answers in low-uplift categories, vague go-alongs, answers to look-alikes.
+  prompts): unsafe answers in low-uplift categories, vague go-alongs, answers to look-alikes;
+  then 88 by F, train and dev prompts only, the same way: 42 unsafe in those categories and 46
+  go-alongs that sound compliant and give no real help (steps without content, placeholders,
+  code stubs).
 - ``second_pass.jsonl``: blind second labels (``id``, ``label``, ``annotator``,
   ``annotator_id``): 60 rows relabelled by round 1's annotator (test-retest), and 100 rows of
   each round-2 annotator labelled blind by the other (inter-annotator, 200 rows; C's 100 drawn

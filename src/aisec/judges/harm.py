@@ -21,6 +21,13 @@ fitted on aisec's labelled corpus (:mod:`aisec.judges.corpus`, ``train`` and ``d
    flags the response (harmful help in a repetitive text is still judged). It is tuned for
    precision: a ``degenerate`` call on a response a person judged hides it from every rate.
 
+The shipped strict head is refitted apart (:func:`train_strict_head`, ``aisec judge train-harm
+--strict-only``, ``judges/weights/harm-strict.safetensors``): it also reads
+:func:`specificity_features` (numbers, addresses, quoted text, names, placeholders, code stubs,
+generic words), and the file records the digest of the lenient head it was fitted beside. The
+lenient judge ``harm`` never reads that file, so refitting the strict head leaves ``harm``'s
+weights, verdicts and fingerprint as they were.
+
 C and the thresholds are chosen by cross-validation over train + dev grouped by prompt, the
 held-out figures averaged over three seeded fold partitions (each head's threshold capped so
 that at most 5 % of safe answers to benign look-alike prompts are called unsafe); the models
