@@ -20,6 +20,19 @@ def cell(base, scale, x):
     return {"value": base + scale * x, "pid": os.getpid()}
 
 
+def scaled(obj, x):
+    return {"value": obj.scale * x}
+
+
+def local_object(scale):
+    class Local:  # plain pickle cannot carry a class defined in a function; cloudpickle can
+        pass
+
+    obj = Local()
+    obj.scale = scale
+    return obj
+
+
 def broken(x):
     return [x]
 '''
@@ -50,6 +63,13 @@ def test_in_process_and_local_processes_give_the_same_rows(demo, tmp_path):
     assert {r["pid"] for r in here.values()} == {os.getpid()}
     assert os.getpid() not in {r["pid"] for r in procs.values()}
     assert all(r["id"] == c for c, r in procs.items())
+
+
+def test_shared_objects_of_local_classes_reach_the_worker_processes(demo):
+    pytest.importorskip("cloudpickle")
+    cells = [("a", (2,)), ("b", (3,))]
+    rows = run_cells(demo.scaled, cells, (demo.local_object(5),), executor=Executor(workers=2))
+    assert _values(rows) == {"a": 10, "b": 15}
 
 
 def test_a_stored_cell_is_not_recomputed_unless_the_fingerprint_changes(demo, tmp_path):

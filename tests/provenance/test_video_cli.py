@@ -125,3 +125,18 @@ def test_train_refuses_an_unknown_recipe_key(tmp_path, capsys):
     code = main(["videomark", "train", "--method", "hidden", "--out", str(out), "--set", "lr2=1"])
     assert code == 2 and "lr2" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_bench_runs_its_cells_in_local_processes_with_the_same_rows(tmp_path, capsys):
+    pytest.importorskip("av")
+    pytest.importorskip("torch")
+    base = ["videomark", "bench", "--method", "hidden", "--clips-per-video", "1", "--frames"]
+    base += ["2", "--size", "64", "--perturbation", "blur", "--format", "json"]
+    assert main([*base, "--out", str(tmp_path / "here")]) == 0
+    here = json.loads(capsys.readouterr().out)
+    assert main([*base, "--out", str(tmp_path / "procs"), "--workers", "2"]) == 0
+    procs = json.loads(capsys.readouterr().out)
+    assert here == procs and {r["perturbation"] for r in here} == {"none", "blur"}
+    cells = (tmp_path / "procs" / "cells.jsonl").read_text().splitlines()
+    assert len(cells) == 5  # the clean cell and the four blur strengths, one line each

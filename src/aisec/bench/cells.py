@@ -10,7 +10,7 @@ to :func:`run_cells` with the run's :class:`Executor` (``ctx.executor``)::
 
 * ``Executor()`` (the default): cells run one after another in this process;
 * ``Executor(workers=N)``: in ``N`` local worker processes (spawned, so torch and onnxruntime
-  start clean in each);
+  start clean in each; ``fn`` and ``shared`` reach them through cloudpickle where installed);
 * ``Executor(ray="local")`` or ``Executor(ray="ray://head:10001")`` (or ``"auto"``): as Ray tasks
   of one CPU each, on a local instance of ``workers`` CPUs or on the cluster at that address,
   whose workers must have ``aisec`` installed (``aisec bench run ... --ray ADDRESS``, or the
@@ -111,8 +111,22 @@ def run_cells(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(fn: Callable[..., Any], shared: tuple[Any, ...]) -> None:
-    _WORKER["fn"], _WORKER["shared"] = fn, shared
+def _init_worker(payload: bytes) -> None:
+    import pickle
+
+    _WORKER["fn"], _WORKER["shared"] = pickle.loads(payload)  # noqa: S301 (our own parent)
+
+
+def _payload(obj: Any) -> bytes:
+    """``obj`` for the spawned workers: cloudpickle where installed (it also carries classes
+    defined inside functions, e.g. the learned methods' networks), else pickle."""
+    try:
+        import cloudpickle
+    except ImportError:
+        import pickle
+
+        return pickle.dumps(obj)
+    return cloudpickle.dumps(obj)
 
 
 def _call_in_worker(cell: str, args: tuple[Any, ...]) -> tuple[str, dict[str, Any]]:
@@ -129,7 +143,7 @@ def _in_processes(
         max_workers=min(workers, len(todo)),
         mp_context=mp.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(fn, shared),
+        initargs=(_payload((fn, shared)),),
     ) as pool:
         pending = {pool.submit(_call_in_worker, c, a) for c, a in todo}
         try:

@@ -205,6 +205,19 @@ def detect_cmd(
     help="Only these perturbations (default: all eight, at the full row's two strengths).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--ray",
+    "ray_address",
+    default=None,
+    help="Run cells as Ray tasks: 'local' or a cluster address (extra distributed).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run cells in this many local processes (or a local Ray instance's CPUs).",
+)
 @steps_option
 @gen_steps_option
 @templates_option
@@ -216,6 +229,8 @@ def bench_cmd(
     frames: int,
     perturbations: tuple[str, ...],
     seed: int,
+    ray_address: str | None,
+    workers: int,
     steps: int,
     gen_steps: int,
     templates: str,
@@ -225,6 +240,7 @@ def bench_cmd(
     """The no-box removal/forgery grid on generated clips (FNR and FPR per rule)."""
     import numpy as np
 
+    from aisec.bench.cells import Executor
     from aisec.bench.scenarios.videoshield import FULL_GRID
     from aisec.errors import ParameterError
     from aisec.provenance.video.benchmark import flatten
@@ -245,6 +261,7 @@ def bench_cmd(
         str(Path(out_dir) / "cells.jsonl"),
         seed=seed,
         progress=lambda f, c: click.echo(f"[{f:4.0%}] {c}", err=True),
+        executor=Executor(workers=workers, ray=ray_address),
     )
     flat = flatten(rows)
 
