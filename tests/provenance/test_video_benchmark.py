@@ -7,9 +7,10 @@ import importlib.util
 import numpy as np
 import pytest
 
+from aisec.bench.scenarios.videomark import run_grid
 from aisec.perturb.video import VIDEO_PERTURBATIONS
 from aisec.provenance.video import RULES, get_video_method
-from aisec.provenance.video.benchmark import flatten, run_grid
+from aisec.provenance.video.benchmark import flatten
 
 
 @pytest.fixture(scope="module")

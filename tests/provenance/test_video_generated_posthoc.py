@@ -35,8 +35,8 @@ def test_generated_clips_are_labelled_resized_and_reproducible(clips):
 
 
 def test_a_post_hoc_method_marks_generated_clips_and_leaves_the_rest_unflagged(clips):
+    from aisec.bench.scenarios.videomark import run_grid
     from aisec.provenance.video import RULES, get_video_method
-    from aisec.provenance.video.benchmark import run_grid
 
     m = get_video_method("hidden")
     key = m.keygen(np.random.default_rng(0))

@@ -117,7 +117,7 @@ def test_frame_templates_are_matched_after_a_frame_swap(shield):
 
 
 def test_one_jpeg_cell_on_generated_clips_keeps_the_watermark(shield):
-    from aisec.provenance.video.generated import shield_grid
+    from aisec.bench.scenarios.videoshield import shield_grid
 
     m, key = shield
     rows = shield_grid(m, key, 1, 3, {"jpeg": [30.0]}, seed=0)

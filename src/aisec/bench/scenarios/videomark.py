@@ -33,10 +33,14 @@ no-box row adds DWT-DCT.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from aisec.bench import Headline, Result, Series, scenario
+
+if TYPE_CHECKING:
+    from aisec.bench.cells import Executor
 
 QUICK_GRID = {
     "jpeg": [50.0],
@@ -93,6 +97,45 @@ def grid_breakdown(flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def run_grid(
+    method: Any,
+    key: Any,
+    clips: Sequence[Any],
+    grid: Mapping[str, Sequence[float]],
+    store_path: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+    executor: Executor | None = None,
+) -> list[dict[str, Any]]:
+    """The no-box grid of ``method`` on ``clips``: the clean cell plus every (perturbation,
+    strength) of ``grid``, one row per cell (:func:`aisec.provenance.video.benchmark.run_cell`).
+
+    The cells go through the runner's :func:`aisec.bench.cells.run_cells`: one after another
+    here (default), in local processes or as Ray tasks (``executor``, e.g. a bench run's
+    ``ctx.executor``), each appended to ``store_path`` when it finishes, so a stopped grid
+    resumes cell by cell; the rows are the same either way.
+    """
+    from aisec.bench.cells import run_cells
+    from aisec.provenance.video.benchmark import (
+        embed_clips,
+        grid_cells,
+        grid_fingerprint,
+        run_cell,
+    )
+
+    cells = grid_cells(method.name, grid, seed)
+    rows = run_cells(
+        run_cell,
+        cells,
+        lambda: (method, key, list(clips), embed_clips(method, key, clips)),
+        store=store_path,
+        fingerprint=grid_fingerprint(key, clips, seed, method.name),
+        executor=executor,
+        progress=progress,
+    )
+    return [rows[c] for c, _ in cells]
+
+
 def _attack_clips(params: Mapping[str, Any]) -> list[Any]:
     """The real clips an attack row runs on (``videos``: only clips cut from those videos)."""
     from aisec.provenance.video.clips import real_clips
@@ -142,7 +185,7 @@ def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
 
     from aisec.metrics.stats import rate
     from aisec.provenance.video import RULES, get_video_method
-    from aisec.provenance.video.benchmark import NOBOX_GRID, flatten, run_grid
+    from aisec.provenance.video.benchmark import NOBOX_GRID, flatten
     from aisec.provenance.video.clips import pan_zoom_clips, real_clips
     from aisec.provenance.video.figures import heatmaps
 
@@ -555,7 +598,7 @@ def generated(params: Mapping[str, Any], ctx: Any) -> Result:
 
     from aisec.metrics.stats import rate
     from aisec.provenance.video import get_video_method
-    from aisec.provenance.video.benchmark import flatten, run_grid
+    from aisec.provenance.video.benchmark import flatten
     from aisec.provenance.video.generated import posthoc_generated_clips
 
     n, frames = int(params["n"]), int(params["frames"])

@@ -15,11 +15,54 @@ strengths (blur sigma, crop area) are therefore much harsher than on 256 px vide
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from aisec.bench import Headline, Result, scenario
 from aisec.bench.scenarios.videomark import CLEAN_HEADLINES, grid_breakdown
+
+if TYPE_CHECKING:
+    from aisec.bench.cells import Executor
+
+
+def shield_grid(
+    method: Any,
+    key: Any,
+    n: int,
+    frames: int,
+    grid: Mapping[str, Sequence[float]],
+    store_path: str | None = None,
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+    executor: Executor | None = None,
+) -> list[dict[str, Any]]:
+    """The clean cell plus every (perturbation, strength) of ``grid`` on ``n`` generated
+    watermarked and ``n`` generated unwatermarked clips (rows as ``benchmark.run_cell``'s),
+    through the runner's :func:`aisec.bench.cells.run_cells` (``executor``: in this process,
+    local processes or Ray; resumable via ``store_path``). The clips are generated only if some
+    cell is missing."""
+    from aisec.bench.cells import run_cells
+    from aisec.provenance.video.benchmark import grid_cells
+    from aisec.provenance.video.generated import generated_clips, shield_cell, shield_fingerprint
+
+    method.bind(key)
+
+    def shared() -> tuple[Any, ...]:
+        marked, clean = generated_clips(method, key, n, frames, seed)
+        return (method, key, clean, [c.frames for c in marked])
+
+    cells = [(c, (*a, frames)) for c, a in grid_cells(method.name, grid, seed)]
+    rows = run_cells(
+        shield_cell,
+        cells,
+        shared,
+        store=store_path,
+        fingerprint=shield_fingerprint(key, n, frames, seed),
+        executor=executor,
+        progress=progress,
+    )
+    return [rows[c] for c, _ in cells]
+
 
 QUICK_GRID = {"jpeg": [30.0], "h264": [28.0], "frame_swap": [0.5]}
 FULL_GRID = {
@@ -66,7 +109,7 @@ def videoshield(params: Mapping[str, Any], ctx: Any) -> Result:
     from aisec.metrics.stats import rate
     from aisec.provenance.video.aggregation import thresholds
     from aisec.provenance.video.benchmark import flatten
-    from aisec.provenance.video.generated import generated_clips, shield_grid
+    from aisec.provenance.video.generated import generated_clips
     from aisec.provenance.video.videoshield import VideoShield, temporal_difference
 
     m = VideoShield(

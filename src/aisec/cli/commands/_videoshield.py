@@ -241,10 +241,9 @@ def bench_cmd(
     import numpy as np
 
     from aisec.bench.cells import Executor
-    from aisec.bench.scenarios.videoshield import FULL_GRID
+    from aisec.bench.scenarios.videoshield import FULL_GRID, shield_grid
     from aisec.errors import ParameterError
     from aisec.provenance.video.benchmark import flatten
-    from aisec.provenance.video.generated import shield_grid
 
     for p in perturbations:
         if p not in FULL_GRID:

@@ -332,8 +332,9 @@ def bench_cmd(
     import numpy as np
 
     from aisec.bench.cells import Executor
+    from aisec.bench.scenarios.videomark import run_grid
     from aisec.errors import ParameterError
-    from aisec.provenance.video.benchmark import NOBOX_GRID, flatten, run_grid
+    from aisec.provenance.video.benchmark import NOBOX_GRID, flatten
     from aisec.provenance.video.clips import pan_zoom_clips, real_clips
 
     for p in perturbations:

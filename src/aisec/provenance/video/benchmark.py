@@ -7,19 +7,20 @@ of :mod:`aisec.provenance.video.aggregation`. Each cell also records the mean PS
 the perturbed watermarked clips against the watermarked source, and their mean frame bit
 accuracy. The clean cell is ``("none", 0)``.
 
-The cells run through the bench runner's grid capability (:mod:`aisec.bench.cells`): in this
-process, in local processes or as Ray tasks (local instance or cluster), each finished cell
-appended to a :class:`aisec.io.JsonlStore`, so an interrupted grid resumes where it stopped.
-Each clip's random stream is derived from (seed, cell, clip index), so a resumed, re-ordered or
-distributed grid gives the same numbers.
+This module holds the pure parts: :func:`run_cell`, the cell list (:func:`grid_cells`) and what
+the cells depend on (:func:`grid_fingerprint`). The bench layer runs them
+(``aisec.bench.scenarios.videomark.run_grid`` through the runner's grid capability,
+:mod:`aisec.bench.cells`): in this process, in local processes or as Ray tasks (local instance
+or cluster), each finished cell appended to a JSONL store, so an interrupted grid resumes where
+it stopped. Each clip's random stream is derived from (seed, cell, clip index), so a resumed,
+re-ordered or distributed grid gives the same numbers.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,14 +28,10 @@ from aisec.provenance.video.aggregation import RULES, aggregate_all, frame_bit_a
 from aisec.provenance.video.clips import Clip
 from aisec.provenance.video.methods import VideoKey, VideoWatermark
 
-if TYPE_CHECKING:
-    from aisec.bench.cells import Executor
-
 __all__ = [
     "NOBOX_GRID",
     "cell_id",
     "run_cell",
-    "run_grid",
     "grid_cells",
     "grid_fingerprint",
     "embed_clips",
@@ -121,8 +118,8 @@ def run_cell(
 def grid_cells(
     method_name: str, grid: Mapping[str, Sequence[float]], seed: int = 0
 ) -> list[tuple[str, tuple[Any, ...]]]:
-    """The clean cell and every (perturbation, strength) of ``grid`` as ``(cell_id, args)`` for
-    :func:`aisec.bench.cells.run_cells` with :func:`run_cell` (args: perturbation, strength,
+    """The clean cell and every (perturbation, strength) of ``grid`` as ``(cell_id, args)``:
+    :func:`run_cell` of shared (method, key, clips, marked) and args (perturbation, strength,
     seed)."""
     cells = [("none", 0.0)] + [(p, float(s)) for p, ss in grid.items() for s in ss]
     return [(cell_id(method_name, p, s), (p, s, seed)) for p, s in cells]
@@ -135,37 +132,6 @@ def grid_fingerprint(key: VideoKey, clips: Sequence[Clip], seed: int, *extra: An
         h.update(f"{c.name}|{c.kind}|{np.shape(c.frames)}".encode())
     h.update(repr((int(seed), *extra)).encode())
     return h.hexdigest()[:16]
-
-
-def run_grid(
-    method: VideoWatermark,
-    key: VideoKey,
-    clips: Sequence[Clip],
-    grid: Mapping[str, Sequence[float]],
-    store_path: str | os.PathLike[str] | None = None,
-    seed: int = 0,
-    progress: Callable[[float, str], None] | None = None,
-    executor: Executor | None = None,
-) -> list[dict[str, Any]]:
-    """The clean cell plus every (perturbation, strength) of ``grid``; resumable via the store.
-
-    The cells go through the bench runner's :func:`aisec.bench.cells.run_cells`: one after
-    another here (default), in local processes or as Ray tasks (``executor``, e.g. the bench
-    run's ``ctx.executor``); the rows are the same either way.
-    """
-    from aisec.bench.cells import run_cells
-
-    cells = grid_cells(method.name, grid, seed)
-    rows = run_cells(
-        run_cell,
-        cells,
-        lambda: (method, key, list(clips), embed_clips(method, key, clips)),
-        store=store_path,
-        fingerprint=grid_fingerprint(key, clips, seed, method.name),
-        executor=executor,
-        progress=progress,
-    )
-    return [rows[c] for c, _ in cells]
 
 
 def flatten(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,17 +9,18 @@ The clips are labelled ``kind="generated"`` (watermarked: ``"generated_wm"``).
 :func:`posthoc_generated_clips` draws unwatermarked clips of the same model, resized, as a clip
 kind for the post-hoc methods (which watermark them after generation).
 
-:func:`shield_grid` is the no-box grid of :mod:`aisec.provenance.video.benchmark` on such clips:
-the benchmark's ``run_grid`` watermarks given clips post hoc, which an in-generation method
-cannot do, so here the watermarked set is generated and each cell is the benchmark's own
-:func:`~aisec.provenance.video.benchmark.run_cell` (same rows, same per-clip random streams),
-run and stored cell by cell by the bench runner's :func:`aisec.bench.cells.run_cells`.
+:func:`shield_cell` is a cell of the no-box grid of :mod:`aisec.provenance.video.benchmark` on
+such clips: the post-hoc grid watermarks given clips, which an in-generation method cannot do,
+so here the watermarked set is generated and each cell is the benchmark's own
+:func:`~aisec.provenance.video.benchmark.run_cell` (same rows, same per-clip random streams);
+``aisec.bench.scenarios.videoshield.shield_grid`` runs and stores them cell by cell through the
+bench runner's :func:`aisec.bench.cells.run_cells`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +30,16 @@ from aisec.errors import ParameterError
 from aisec.provenance.video.clips import Clip
 
 if TYPE_CHECKING:
-    from aisec.bench.cells import Executor
     from aisec.provenance.video.methods import VideoKey
     from aisec.provenance.video.videoshield import VideoShield
 
-__all__ = ["generated_clips", "posthoc_generated_clips", "clip_rng", "shield_grid", "shield_cell"]
+__all__ = [
+    "generated_clips",
+    "posthoc_generated_clips",
+    "clip_rng",
+    "shield_cell",
+    "shield_fingerprint",
+]
 
 
 def clip_rng(seed: int, which: str, i: int) -> np.random.Generator:
@@ -116,7 +122,7 @@ def shield_cell(
     seed: int,
     frames: int,
 ) -> dict[str, Any]:
-    """One cell of :func:`shield_grid`: ``benchmark.run_cell`` on the generated sets."""
+    """One cell of the generated grid: ``benchmark.run_cell`` on the generated sets."""
     from aisec.provenance.video.benchmark import run_cell
 
     method.bind(key)
@@ -125,40 +131,8 @@ def shield_cell(
     return row
 
 
-def shield_grid(
-    method: VideoShield,
-    key: VideoKey,
-    n: int,
-    frames: int,
-    grid: Mapping[str, Sequence[float]],
-    store_path: str | None = None,
-    seed: int = 0,
-    progress: Callable[[float, str], None] | None = None,
-    executor: Executor | None = None,
-) -> list[dict[str, Any]]:
-    """The clean cell plus every (perturbation, strength) of ``grid`` on ``n`` generated
-    watermarked and ``n`` generated unwatermarked clips; rows as ``benchmark.run_cell``'s,
-    through the bench runner's :func:`aisec.bench.cells.run_cells` (``executor``: in this
-    process, local processes or Ray). The clips are generated only if some cell is missing."""
-    from aisec.bench.cells import run_cells
-    from aisec.provenance.video.benchmark import grid_cells
-
-    method.bind(key)
-
-    def shared() -> tuple[Any, ...]:
-        marked, clean = generated_clips(method, key, n, frames, seed)
-        return (method, key, clean, [c.frames for c in marked])
-
-    cells = [(c, (*a, frames)) for c, a in grid_cells(method.name, grid, seed)]
+def shield_fingerprint(key: VideoKey, n: int, frames: int, seed: int) -> str:
+    """What a cell of the generated grid depends on besides its own arguments."""
     h = hashlib.sha256(np.asarray(key.message, dtype=np.uint8).tobytes())
-    h.update(repr(("videoshield", n, frames, seed)).encode())
-    rows = run_cells(
-        shield_cell,
-        cells,
-        shared,
-        store=store_path,
-        fingerprint=h.hexdigest()[:16],
-        executor=executor,
-        progress=progress,
-    )
-    return [rows[c] for c, _ in cells]
+    h.update(repr(("videoshield", int(n), int(frames), int(seed))).encode())
+    return h.hexdigest()[:16]
