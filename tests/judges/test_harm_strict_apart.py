@@ -186,3 +186,26 @@ def test_the_shipped_strict_file_was_fitted_beside_the_shipped_lenient_head():
         k: np.asarray(v, dtype=np.float64) for k, v in load_safetensors(HARM_WEIGHTS, "np").items()
     }
     assert HarmJudge(encoder=bow_encoder).identity()["weights"] == array_digest(w)
+
+
+def test_bad_options_are_one_line_errors(pair, tmp_path, capsys):
+    from aisec.cli.main import main
+    from aisec.errors import ParameterError
+    from aisec.judges.harm import train_strict_head
+
+    main_w, _, _ = pair
+    for kw, match in (({"folds": 1}, "folds"), ({"repeats": 0}, "repeats")):
+        with pytest.raises(ParameterError, match=match):
+            train_strict_head(
+                _rows(0),
+                _rows(1),
+                tmp_path / "s.safetensors",
+                lenient_weights=main_w,
+                encoder=bow_encoder,
+                **kw,
+            )
+    with pytest.raises(ParameterError, match="train"):
+        train_strict_head([], _rows(1), tmp_path / "s.safetensors", encoder=bow_encoder)
+    assert main(["judge", "train-harm", "--strict-only", "--folds", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "folds" in err
