@@ -18,6 +18,7 @@ __all__ = [
     "console",
     "given",
     "split_flags",
+    "executor_options",
     "layered",
 ]
 
@@ -73,6 +74,34 @@ def peer_options(certs_help: str) -> Callable[[Callable[..., Any]], Callable[...
         ):
             fn = opt(fn)
         return fn
+
+    return wrap
+
+
+def executor_options(
+    default_workers: int | None = 1,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--workers N`` and ``--ray ADDRESS`` (keyword ``ray``): where the independent cells of
+    a grid run (``aisec.bench.cells.Executor``). ``default_workers`` None lets a recipe decide."""
+    workers_help = "Run grid cells in this many local processes" + (
+        "." if default_workers else " (default: the recipe's, else 1)."
+    )
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option(
+            "--ray",
+            "ray",
+            default=None,
+            metavar="ADDRESS",
+            help="Run grid cells as Ray tasks: 'local' or a cluster address (extra distributed).",
+        )(fn)
+        return click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=default_workers,
+            show_default=default_workers is not None,
+            help=workers_help,
+        )(fn)
 
     return wrap
 

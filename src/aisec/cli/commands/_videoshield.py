@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from aisec.cli.common import emit, format_option
+from aisec.cli.common import emit, executor_options, format_option
 
 
 def _method(steps: int, gen_steps: int, templates: str, threads: int) -> Any:
@@ -205,19 +205,7 @@ def detect_cmd(
     help="Only these perturbations (default: all eight, at the full row's two strengths).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--ray",
-    "ray_address",
-    default=None,
-    help="Run cells as Ray tasks: 'local' or a cluster address (extra distributed).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Run cells in this many local processes (or a local Ray instance's CPUs).",
-)
+@executor_options()
 @steps_option
 @gen_steps_option
 @templates_option
@@ -229,7 +217,7 @@ def bench_cmd(
     frames: int,
     perturbations: tuple[str, ...],
     seed: int,
-    ray_address: str | None,
+    ray: str | None,
     workers: int,
     steps: int,
     gen_steps: int,
@@ -260,7 +248,7 @@ def bench_cmd(
         str(Path(out_dir) / "cells.jsonl"),
         seed=seed,
         progress=lambda f, c: click.echo(f"[{f:4.0%}] {c}", err=True),
-        executor=Executor(workers=workers, ray=ray_address),
+        executor=Executor(workers=workers, ray=ray),
     )
     flat = flatten(rows)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from aisec.cli.common import emit, format_option
+from aisec.cli.common import emit, executor_options, format_option
 
 
 def _scenario_sets(items: tuple[str, ...], names: list[str]) -> dict[str, dict[str, Any]]:
@@ -195,18 +195,7 @@ _common = [
         help="Render report.html and report.md into the run directory.",
     ),
     click.option("--fresh", is_flag=True, help="Set aside finished rows and run everything again."),
-    click.option(
-        "--workers",
-        type=click.IntRange(min=1),
-        default=None,
-        help="Grid scenarios run their cells in this many local processes (default 1).",
-    ),
-    click.option(
-        "--ray",
-        default=None,
-        metavar="ADDRESS",
-        help="Grid scenarios run their cells as Ray tasks: 'local' or a cluster address.",
-    ),
+    executor_options(default_workers=None),
 ]
 
 

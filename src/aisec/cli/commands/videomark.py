@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from aisec.cli.common import emit, format_option, set_option
+from aisec.cli.common import emit, executor_options, format_option, set_option
 
 
 def _log(msg: str) -> None:
@@ -298,19 +298,7 @@ def attack_cmd(
     help="Only these perturbations (default: all eight).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--ray",
-    "ray_address",
-    default=None,
-    help="Run cells as Ray tasks: 'local' or a cluster address (extra distributed).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Run cells in this many local processes (or a local Ray instance's CPUs).",
-)
+@executor_options()
 @threads_option
 @format_option
 def bench_cmd(
@@ -323,7 +311,7 @@ def bench_cmd(
     pan_zoom: int,
     perturbations: tuple[str, ...],
     seed: int,
-    ray_address: str | None,
+    ray: str | None,
     workers: int,
     threads: int,
     fmt: str,
@@ -354,7 +342,7 @@ def bench_cmd(
         Path(out_dir) / "cells.jsonl",
         seed=seed,
         progress=lambda f, c: _log(f"[{f:4.0%}] {c}"),
-        executor=Executor(workers=workers, ray=ray_address),
+        executor=Executor(workers=workers, ray=ray),
     )
     flat = flatten(rows)
 
