@@ -369,5 +369,7 @@ def test_timed_experiment_interleaves_insertion_and_plain_sft(tmp_path):
     assert out["insert_steps"] == 4
     assert out["insert_seconds"] > 0 and out["plain_sft_seconds"] > 0
     assert out["insert_seconds_ratio"] == out["insert_seconds"] / out["plain_sft_seconds"]
+    assert len(out["insert_chunk_seconds"]) == len(out["plain_chunk_seconds"]) == 4
+    assert sum(out["insert_chunk_seconds"]) <= out["insert_seconds"]
     plain_log = (tmp_path / "plain" / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in plain_log] == [1, 2, 3, 4]

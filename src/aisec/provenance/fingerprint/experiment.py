@@ -100,7 +100,10 @@ def _timed_insertion(
     advance in alternating chunks of about a quarter of the steps (ABBA order) in this process,
     so that a change in outside load hits both alike. A full fine-tune with averaging cannot be
     chunked; it is timed back to back (``timing_mode`` says which). Fills ``insert_seconds``,
-    ``plain_sft_seconds``, ``insert_seconds_ratio``, ``timing_mode`` and ``averaged_epochs``.
+    ``plain_sft_seconds``, ``insert_seconds_ratio``, ``timing_mode``, ``averaged_epochs`` and
+    the seconds of each chunk (``insert_chunk_seconds``, ``plain_chunk_seconds``; the insertion's
+    one-off anchor setup is in ``insert_seconds`` only), so that a one-off cost can be told from a
+    per-step one.
     """
     import shutil
 
@@ -135,6 +138,7 @@ def _timed_insertion(
     chunked = not (icfg.averaging > 0 and icfg.method == "full")
     chunk = max(1, -(-steps // 4)) if chunked else steps
     secs = {"insert": 0.0, "plain": 0.0}
+    per_chunk: dict[str, list[float]] = {"insert": [], "plain": []}
     t = time.perf_counter()
     anchor_loss = make_anchor_loss(lm, anchors, icfg) if icfg.anchor_weight > 0 else None
     secs["insert"] += time.perf_counter() - t
@@ -171,7 +175,9 @@ def _timed_insertion(
                     progress=False,
                     extra_loss=plain_extra,
                 )
-            secs[which] += time.perf_counter() - t
+            took = time.perf_counter() - t
+            secs[which] += took
+            per_chunk[which].append(took)
         done, turn = stop, turn + 1
     del plain_lm
     out.update(
@@ -180,6 +186,8 @@ def _timed_insertion(
         insert_seconds_ratio=secs["insert"] / secs["plain"],
         timing_mode="interleaved" if chunked else "sequential",
         averaged_epochs=averaged,
+        insert_chunk_seconds=per_chunk["insert"],
+        plain_chunk_seconds=per_chunk["plain"],
     )
     return ins
 
