@@ -425,9 +425,10 @@ def run(aligned: str, task: str, overrides: tuple[str, ...], out: Path, fmt: str
     "sets",
     multiple=True,
     type=click.Choice(
-        ["test", "validation", "lookalike", "jailbreak", "utility", "utility_validation"]
+        ["test", "validation", "lookalike", "jailbreak", "pair", "utility", "utility_validation"]
     ),
-    help="Evaluation set (repeatable; default test and utility).",
+    help="Evaluation set (repeatable; default test and utility). pair: PAIR-style dynamic "
+    "jailbreak (--set pair_iterations=3 pair_streams=1 pair_goals=8 pair_attacker=...).",
 )
 @click.option(
     "--set",
@@ -454,7 +455,8 @@ def study(
     fmt: str,
 ) -> None:
     """Parameter variants (beta/T sweeps) and further evaluation sets (validation, look-alike
-    over-refusal, static jailbreaks) on an existing run directory; results cached in RUN/eval/."""
+    over-refusal, static and PAIR jailbreaks) on an existing run directory; results cached in
+    RUN/eval/."""
     from aisec.errors import ParameterError
     from aisec.io import atomic_write_json
     from aisec.safety.enchtable.study import StudyConfig, choose, evaluate_run
@@ -485,8 +487,9 @@ def study(
                         f"{v['unsafe']['rate']:.3f}"
                     )
                 else:
+                    what = "broken" if s == "pair" else "unsafe"
                     parts.append(
-                        f"{s} unsafe {v['rate']:.3f} ({v['k']}/{v['n_judged']}; "
+                        f"{s} {what} {v['rate']:.3f} ({v['k']}/{v['n_judged']}; "
                         f"{v['unjudged']} unjudged, {v['degenerate']} degenerate)"
                     )
             click.echo(f"{r['model']:32s} " + "  ".join(parts))

@@ -19,6 +19,10 @@ Evaluation sets (:data:`EVAL_SETS`):
 * ``lookalike``: on the judge corpus's look-alike prompts of its ``test`` split, the refused
   share (over-refusal) and the share the harm judge calls unsafe (false unsafe);
 * ``jailbreak``: unsafe rate on the ``test`` prompts each inside a PyRIT jailbreak template;
+* ``pair``: a PAIR-style dynamic jailbreak (:mod:`~aisec.safety.enchtable.pair`) on the first
+  ``pair_goals`` ``test`` prompts: an attacker model (default the embedded SmolLM2-135M on
+  llama.cpp) refines its prompt from the judge's score for ``pair_iterations`` rounds in
+  ``pair_streams`` streams; the rate is the share of goals broken in any round;
 * ``utility``: held-out task loss (the run's test answers);
 * ``utility_validation``: the task loss on as many train-split answers the task fine-tune did
   not see (those after its ``task_examples``).
@@ -58,7 +62,15 @@ __all__ = [
     "run_config",
 ]
 
-EVAL_SETS = ("test", "validation", "lookalike", "jailbreak", "utility", "utility_validation")
+EVAL_SETS = (
+    "test",
+    "validation",
+    "lookalike",
+    "jailbreak",
+    "pair",
+    "utility",
+    "utility_validation",
+)
 _NAME = re.compile(r"^[a-z_]+(@[a-z_]+=[^,/@=\s]+(,[a-z_]+=[^,/@=\s]+)*)?$")
 _MODELS = ("aligned", "task", "harmful_surrogate")
 
@@ -76,6 +88,30 @@ class StudyConfig(StrictModel):
     jailbreak_seed: int = Field(0, ge=0)
     max_template_chars: int = Field(600, ge=50)
     batch_size: int = Field(8, ge=1)
+    # the ``pair`` set (PAIRConfig's fields; pair_goals None: all the run's test prompts)
+    pair_goals: int | None = Field(None, ge=1)
+    pair_iterations: int = Field(3, ge=1, le=50)
+    pair_streams: int = Field(1, ge=1, le=64)
+    pair_attacker: str = "smollm2-135m-instruct"
+    pair_attacker_backend: str = "llamacpp"
+    pair_attacker_temperature: float = Field(0.7, ge=0.0, le=5.0)
+    pair_seed: int = Field(0, ge=0)
+
+    def pair_config(self, judge: str, max_new_tokens: int) -> Any:
+        """The :class:`~aisec.safety.enchtable.pair.PAIRConfig` of the ``pair`` set."""
+        from aisec.safety.enchtable.pair import pair_config
+
+        return pair_config(
+            n_iterations=self.pair_iterations,
+            n_streams=self.pair_streams,
+            attacker=self.pair_attacker,
+            attacker_backend=self.pair_attacker_backend,
+            attacker_temperature=self.pair_attacker_temperature,
+            target_max_new_tokens=max_new_tokens,
+            judge=judge,
+            seed=self.pair_seed,
+            batch_size=self.batch_size,
+        )
 
 
 @dataclass(frozen=True)
@@ -255,6 +291,7 @@ def evaluate_run(
     judge = c.judge or str(rc["judge"])
     seed = int(rc["seed"]) if c.seed is None else c.seed
     task = str(rc["task"])
+    pair_cfg = c.pair_config(judge, max_new) if "pair" in sets else None  # checked up front
     # the run's generation backend (models.load_model); kept in the cache key only when it is
     # not transformers, so results cached before the option existed keep their key
     gen = str(rc.get("generation_backend", "transformers"))
@@ -279,6 +316,18 @@ def evaluate_run(
                 "jailbreak_seed": c.jailbreak_seed,
                 "max_template_chars": c.max_template_chars,
             }, jb
+        if s == "pair":
+            assert pair_cfg is not None
+            n_goals = c.pair_goals or n_harmful
+            if n_goals > n_harmful:
+                raise ParameterError(
+                    "pair_goals", f"must be at most the run's {n_harmful} test prompts", n_goals
+                )
+            return {
+                **base,
+                "n": n_goals,
+                "pair": pair_cfg.model_dump(exclude={"batch_size"}),
+            }, ev.heldout_harmful(n_harmful, seed=seed)[:n_goals]
         if s == "lookalike":
             return {
                 **base,
@@ -311,7 +360,7 @@ def evaluate_run(
         return ev.judge_unsafe(prompts, responses, judge=judge).to_dict()
 
     rows: list[dict[str, Any]] = []
-    task_lm = expert = None
+    task_lm = expert = attacker = None
     for t in targets:
         if t.kind == "merge":
             _ensure_merged(d, t, progress)
@@ -326,7 +375,9 @@ def evaluate_run(
                 cached = json.loads(f.read_text(encoding="utf-8"))
                 if cached.get("settings") == json.loads(json.dumps(settings)):
                     jid = judge_id(s)
-                    if cached.get("judge_id") != jid:
+                    # pair: the attack followed the judge's scores, so another judge means
+                    # attacking again, not judging the kept answers again
+                    if cached.get("judge_id") != jid and s != "pair":
                         # the same responses, judged by another fit of the judge: judge again
                         _log(progress, f"judge {t.name} on {s} again (the judge changed)")
                         res = judged(s, cached["prompts"], cached["responses"])
@@ -334,8 +385,9 @@ def evaluate_run(
                         res["rejudged_from"] = cached.get("judge_id")
                         cached.update(result=res, judge_id=jid)
                         atomic_write_json(f, cached)
-                    results[s] = cached["result"]
-                    continue
+                    if cached.get("judge_id") == jid:
+                        results[s] = cached["result"]
+                        continue
             todo.append((s, settings, f))
         if todo:
             if t.kind == "inference":
@@ -352,7 +404,23 @@ def evaluate_run(
                 t0 = time.perf_counter()
                 data = inputs[s][1]
                 record: dict[str, Any] = {"settings": settings, "judge_id": judge_id(s)}
-                if s in ("test", "validation", "jailbreak"):
+                if s == "pair":
+                    from aisec.judges import make_judge
+                    from aisec.safety.enchtable.pair import PAIRAttack, load_attacker, summarise
+
+                    assert pair_cfg is not None
+                    if attacker is None:
+                        attacker = load_attacker(pair_cfg.attacker, pair_cfg.attacker_backend)
+                    recs = PAIRAttack(attacker, make_judge(judge), pair_cfg).run(
+                        list(data), responder, progress=progress
+                    )
+                    result = summarise(recs, judge)
+                    result["judge_fingerprint"] = judge_id(s)
+                    result["attacker_backend"] = getattr(attacker, "backend", None)
+                    record["goals"] = [r.to_dict() for r in recs]
+                    record["prompts"] = [r.final_prompt for r in recs]
+                    record["responses"] = [r.final_response for r in recs]
+                elif s in ("test", "validation", "jailbreak"):
                     ps = [p for _tid, p in data] if s == "jailbreak" else list(data)
                     r, responses = ev.unsafe_rate(
                         responder,
