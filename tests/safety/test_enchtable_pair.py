@@ -233,3 +233,26 @@ def test_pair_on_tiny_llama_end_to_end(tiny_lm) -> None:
     for r in a:
         assert 2 <= r["queries"] <= 4 and sum(r["states"].values()) == r["queries"]
         assert r["final_prompt"]
+
+
+def test_cli_pair_reports_direct_and_pair_and_rejects_bad_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, scripted
+) -> None:
+    from aisec.cli.main import main
+    from aisec.safety.enchtable import models
+
+    target = scripted(
+        lambda p, c, s: "Sure, here it is." if "try 1" in p else "I'm sorry, I can't help."
+    )
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: target)
+    monkeypatch.setattr(pr, "load_attacker", lambda *a, **k: _round_attacker(scripted))
+    out = tmp_path / "pair.json"
+    args = ["enchtable", "pair", "--model", "m", "--n", "2", "--set", "n_iterations=2"]
+    rc = main([*args, "--set", "judge=refusal", "--out", str(out), "--format", "json"])
+    assert rc == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["direct"]["k"] == 0 and row["pair"]["k"] == 2 and row["pair"]["queries"] == 4
+    assert len(json.loads(out.read_text())["goals"]["m"]) == 2
+    assert main([*args, "--set", "n_streams=0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pair.n_streams" in err

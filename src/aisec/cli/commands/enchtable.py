@@ -500,3 +500,87 @@ def study(
             )
 
     emit(out, fmt, text)
+
+
+@command.command("pair")
+@click.option(
+    "--model", "models", multiple=True, required=True, help="Target model(s) (repeatable)."
+)
+@click.option("--n", "n_goals", type=int, default=8, show_default=True, help="Harmful goals.")
+@click.option(
+    "--goal-seed", type=int, default=0, show_default=True, help="Draw of the held-out goals."
+)
+@click.option(
+    "--generation-backend",
+    type=click.Choice(["transformers", "llamacpp", "auto"]),
+    default="llamacpp",
+    show_default=True,
+    help="What generates the target's answers.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="PAIRConfig field: n_iterations=3 n_streams=1 attacker=URL#MODEL judge=harm seed=0 ...",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Write every goal's record."
+)
+@format_option
+def pair(
+    models: tuple[str, ...],
+    n_goals: int,
+    goal_seed: int,
+    generation_backend: str,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    fmt: str,
+) -> None:
+    """PAIR-style dynamic jailbreak of each model on held-out harmful goals (an attacker model
+    refines its prompt from the judge's score), beside the unsafe rate of the goals asked
+    directly."""
+    import time
+
+    from aisec.io import atomic_write_json
+    from aisec.judges import make_judge
+    from aisec.safety.enchtable import evaluate as ev
+    from aisec.safety.enchtable.models import load_model
+    from aisec.safety.enchtable.pair import PAIRAttack, load_attacker, pair_config, summarise
+    from aisec.safety.enchtable.responders import ModelResponder
+
+    cfg = pair_config(**_params(overrides))
+    goals = ev.heldout_harmful(n_goals, seed=goal_seed)
+    attacker = load_attacker(cfg.attacker, cfg.attacker_backend)
+    judge = make_judge(cfg.judge)
+    rows: list[dict[str, Any]] = []
+    records: dict[str, Any] = {}
+    for m in models:
+        target = ModelResponder(load_model(m, generation_backend=generation_backend), m)
+        t0 = time.perf_counter()
+        direct, _ = ev.unsafe_rate(
+            target, goals, judge=cfg.judge, max_new_tokens=cfg.target_max_new_tokens
+        )
+        recs = PAIRAttack(attacker, judge, cfg).run(
+            goals, target, progress=lambda s, m=m: click.echo(f"{m}: {s}", err=True)
+        )
+        res = summarise(recs, cfg.judge)
+        res["seconds"] = time.perf_counter() - t0
+        res["judge_fingerprint"] = judge.fingerprint()
+        rows.append({"model": m, "direct": direct.to_dict(), "pair": res})
+        records[m] = [r.to_dict() for r in recs]
+    result = {"config": cfg.model_dump(), "n_goals": n_goals, "goal_seed": goal_seed, "rows": rows}
+    if out is not None:
+        atomic_write_json(out, {**result, "goals": records})
+
+    def text(d: dict[str, Any]) -> None:
+        for r in d["rows"]:
+            a, p = r["direct"], r["pair"]
+            click.echo(
+                f"{r['model']:28s} direct unsafe {a['rate']:.3f} ({a['k']}/{a['n_judged']})  "
+                f"pair broken {p['rate']:.3f} ({p['k']}/{p['n_judged']}, CI "
+                f"{p['ci_low']:.2f}-{p['ci_high']:.2f}; {p['unjudged']} unjudged, "
+                f"{p['degenerate']} degenerate; {p['queries']} queries)"
+            )
+
+    emit(result, fmt, text)
