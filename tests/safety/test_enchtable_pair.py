@@ -253,6 +253,10 @@ def test_cli_pair_reports_direct_and_pair_and_rejects_bad_settings(
     (row,) = json.loads(capsys.readouterr().out)["rows"]
     assert row["direct"]["k"] == 0 and row["pair"]["k"] == 2 and row["pair"]["queries"] == 4
     assert len(json.loads(out.read_text())["goals"]["m"]) == 2
+    # behind Self-Reminder the target sees the reminder around the attacker's prompt
+    assert main([*args, "--set", "judge=refusal", "--defence", "self_reminder"]) == 0
+    assert "responsible AI assistant" in target.calls[-1][0][0]
+    capsys.readouterr()
     assert main([*args, "--set", "n_streams=0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pair.n_streams" in err

@@ -518,6 +518,13 @@ def study(
     help="What generates the target's answers.",
 )
 @click.option(
+    "--defence",
+    type=click.Choice(["none", "self_reminder"]),
+    default="none",
+    show_default=True,
+    help="Inference-time defence around each target (weights unchanged).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -533,6 +540,7 @@ def pair(
     n_goals: int,
     goal_seed: int,
     generation_backend: str,
+    defence: str,
     overrides: tuple[str, ...],
     out: Path | None,
     fmt: str,
@@ -547,7 +555,7 @@ def pair(
     from aisec.safety.enchtable import evaluate as ev
     from aisec.safety.enchtable.models import load_model
     from aisec.safety.enchtable.pair import PAIRAttack, load_attacker, pair_config, summarise
-    from aisec.safety.enchtable.responders import ModelResponder
+    from aisec.safety.enchtable.responders import ModelResponder, make_inference
 
     cfg = pair_config(**_params(overrides))
     goals = ev.heldout_harmful(n_goals, seed=goal_seed)
@@ -556,7 +564,8 @@ def pair(
     rows: list[dict[str, Any]] = []
     records: dict[str, Any] = {}
     for m in models:
-        target = ModelResponder(load_model(m, generation_backend=generation_backend), m)
+        lm = load_model(m, generation_backend=generation_backend)
+        target = ModelResponder(lm, m) if defence == "none" else make_inference(defence, lm, None)
         t0 = time.perf_counter()
         direct, _ = ev.unsafe_rate(
             target, goals, judge=cfg.judge, max_new_tokens=cfg.target_max_new_tokens
@@ -569,7 +578,14 @@ def pair(
         res["judge_fingerprint"] = judge.fingerprint()
         rows.append({"model": m, "direct": direct.to_dict(), "pair": res})
         records[m] = [r.to_dict() for r in recs]
-    result = {"config": cfg.model_dump(), "n_goals": n_goals, "goal_seed": goal_seed, "rows": rows}
+    result = {
+        "config": cfg.model_dump(),
+        "n_goals": n_goals,
+        "goal_seed": goal_seed,
+        "defence": defence,
+        "generation_backend": generation_backend,
+        "rows": rows,
+    }
     if out is not None:
         atomic_write_json(out, {**result, "goals": records})
 
