@@ -136,6 +136,35 @@ def run_grid(
     return [rows[c] for c, _ in cells]
 
 
+def _method_grid(
+    name: str,
+    clips: Sequence[Any],
+    grid: Mapping[str, Sequence[float]],
+    ctx: Any,
+    j: int,
+    n_methods: int,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Method ``name`` (the ``j``-th of ``n_methods``) under its row's key on the grid, cells
+    stored per method in the row's work directory: (method, rows of :func:`run_grid`)."""
+    import numpy as np
+
+    from aisec.provenance.video import get_video_method
+
+    m = get_video_method(name)
+    key = m.keygen(np.random.default_rng([ctx.seed, 18]))
+    rows = run_grid(
+        m,
+        key,
+        clips,
+        grid,
+        ctx.work_dir / f"cells-{name}.jsonl",
+        seed=ctx.seed,
+        progress=lambda f, c: ctx.report((j + f) / n_methods, c),
+        executor=ctx.executor,
+    )
+    return m, rows
+
+
 def _attack_clips(params: Mapping[str, Any]) -> list[Any]:
     """The real clips an attack row runs on (``videos``: only clips cut from those videos)."""
     from aisec.provenance.video.clips import real_clips
@@ -181,7 +210,6 @@ def _attack_clips(params: Mapping[str, Any]) -> list[Any]:
     ],
 )
 def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
-    import numpy as np
 
     from aisec.metrics.stats import rate
     from aisec.provenance.video import RULES, get_video_method
@@ -204,18 +232,7 @@ def nobox(params: Mapping[str, Any], ctx: Any) -> Result:
     flat: list[dict[str, Any]] = []
     clean_rows: dict[str, dict[str, Any]] = {}
     for j, name in enumerate(methods):
-        m = get_video_method(name)
-        key = m.keygen(np.random.default_rng([ctx.seed, 18]))
-        rows = run_grid(
-            m,
-            key,
-            clips,
-            grid,
-            ctx.work_dir / f"cells-{name}.jsonl",
-            seed=ctx.seed,
-            progress=lambda f, c, j=j: ctx.report((j + f) / len(methods), c),
-            executor=ctx.executor,
-        )
+        m, rows = _method_grid(name, clips, grid, ctx, j, len(methods))
         clean_rows[name] = rows[0]
         flat += flatten(rows)
     clean = [r for r in flat if r["perturbation"] == "none"]
@@ -594,10 +611,8 @@ def blackbox(params: Mapping[str, Any], ctx: Any) -> Result:
     ],
 )
 def generated(params: Mapping[str, Any], ctx: Any) -> Result:
-    import numpy as np
 
     from aisec.metrics.stats import rate
-    from aisec.provenance.video import get_video_method
     from aisec.provenance.video.benchmark import flatten
     from aisec.provenance.video.generated import posthoc_generated_clips
 
@@ -609,18 +624,7 @@ def generated(params: Mapping[str, Any], ctx: Any) -> Result:
     for j, name in enumerate(methods):
         size = int(params["sizes"].get(name, params["size"]))
         clips = posthoc_generated_clips(n, frames, size, ctx.seed, int(params["gen_steps"]))
-        m = get_video_method(name)
-        key = m.keygen(np.random.default_rng([ctx.seed, 18]))
-        rows = run_grid(
-            m,
-            key,
-            clips,
-            grid,
-            ctx.work_dir / f"cells-{name}.jsonl",
-            seed=ctx.seed,
-            progress=lambda f, c, j=j: ctx.report((j + f) / len(methods), c),
-            executor=ctx.executor,
-        )
+        m, rows = _method_grid(name, clips, grid, ctx, j, len(methods))
         clean = rows[0]
         metrics[f"{name}.size"] = size
         metrics[f"{name}.clean.bit_acc_wm"] = clean["bit_acc_wm"]
