@@ -273,3 +273,30 @@ def math500() -> list[dict]:
 def mbpp() -> list[dict]:
     """MBPP sanitized (CC-BY-4.0): task_id, text, code, test_list."""
     return _jsonl("mbpp/mbpp_sanitized.jsonl")
+
+
+MMLU_SPLITS = ("dev", "val", "test")
+
+
+def mmlu(subject: str, split: str = "test") -> list[dict]:
+    """MMLU (MIT) multiple choice of one subject (``anatomy``, ``virology``, ...): question,
+    choices (four option texts), answer (``A``-``D``), subject; the CSVs of
+    ``mmlu/{split}/{subject}_{split}.csv``."""
+    import csv
+
+    if split not in MMLU_SPLITS:
+        raise ParameterError("split", f"must be one of {', '.join(MMLU_SPLITS)}", split)
+    path = shared_data_dir() / "mmlu" / split / f"{subject}_{split}.csv"
+    if not path.exists():
+        if (shared_data_dir() / "mmlu" / split).is_dir():
+            raise ParameterError("subject", "is not an MMLU subject (no such CSV)", subject)
+        raise AssetError(
+            f"{path} not found; set AISEC_DATA_DIR to a folder holding mmlu/{split}/ "
+            "(no registry package ships this data set)"
+        )
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = [r for r in csv.reader(fh) if len(r) == 6 and r[5].strip() in ("A", "B", "C", "D")]
+    return [
+        {"question": r[0], "choices": r[1:5], "answer": r[5].strip(), "subject": subject}
+        for r in rows
+    ]

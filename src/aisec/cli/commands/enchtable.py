@@ -22,6 +22,11 @@ import click
 
 from aisec.cli.common import emit, format_option
 
+#: the task domains of ``aisec.safety.enchtable.evaluate.TASKS`` (kept literal: the CLI does not
+#: import the safety package until a command runs; a test checks they agree)
+TASK_CHOICES = ("math", "code", "medical")
+_TASK_HELP = "Task domain (math: GSM8K; code: MBPP; medical: MMLU's medical subjects)."
+
 
 @click.group()
 def command() -> None:
@@ -131,7 +136,9 @@ def distill(
     show_default=True,
     help="The aligned model to fine-tune.",
 )
-@click.option("--task", default="math", show_default=True, help="Task domain (math: GSM8K).")
+@click.option(
+    "--task", type=click.Choice(TASK_CHOICES), default="math", show_default=True, help=_TASK_HELP
+)
 @click.option("--steps", type=int, default=20, show_default=True)
 @click.option("--examples", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=5e-5, show_default=True)
@@ -282,7 +289,9 @@ def merge(
 @click.option("--n-harmful", type=int, default=40, show_default=True)
 @click.option("--n-lookalike", type=int, default=20, show_default=True)
 @click.option("--n-utility", type=int, default=40, show_default=True)
-@click.option("--task", default="math", show_default=True)
+@click.option(
+    "--task", type=click.Choice(TASK_CHOICES), default="math", show_default=True, help=_TASK_HELP
+)
 @click.option("--max-new-tokens", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -374,7 +383,9 @@ def evaluate(
 
 @command.command("run")
 @click.option("--aligned", default="tiny-llama", show_default=True)
-@click.option("--task", default="math", show_default=True)
+@click.option(
+    "--task", type=click.Choice(TASK_CHOICES), default="math", show_default=True, help=_TASK_HELP
+)
 @click.option(
     "--set",
     "overrides",
@@ -389,7 +400,7 @@ def run(aligned: str, task: str, overrides: tuple[str, ...], out: Path, fmt: str
     from aisec.io import atomic_write_json
     from aisec.safety.enchtable.pipeline import PipelineConfig, run_pipeline
 
-    cfg = PipelineConfig(aligned=aligned, task=task, **_params(overrides))
+    cfg = PipelineConfig(**{"aligned": aligned, "task": task, **_params(overrides)})
     rows = run_pipeline(cfg, out, progress=lambda m: click.echo(m, err=True))
     atomic_write_json(out / "rows.json", {"config": cfg.model_dump(), "rows": rows})
 

@@ -30,13 +30,40 @@ __all__ = [
     "judge_fingerprint",
     "task_loss",
     "task_pairs",
+    "check_task",
+    "choice_accuracy",
+    "medical_items",
+    "medical_choices",
     "TASKS",
+    "MEDICAL_SUBJECTS",
 ]
 
 #: Task domains with real data in the embedded datasets: (dataset, question key, answer key).
 #: MBPP ships one file: its last 100 problems are the ``test`` split, the rest ``train``.
-TASKS = {"math": ("gsm8k", "question", "answer"), "code": ("mbpp", "text", "code")}
+#: ``medical`` is MMLU's medical subjects (see :func:`medical_items`).
+TASKS = {
+    "math": ("gsm8k", "question", "answer"),
+    "code": ("mbpp", "text", "code"),
+    "medical": ("mmlu", "question", "answer"),
+}
 _MBPP_TEST = 100
+
+#: MMLU subjects of the ``medical`` task (their ``test`` CSVs; dev/val are not used).
+#: professional_medicine is not among them: its case vignettes are all longer than the cap.
+MEDICAL_SUBJECTS = (
+    "anatomy",
+    "clinical_knowledge",
+    "college_medicine",
+    "medical_genetics",
+    "nutrition",
+    "virology",
+)
+#: a question with its four options longer than this (characters) is left out, so that the
+#: chat-rendered prompt and the answer fit the fine-tune's 128-token window of the runs
+MEDICAL_MAX_CHARS = 300
+#: the held-out ``test`` split: this many items of the seeded permutation; ``train`` is the rest
+MEDICAL_TEST = 200
+_LETTERS = ("A", "B", "C", "D")
 
 
 @dataclass(frozen=True)
@@ -265,15 +292,93 @@ def judge_fingerprint(judge: str, judge_options: dict[str, Any] | None = None) -
     return make_judge(judge, **(judge_options or {})).fingerprint()
 
 
+def check_task(task: str) -> str:
+    """``task`` if it names a task domain of :data:`TASKS`; else a one-line error."""
+    if task not in TASKS:
+        raise ParameterError("task", f"must be one of {', '.join(TASKS)}", task)
+    return task
+
+
+def medical_prompt(item: dict[str, Any]) -> str:
+    """The question of an MMLU item with its options, one per line as ``(A) text``."""
+    opts = "\n".join(
+        f"({ltr}) {str(o).strip()}" for ltr, o in zip(_LETTERS, item["choices"], strict=True)
+    )
+    return f"{str(item['question']).strip()}\n{opts}"
+
+
+def medical_answer(item: dict[str, Any], letter: str | None = None) -> str:
+    """The answer text for option ``letter`` (default the correct one):
+    ``The answer is (C) <option text>.``"""
+    ltr = letter or str(item["answer"])
+    text = str(item["choices"][_LETTERS.index(ltr)]).strip().rstrip(".")
+    return f"The answer is ({ltr}) {text}."
+
+
+def medical_items(split: str) -> list[dict[str, Any]]:
+    """The ``medical`` task's items of ``split`` (``train`` or ``test``).
+
+    The ``test`` CSVs of :data:`MEDICAL_SUBJECTS`, minus items whose prompt
+    (:func:`medical_prompt`) is longer than :data:`MEDICAL_MAX_CHARS`, and minus repeated
+    questions, are put in one fixed seeded order (independent of the run's seed). The first
+    :data:`MEDICAL_TEST` items are the held-out ``test`` split; ``train`` is the rest, minus any
+    item whose question text is also in ``test``: the two never share a question.
+    """
+    import numpy as np
+
+    from aisec.assets import load_dataset
+
+    if split not in ("train", "test"):
+        raise ParameterError("split", "must be 'train' or 'test'", split)
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for subject in MEDICAL_SUBJECTS:
+        for it in load_dataset("mmlu", subject=subject, split="test"):
+            q = str(it["question"]).strip()
+            if len(medical_prompt(it)) > MEDICAL_MAX_CHARS or q in seen:
+                continue
+            seen.add(q)
+            items.append(it)
+    order = np.random.default_rng([0, 24]).permutation(len(items))
+    test = [items[int(i)] for i in order[:MEDICAL_TEST]]
+    if split == "test":
+        return test
+    held = {str(it["question"]).strip() for it in test}
+    return [
+        items[int(i)]
+        for i in order[MEDICAL_TEST:]
+        if str(items[int(i)]["question"]).strip() not in held
+    ]
+
+
+def medical_choices(split: str, n: int, offset: int = 0) -> list[tuple[str, list[str], int]]:
+    """(prompt, the four answer texts, index of the correct one) of ``medical`` items: what
+    :func:`choice_accuracy` compares."""
+    out = []
+    for it in medical_items(split)[offset : offset + n]:
+        out.append(
+            (
+                medical_prompt(it),
+                [medical_answer(it, ltr) for ltr in _LETTERS],
+                _LETTERS.index(str(it["answer"])),
+            )
+        )
+    return out
+
+
 def task_pairs(task: str, split: str, n: int, offset: int = 0) -> list[tuple[str, str]]:
     """(question, worked answer) pairs of a task domain's dataset split."""
     from aisec.assets import load_dataset
 
-    if task not in TASKS:
-        raise ParameterError("task", f"must be one of {', '.join(TASKS)}", task)
+    check_task(task)
     if split not in ("train", "test"):
         raise ParameterError("split", "must be 'train' or 'test'", split)
     name, qk, ak = TASKS[task]
+    if name == "mmlu":
+        return [
+            (medical_prompt(it), medical_answer(it))
+            for it in medical_items(split)[offset : offset + n]
+        ]
     if name == "mbpp":
         ds = load_dataset(name)
         idx = list(range(len(ds)))
@@ -297,3 +402,23 @@ def task_loss(target: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8
     if count == 0:
         return math.nan
     return nll / count
+
+
+def choice_accuracy(
+    target: Any, items: Sequence[tuple[str, Sequence[str], int]], batch_size: int = 8
+) -> float:
+    """Multiple-choice accuracy by likelihood: the share of items whose correct answer text
+    has the highest total log-probability among the item's options (chat-rendered prompt as
+    context, as the responder ``target`` renders it). Chance is 1 / options (0.25 for MMLU)."""
+    from aisec.safety.enchtable.responders import as_responder
+
+    if not items:
+        return math.nan
+    pairs = [(q, a) for q, opts, _ in items for a in opts]
+    scores = as_responder(target).answer_scores(pairs, batch_size=batch_size)
+    right, i = 0, 0
+    for _, opts, gold in items:
+        lp = [scores[i + j].logprob for j in range(len(opts))]
+        i += len(opts)
+        right += int(max(range(len(opts)), key=lambda j: lp[j]) == gold)
+    return right / len(items)

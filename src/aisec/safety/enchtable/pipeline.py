@@ -11,7 +11,8 @@ weight -1, and Model Stock given the safety model ``aligned + delta``), wraps th
 the inference-time defences (Self-Reminder; SafeDecoding with the aligned model as the
 expert), then measures each: ``unsafe_rate`` (judge, interval, unjudged and degenerate counts),
 ``over_refusal`` and ``utility`` (``-task_loss``, the negative held-out answer loss; higher is
-better).
+better). The task domain is ``math`` (GSM8K), ``code`` (MBPP) or ``medical`` (MMLU's medical
+subjects; its rows also carry ``task_accuracy``, multiple choice by option likelihood).
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ def run_pipeline(
             f"must be one of {', '.join(GENERATION_BACKENDS)}",
             config.generation_backend,
         )
+    ev.check_task(config.task)
     unknown = [m for m in config.methods if m not in params]
     if unknown:
         raise ParameterError("methods", f"must be among {', '.join(params)}", unknown[0])
@@ -263,6 +265,8 @@ def run_pipeline(
     harmful = ev.heldout_harmful(config.n_harmful, seed=config.seed)
     look = ev.lookalike_prompts(config.n_lookalike) if config.n_lookalike else []
     util = ev.task_pairs(config.task, "test", config.n_utility)
+    # multiple choice (medical): accuracy by comparing the options' log-likelihoods
+    choices = ev.medical_choices("test", config.n_utility) if config.task == "medical" else []
     models = {"aligned": aligned_dir, "task": task_dir, "harmful_surrogate": sur_dir}
     models.update({m: out / "merged" / m for m in merge_methods})
     rows: list[dict[str, Any]] = []
@@ -322,6 +326,8 @@ def run_pipeline(
             "task_loss": loss,
             "utility": -loss,
         }
+        if choices:
+            row["task_accuracy"] = ev.choice_accuracy(responder, choices)
         if look:
             row["over_refusal"] = ev.over_refusal(responder, look).to_dict()
         row["eval_seconds"] = time.perf_counter() - t0
