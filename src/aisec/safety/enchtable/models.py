@@ -14,10 +14,16 @@ llama.cpp for the architectures of :data:`aisec.llm.llamacpp.PARITY_ARCHITECTURE
 :class:`SplitLM`: greedy generation runs on the checkpoint's F16 GGUF export (exported once and
 cached), everything else (the held-out loss, SafeDecoding's logits, fine-tuning) on the
 transformers model. Both render prompts with the same chat format.
+
+**Bases from a GGUF.** The Gemma-3-270m and Qwen2.5-Coder-0.5B-Instruct bases ship only as
+Q4_K_M GGUF files; mergekit and the fine-tunes need a safetensors checkpoint.
+:func:`checkpoint_from_gguf` de-quantises one to fp32 (transformers' GGUF reader) and writes the
+checkpoint with its tokenizer and chat template, atomically.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aisec.errors import ParameterError
@@ -29,6 +35,7 @@ __all__ = [
     "prepare_chat",
     "load_model",
     "SplitLM",
+    "checkpoint_from_gguf",
 ]
 
 #: the prompt layout of a model without a chat template (see the module docstring)
@@ -123,3 +130,45 @@ def load_model(
 
     gen = load_llamacpp(spec, n_threads=n_threads, context_length=context_length)
     return SplitLM(lm, gen)
+
+
+def checkpoint_from_gguf(gguf: str | Path, out: str | Path) -> Path:
+    """De-quantise the GGUF file ``gguf`` into an fp32 safetensors checkpoint at ``out`` (with
+    its tokenizer and, when the GGUF has one, its chat template) and return ``out``.
+
+    The checkpoint is written to ``OUT.partial`` and renamed when complete, so ``out`` is never
+    half-written. An ``out`` that already holds a ``config.json`` is reused as it is. A path
+    that is not a readable GGUF file is a one-line :class:`~aisec.errors.InputFileError`.
+    """
+    import shutil
+
+    from aisec.llm.llamacpp import check_gguf
+    from aisec.llm.model import _require_torch_transformers
+
+    src, dst = Path(gguf), Path(out)
+    if (dst / "config.json").exists():
+        return dst
+    check_gguf(src)  # file, magic, size, architecture: one line before transformers reads it
+    tf = _require_torch_transformers()
+    import torch
+
+    tok = tf.AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+    model = tf.AutoModelForCausalLM.from_pretrained(
+        str(src.parent), gguf_file=src.name, dtype=torch.float32
+    )
+    # the weights are plain fp32 now: drop the quantiser so that save_pretrained writes them
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    tmp = dst.with_name(dst.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dst
