@@ -159,3 +159,27 @@ def test_cli_task_choices(tmp_path) -> None:
         command, ["run", "--set", "task=chemistry", "--out", str(tmp_path / "r")]
     )
     assert r.exit_code != 0 and not (tmp_path / "r").exists()
+
+
+def test_study_utility_on_a_medical_run_adds_accuracy(
+    tmp_path, monkeypatch, perturbed_tiny_llama
+) -> None:
+    """``study --eval utility`` on a medical run: the loss and the option-likelihood accuracy,
+    both on the held-out items (tiny-llama stands in for the task model)."""
+    import json
+
+    from aisec.safety.enchtable import study
+
+    _fake_mmlu(tmp_path / "data")
+    monkeypatch.setenv("AISEC_DATA_DIR", str(tmp_path / "data"))
+    run = tmp_path / "run"
+    perturbed_tiny_llama(run / "task" / "model", 1)
+    cfg = {"aligned": "tiny-llama", "safety_sft_steps": 0, "task": "medical"}
+    cfg |= {"task_examples": 8, "n_harmful": 2, "n_utility": 3, "max_new_tokens": 4}
+    (run / "pipeline_config.json").write_text(json.dumps({**cfg, "judge": "refusal", "seed": 0}))
+    rows = study.evaluate_run(run, ["task"], ["utility", "utility_validation"])
+    for s in ("utility", "utility_validation"):
+        res = rows[0]["sets"][s]
+        assert res["task_loss"] > 0 and res["task_accuracy"] in (0.0, 1 / 3, 2 / 3, 1.0)
+    saved = json.loads((run / "eval" / "task" / "utility.json").read_text())
+    assert saved["settings"]["accuracy"] is True and saved["settings"]["task"] == "medical"

@@ -23,7 +23,8 @@ Evaluation sets (:data:`EVAL_SETS`):
   ``pair_goals`` ``test`` prompts: an attacker model (default the embedded SmolLM2-135M on
   llama.cpp) refines its prompt from the judge's score for ``pair_iterations`` rounds in
   ``pair_streams`` streams; the rate is the share of goals broken in any round;
-* ``utility``: held-out task loss (the run's test answers);
+* ``utility``: held-out task loss (the run's test answers); for the ``medical`` task also
+  ``task_accuracy``, multiple choice by the options' likelihood;
 * ``utility_validation``: the task loss on as many train-split answers the task fine-tune did
   not see (those after its ``task_examples``).
 
@@ -336,9 +337,10 @@ def evaluate_run(
             }, ev.lookalike_prompts(c.n_lookalike, split=c.lookalike_split)
         offset = int(rc["task_examples"]) if s == "utility_validation" else 0
         split = "train" if s == "utility_validation" else "test"
-        return {"set": s, "task": task, "n": n_utility, "offset": offset}, ev.task_pairs(
-            task, split, n_utility, offset=offset
-        )
+        key = {"set": s, "task": task, "n": n_utility, "offset": offset}
+        if task == "medical":  # multiple choice: also the option-likelihood accuracy
+            key["accuracy"] = True
+        return key, ev.task_pairs(task, split, n_utility, offset=offset)
 
     inputs = {s: prompts_for(s) for s in sets}
     ids: dict[str, str] = {}
@@ -446,6 +448,16 @@ def evaluate_run(
                 else:
                     loss = ev.task_loss(responder, data, batch_size=c.batch_size)
                     result = {"task_loss": loss}
+                    if settings.get("accuracy"):
+                        result["task_accuracy"] = ev.choice_accuracy(
+                            responder,
+                            ev.medical_choices(
+                                "train" if s == "utility_validation" else "test",
+                                n_utility,
+                                offset=int(settings["offset"]),
+                            ),
+                            batch_size=c.batch_size,
+                        )
                     if hasattr(responder, "outside_sample_space"):
                         result["loss_tokens_outside_sample_space"] = responder.outside_sample_space
                         result["loss_tokens_steered"] = responder.scored_positions
