@@ -356,7 +356,7 @@ def test_timed_experiment_interleaves_insertion_and_plain_sft(tmp_path):
         strategy="random_word",
         n=4,
         key_length=4,
-        epochs=2,
+        epochs=4,
         batch_size=2,
         top_layers=1,
         end_of_turn=False,
@@ -366,10 +366,63 @@ def test_timed_experiment_interleaves_insertion_and_plain_sft(tmp_path):
     )
     out = run_experiment(cfg, tmp_path)
     assert out["timing_mode"] == "interleaved"
-    assert out["insert_steps"] == 4
+    assert out["insert_steps"] == 8
     assert out["insert_seconds"] > 0 and out["plain_sft_seconds"] > 0
     assert out["insert_seconds_ratio"] == out["insert_seconds"] / out["plain_sft_seconds"]
     assert len(out["insert_chunk_seconds"]) == len(out["plain_chunk_seconds"]) == 4
     assert sum(out["insert_chunk_seconds"]) <= out["insert_seconds"]
     plain_log = (tmp_path / "plain" / "train_log.jsonl").read_text().splitlines()
-    assert [json.loads(x)["step"] for x in plain_log] == [1, 2, 3, 4]
+    assert [json.loads(x)["step"] for x in plain_log] == list(range(1, 9))
+    # chunks of 2 steps: a step's seconds are known within a chunk, not across a chunk boundary
+    for key in ("insert_step_seconds", "plain_step_seconds"):
+        got = out[key]
+        assert len(got) == 7
+        assert all((v is None) == (i % 2 == 1) for i, v in enumerate(got))
+        assert all(v > 0 for v in got if v is not None)
+
+
+def test_step_clock_reads_step_seconds_within_chunks_only():
+    from aisec.provenance.fingerprint.experiment import _StepClock
+
+    calls = []
+    clock = _StepClock(lambda step, model: calls.append(step) or 7)
+    assert clock(0, None) == 7 and clock(1, None) == 7
+    clock.new_chunk()
+    assert clock(2, None) == 7 and clock(4, None) == 7
+    assert calls == [0, 1, 2, 4]
+    clock.times.update({0: (0, 10.0), 1: (0, 12.5), 2: (1, 20.0), 4: (1, 30.0)})
+    assert clock.step_seconds(5) == [2.5, None, None, None]
+
+
+def test_downstream_sft_calls_back_at_checkpoints_without_changing_training(tiny, tmp_path):
+    import copy
+
+    from aisec.llm.finetune import SFTExample
+    from aisec.provenance.fingerprint import attacks
+
+    examples = [SFTExample(tiny.chat.user(f"question {i}"), f"answer {i}") for i in range(8)]
+
+    def fresh():
+        lm = copy.copy(tiny)
+        lm.model = copy.deepcopy(tiny.model)
+        return lm
+
+    seen = []
+
+    def record(step, lm):
+        seen.append((step, lm.model.training))
+
+    lm = fresh()
+    with_cb = attacks.downstream_sft(
+        lm, examples, tmp_path / "a", steps=4, checkpoints=(4, 2), on_checkpoint=record
+    )
+    plain = attacks.downstream_sft(fresh(), examples, tmp_path / "b", steps=4)
+    assert seen == [(2, False), (4, False)]
+    assert not hasattr(lm.model, "peft_config")  # merged after training
+    np.testing.assert_allclose(with_cb.losses, plain.losses, rtol=1e-6)
+    with pytest.raises(ParameterError, match="checkpoints"):
+        attacks.downstream_sft(
+            fresh(), examples, tmp_path / "c", steps=4, checkpoints=(5,), on_checkpoint=record
+        )
+    with pytest.raises(ParameterError, match="on_checkpoint"):
+        attacks.downstream_sft(fresh(), examples, tmp_path / "d", steps=4, checkpoints=(2,))

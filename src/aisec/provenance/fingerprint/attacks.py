@@ -13,7 +13,7 @@ Unseen system prompts and sampling at temperature 0.7 are verification condition
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +88,35 @@ def downstream_sft(
     batch_size: int = 4,
     seed: int = 1,
     max_length: int = 256,
+    checkpoints: Sequence[int] = (),
+    on_checkpoint: Callable[[int, Any], None] | None = None,
 ) -> Any:
     """Fine-tune ``lm`` in place on ``examples`` and merge a LoRA so the result is plain weights.
+
+    ``on_checkpoint(step, lm)`` is called after each step in ``checkpoints`` (1-based, at most
+    ``steps``) with the model in eval mode (a LoRA still unmerged, its adapter active), e.g. to
+    verify the fingerprints part way through; training then goes on as if it had not been called.
 
     Returns:
         the FinetuneResult.
     """
     from aisec.llm.finetune import FinetuneConfig, finetune
+
+    marks = sorted({int(c) for c in checkpoints})
+    if marks and on_checkpoint is None:
+        raise ParameterError("on_checkpoint", "must be given with checkpoints", None)
+    for c in marks:
+        if not 1 <= c <= steps:
+            raise ParameterError("checkpoints", f"must each lie in 1..steps={steps}", c)
+
+    def after_step(step: int, model: Any) -> None:
+        if on_checkpoint is not None and step in marks:
+            was = model.training
+            model.eval()
+            try:
+                on_checkpoint(step, lm)
+            finally:
+                model.train(was)
 
     cfg = FinetuneConfig(
         method=method,
@@ -114,7 +136,15 @@ def downstream_sft(
             "down_proj",
         ),
     )
-    res = finetune(lm, examples, cfg, out_dir, resume=False, progress=False)
+    res = finetune(
+        lm,
+        examples,
+        cfg,
+        out_dir,
+        resume=False,
+        progress=False,
+        after_step=after_step if marks else None,
+    )
     if method == "lora":
         lm.model = lm.model.merge_and_unload()
     lm.model.eval()

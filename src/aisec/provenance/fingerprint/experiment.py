@@ -69,18 +69,49 @@ class _PlainAnchorSFT:
     same anchor texts, the same batches, with no base-model pass (``plain SFT of the same
     tokens``)."""
 
-    def __init__(self, lm: Any, texts: list[str], batch_size: int) -> None:
+    def __init__(self, lm: Any, texts: list[str], batch_size: int, max_length: int = 96) -> None:
         from aisec.llm.finetune import SFTExample, build_batch
 
         self.lm = lm
         self.batches = [
-            build_batch(lm.tokenizer, [SFTExample("", t) for t in texts[s : s + batch_size]], 96)
+            build_batch(
+                lm.tokenizer, [SFTExample("", t) for t in texts[s : s + batch_size]], max_length
+            )
             for s in range(0, len(texts), batch_size)
         ]
 
     def __call__(self, step: int, model: Any) -> Any:
         b = {k: v.to(self.lm.device) for k, v in self.batches[step % len(self.batches)].items()}
         return model(**b).loss
+
+
+class _StepClock:
+    """Wraps a step's extra loss (called once per training step) and records when each step
+    reached it, so that per-step seconds can be read off (the gap between two calls is one
+    step: its backward pass and optimizer step, the next fingerprint batch's forward pass and
+    the extra loss itself). :meth:`new_chunk` marks a resumed chunk: a gap across two chunks
+    holds a checkpoint and the other run's chunk, so it is not a step's time."""
+
+    def __init__(self, inner: Callable[[int, Any], Any]) -> None:
+        self.inner = inner
+        self.chunk = 0
+        self.times: dict[int, tuple[int, float]] = {}
+
+    def new_chunk(self) -> None:
+        self.chunk += 1
+
+    def __call__(self, step: int, model: Any) -> Any:
+        self.times[step] = (self.chunk, time.perf_counter())
+        return self.inner(step, model)
+
+    def step_seconds(self, steps: int) -> list[float | None]:
+        """Seconds of each step ``0 .. steps-2`` (None where the next step is in another chunk
+        or was not recorded)."""
+        out: list[float | None] = []
+        for s in range(steps - 1):
+            a, b = self.times.get(s), self.times.get(s + 1)
+            out.append(None if a is None or b is None or a[0] != b[0] else b[1] - a[1])
+        return out
 
 
 def _timed_insertion(
@@ -103,7 +134,12 @@ def _timed_insertion(
     ``plain_sft_seconds``, ``insert_seconds_ratio``, ``timing_mode``, ``averaged_epochs`` and
     the seconds of each chunk (``insert_chunk_seconds``, ``plain_chunk_seconds``; the insertion's
     one-off anchor setup is in ``insert_seconds`` only), so that a one-off cost can be told from a
-    per-step one.
+    per-step one. With anchors, the seconds of each step are kept too (``insert_step_seconds``,
+    ``plain_step_seconds``; see :class:`_StepClock`).
+
+    Both runs train private copies of the weights: a model loaded from safetensors may hold its
+    weights in a memory-mapped file, and a mapped copy against an ordinary one would time the
+    page cache (and the machine's memory pressure), not the recipe.
     """
     import shutil
 
@@ -114,6 +150,7 @@ def _timed_insertion(
         make_anchor_loss,
     )
 
+    lm.model = copy.deepcopy(lm.model)  # private memory, like the plain run's copy
     plain_lm = copy.copy(lm)
     plain_lm.model = copy.deepcopy(lm.model)
     examples, _ = build_examples(lm, fps, icfg, benign)
@@ -141,15 +178,24 @@ def _timed_insertion(
     per_chunk: dict[str, list[float]] = {"insert": [], "plain": []}
     t = time.perf_counter()
     anchor_loss = make_anchor_loss(lm, anchors, icfg) if icfg.anchor_weight > 0 else None
+    ins_clock = _StepClock(anchor_loss) if anchor_loss is not None else None
     secs["insert"] += time.perf_counter() - t
     t = time.perf_counter()
-    plain_extra = _PlainAnchorSFT(plain_lm, anchors, icfg.anchor_batch) if anchors else None
+    plain_extra = (
+        _PlainAnchorSFT(plain_lm, anchors, icfg.anchor_batch, icfg.anchor_max_length)
+        if anchors
+        else None
+    )
+    plain_clock = _StepClock(plain_extra) if plain_extra is not None else None
     secs["plain"] += time.perf_counter() - t
     ins, averaged, done, turn = None, 0, 0, 0
     while done < steps:
         stop = min(steps, done + chunk)
         order = ("insert", "plain") if turn % 2 == 0 else ("plain", "insert")
         for which in order:
+            clock = ins_clock if which == "insert" else plain_clock
+            if clock is not None:
+                clock.new_chunk()
             t = time.perf_counter()
             if which == "insert":
                 ins = insert_fingerprints(
@@ -158,7 +204,7 @@ def _timed_insertion(
                     icfg,
                     work / "insert",
                     benign=benign,
-                    anchor_loss=anchor_loss,
+                    anchor_loss=ins_clock,
                     base_name=cfg.model,
                     stop_after=stop if chunked else None,
                     resume=chunked,
@@ -173,7 +219,7 @@ def _timed_insertion(
                     resume=chunked,
                     stop_after=stop if chunked else None,
                     progress=False,
-                    extra_loss=plain_extra,
+                    extra_loss=plain_clock,
                 )
             took = time.perf_counter() - t
             secs[which] += took
@@ -189,6 +235,11 @@ def _timed_insertion(
         insert_chunk_seconds=per_chunk["insert"],
         plain_chunk_seconds=per_chunk["plain"],
     )
+    if ins_clock is not None and plain_clock is not None:
+        out.update(
+            insert_step_seconds=ins_clock.step_seconds(steps),
+            plain_step_seconds=plain_clock.step_seconds(steps),
+        )
     return ins
 
 

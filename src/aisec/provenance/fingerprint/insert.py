@@ -31,7 +31,7 @@ benign pairs); ``steps = epochs * (examples // batch_size)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -399,7 +399,7 @@ def insert_fingerprints(
     anchor: Sequence[str] = (),
     base_name: str | None = None,
     progress: Any = False,
-    anchor_loss: AnchorLoss | None = None,
+    anchor_loss: AnchorLoss | Callable[[int, Any], Any] | None = None,
     stop_after: int | None = None,
     resume: bool = False,
 ) -> InsertResult:
