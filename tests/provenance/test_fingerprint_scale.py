@@ -8,7 +8,7 @@ import pytest
 
 from aisec.bench.scenario import SCENARIOS, BenchContext
 from aisec.bench.scenarios.fingerprint import _plan
-from aisec.provenance.fingerprint.insert import DEFAULT_RECIPE
+from aisec.provenance.fingerprint.insert import DEFAULT_ANCHOR_TEXTS, DEFAULT_RECIPE
 
 
 def _cli_defaults(name: str) -> dict[str, object]:
@@ -31,6 +31,8 @@ def test_cli_defaults_are_the_default_recipe(name):
     ):
         assert got[key] == DEFAULT_RECIPE[key], key
     assert DEFAULT_RECIPE["averaging"] == 0.1
+    if name == "insert":
+        assert got["anchor_texts"] == DEFAULT_ANCHOR_TEXTS == 32
 
 
 def test_bench_rows_use_the_default_recipe():
@@ -47,7 +49,12 @@ def test_bench_rows_use_the_default_recipe():
     ):
         if key in p:
             assert p[key] == DEFAULT_RECIPE[key], key
+    from aisec.provenance.fingerprint.experiment import ExperimentConfig
+
+    assert p.get("anchor_texts", DEFAULT_ANCHOR_TEXTS) == DEFAULT_ANCHOR_TEXTS
+    assert ExperimentConfig().anchor_texts == DEFAULT_ANCHOR_TEXTS
     scale = SCENARIOS.get("fingerprint.scale")
+    assert scale.params["anchor_texts"] == DEFAULT_ANCHOR_TEXTS
     assert DEFAULT_RECIPE["averaging"] in scale.params["averaging"]
     assert 0.0 in scale.params["averaging"]  # with and without averaging
     assert scale.full_params["counts"] == [16, 64, 256, 1024]

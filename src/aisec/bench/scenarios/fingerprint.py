@@ -379,7 +379,7 @@ def _plan(
         "top_layers": 8,
         "end_of_turn": False,
         "anchor_weight": 1.0,
-        "anchor_texts": 64,
+        "anchor_texts": 32,  # insert.DEFAULT_ANCHOR_TEXTS (tested equal)
         "key_length": 16,
         "ppl_texts": 16,
         "max_minutes": 120,

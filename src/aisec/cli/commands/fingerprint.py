@@ -212,7 +212,13 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
     help="Weight of the anchor regulariser (cross-entropy from the base model on ordinary "
     "chat texts: AlpacaEval from the shared data folder).",
 )
-@click.option("--anchor-texts", type=int, default=64, show_default=True, help="Anchor texts.")
+@click.option(
+    "--anchor-texts",
+    type=int,
+    default=32,  # insert.DEFAULT_ANCHOR_TEXTS (tested equal)
+    show_default=True,
+    help="Anchor texts.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option
 @format_option

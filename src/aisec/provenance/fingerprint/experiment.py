@@ -17,6 +17,7 @@ from pydantic import Field
 
 from aisec.config import StrictModel
 from aisec.errors import ParameterError
+from aisec.provenance.fingerprint.insert import DEFAULT_ANCHOR_TEXTS
 from aisec.provenance.fingerprint.verify import DEFAULT_FLOOR, DEFAULT_LOG10_ALPHA
 
 __all__ = ["ExperimentConfig", "run_experiment"]
@@ -32,7 +33,7 @@ class ExperimentConfig(StrictModel):
     top_layers: int = Field(0, ge=0)
     end_of_turn: bool = True
     anchor_weight: float = Field(0.0, ge=0)
-    anchor_texts: int = Field(64, ge=1)
+    anchor_texts: int = Field(DEFAULT_ANCHOR_TEXTS, ge=1)
     suspects: tuple[str, ...] = ()
     fingerprints: str | None = None
     epochs: int = Field(8, ge=1)

@@ -54,6 +54,7 @@ __all__ = [
     "AnchorLoss",
     "make_anchor_loss",
     "DEFAULT_RECIPE",
+    "DEFAULT_ANCHOR_TEXTS",
 ]
 
 #: The measured default insertion recipe: what ``aisec fingerprint insert`` / ``attack`` and the
@@ -75,6 +76,14 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "end_of_turn": False,
     "anchor_weight": 1.0,
 }
+
+#: How many anchor texts (:func:`anchor_texts`) the default recipe regularises on: the CLI's
+#: ``--anchor-texts``, :class:`~aisec.provenance.fingerprint.experiment.ExperimentConfig` and the
+#: bench rows use it. The regulariser's own cost is mostly a one-off top-layer pass per distinct
+#: anchor batch; 32 texts (8 batches of 4) instead of 64 measured, at 64 keys in SmolLM2-135M
+#: (80 steps, seed 0, one run each): insert_seconds_ratio 1.00 against 1.10, accuracy 1.000 both,
+#: perplexity ratio 1.022 against 1.023. Not rerun at 256 keys.
+DEFAULT_ANCHOR_TEXTS = 32
 
 
 class InsertConfig(StrictModel):
