@@ -313,7 +313,8 @@ def smollm2(params: Mapping[str, Any], ctx: Any) -> Result:
         },
         notes=[
             f"LoRA insertion (r {cfg.lora_r}, all projections of the top {cfg.top_layers} "
-            f"layers), loss on the response token, anchor weight {cfg.anchor_weight}, "
+            f"layers), loss on the response token, anchor weight {cfg.anchor_weight} on "
+            f"{cfg.anchor_texts} texts, "
             f"averaging lambda {cfg.averaging} after every epoch; "
             "downstream SFT = LoRA on GSM8K train for as many steps as the insertion",
             "false claims: the unfingerprinted base"
