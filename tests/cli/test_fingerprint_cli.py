@@ -200,3 +200,105 @@ def test_unknown_attack_is_refused(tmp_path, capsys):
         capsys, "fingerprint", "attack", "--attacks", "sft,prune", "--out", str(tmp_path)
     )
     assert rc == 2 and "prune" in err
+
+
+def test_insert_crashed_between_checkpoints_resumes_to_the_uninterrupted_weights(tmp_path, capsys):
+    import torch
+
+    from aisec.io import load_safetensors
+    from aisec.llm import load_causal_lm
+    from aisec.provenance.fingerprint import (
+        FingerprintSet,
+        GenerateConfig,
+        InsertConfig,
+        generate_fingerprints,
+        insert_fingerprints,
+    )
+
+    lm = load_causal_lm("tiny-llama")
+    fps_path = tmp_path / "fps.json"
+    generate_fingerprints(
+        lm, GenerateConfig(strategy="random_word", n=4, key_length=4, seed=5), "tiny-llama"
+    ).save(fps_path)
+    key = tmp_path / "owner.pem"
+    # CLI flags and the InsertConfig they build: 3 epochs of 2 steps, averaging after each
+    flags = ["--epochs", "3", "--batch-size", "2", "--lr", "1e-2", "--top-layers", "1"]
+    flags += ["--anchor-weight", "0", "--checkpoint-every", "2", "--format", "json"]
+    cfg = InsertConfig(
+        epochs=3, batch_size=2, learning_rate=1e-2, averaging=0.1, top_layers=1, end_of_turn=False
+    )
+
+    def insert_cli(out, *extra):
+        capsys.readouterr()  # drop what loading the model printed before
+        return _run(
+            capsys,
+            "fingerprint",
+            "insert",
+            "--model",
+            "tiny-llama",
+            "--fingerprints",
+            str(fps_path),
+            "--out",
+            str(out),
+            "--owner-key",
+            str(key),
+            *flags,
+            *extra,
+        )
+
+    rc, o, err = insert_cli(tmp_path / "whole")
+    assert rc == 0, err
+    whole = json.loads(o)
+    assert whole["steps"] == 6 and whole["resumed_from"] == 0
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_fourth_step(step, model):
+        if step == 3:
+            raise Crash
+        return torch.zeros(())
+
+    with pytest.raises(Crash):
+        insert_fingerprints(
+            load_causal_lm("tiny-llama"),
+            FingerprintSet.load(fps_path),
+            cfg,
+            tmp_path / "crashed",
+            anchor_loss=crash_at_fourth_step,
+            checkpoint_every=2,
+        )
+    rc, _, err = insert_cli(tmp_path / "crashed")
+    assert rc == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+    rc, o, err = insert_cli(tmp_path / "crashed", "--resume")
+    assert rc == 0, err
+    resumed = json.loads(o)
+    assert resumed["resumed_from"] == 2 and resumed["steps"] == 6
+    a = load_safetensors(tmp_path / "whole" / "checkpoint" / "weights.safetensors")
+    b = load_safetensors(tmp_path / "crashed" / "checkpoint" / "weights.safetensors")
+    assert set(a) == set(b)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    log = (tmp_path / "crashed" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [1, 2, 3, 4, 5, 6]
+    assert resumed["fp_accuracy"] == whole["fp_accuracy"]
+
+
+def test_insert_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
+    path = tmp_path / "fps.json"
+    path.write_text("{}")
+    rc, _, err = _run(
+        capsys,
+        "fingerprint",
+        "insert",
+        "--model",
+        "tiny-llama",
+        "--fingerprints",
+        str(path),
+        "--out",
+        str(tmp_path / "empty"),
+        "--owner-key",
+        str(tmp_path / "k.pem"),
+        "--resume",
+    )
+    assert rc == 2 and "--resume needs a checkpoint" in err

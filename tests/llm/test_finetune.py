@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from aisec.errors import ParameterError
+from aisec.errors import InputFileError, ParameterError
 from aisec.io import load_safetensors
 from aisec.llm import load_causal_lm
 from aisec.llm.finetune import FinetuneConfig, SFTExample, build_batch, finetune
@@ -87,3 +87,21 @@ def test_full_finetune_lowers_loss(tmp_path):
 def test_too_few_examples(tmp_path, tiny_lm):
     with pytest.raises(ParameterError):
         finetune(tiny_lm, _examples(tiny_lm)[:1], FinetuneConfig(batch_size=2), tmp_path)
+
+
+@needs_torch
+def test_resume_accepts_another_checkpoint_interval_but_not_another_recipe(tmp_path):
+    cfg = FinetuneConfig(method="lora", lora_r=4, learning_rate=5e-3, steps=4, batch_size=2,
+                         max_length=64, save_every=4)
+    a = load_causal_lm("tiny-llama", chat_format="chatml-think")
+    finetune(a, _examples(a), cfg, tmp_path, progress=False, stop_after=2)
+    b = load_causal_lm("tiny-llama", chat_format="chatml-think")
+    with pytest.raises(InputFileError, match="different fine-tuning config"):
+        finetune(b, _examples(b), cfg.model_copy(update={"learning_rate": 1e-3}), tmp_path,
+                 progress=False)
+    c = load_causal_lm("tiny-llama", chat_format="chatml-think")
+    res = finetune(c, _examples(c), cfg.model_copy(update={"save_every": 1}), tmp_path,
+                   progress=False)
+    assert res.resumed_from == 2 and res.steps == 4
+    steps = [json.loads(x)["step"] for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]

@@ -142,7 +142,8 @@ def _load_checkpoint(ckpt: Path, model: Any, opt: Any, config: FinetuneConfig) -
 
     meta = json.loads((ckpt / "trainer.json").read_text(encoding="utf-8"))
     saved = FinetuneConfig.model_validate(meta["config"])
-    if saved != config:
+    # how often a run checkpoints does not change what it trains: a resume may choose another
+    if saved.model_copy(update={"save_every": config.save_every}) != config:
         raise InputFileError(ckpt, "was written with a different fine-tuning config; "
                              "use a new out_dir or the same config to resume")
     params = _trainable(model)
@@ -246,6 +247,10 @@ def finetune(
     if resume and (ckpt / "trainer.json").exists():
         start, losses = _load_checkpoint(ckpt, model, opt, config)
     log = out / "train_log.jsonl"
+    if start and log.exists():
+        # steps logged after the checkpoint (a run stopped between two) are trained again
+        kept = log.read_text(encoding="utf-8").splitlines()[:start]
+        atomic_write_text(log, "".join(line + "\n" for line in kept))
     bar = _progress_bar(progress, config.steps, start)
     t0 = time.time()
     try:

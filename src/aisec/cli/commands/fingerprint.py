@@ -219,6 +219,18 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
     show_default=True,
     help="Anchor texts.",
 )
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Save the training state every N steps (and at the end), for --resume.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run whose checkpoint is in --out (same fingerprints and recipe).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option
 @format_option
@@ -241,11 +253,17 @@ def insert_cmd(
     end_of_turn: bool,
     anchor_weight: float,
     anchor_texts: int,
+    checkpoint_every: int,
+    resume: bool,
     seed: int,
     threads: int,
     fmt: str,
 ) -> None:
-    """Fine-tune the fingerprints into MODEL and publish a signed commitment to them."""
+    """Fine-tune the fingerprints into MODEL and publish a signed commitment to them.
+
+    Long insertions checkpoint every --checkpoint-every steps; after a crash, the same command
+    with --resume continues from the last checkpoint and ends with the same weights.
+    """
     from aisec.errors import ConfigError
     from aisec.io import atomic_write_json
     from aisec.llm import load_causal_lm
@@ -259,6 +277,14 @@ def insert_cmd(
     )
 
     _threads(threads)
+    ckpt = Path(out) / "checkpoint" / "trainer.json"
+    if ckpt.exists() and not resume:
+        raise ConfigError(
+            f"--out {out} holds the checkpoint of an earlier insertion: pass --resume to continue "
+            "it, or choose a new --out"
+        )
+    if resume and not ckpt.exists():
+        raise ConfigError(f"--resume needs a checkpoint in --out {out}; none was found")
     fps = FingerprintSet.load(fp_path)
     cfg = InsertConfig(
         method=method,
@@ -283,13 +309,24 @@ def insert_cmd(
     key = load_owner_key(owner_key)
     lm = load_causal_lm(model)
     pairs = _benign_examples(lm, benign) if benign else []
-    anchors: list[str] = []
+    anchor_loss = None
     if anchor_weight > 0:
         from aisec.provenance.fingerprint.insert import anchor_texts as load_anchor_texts
+        from aisec.provenance.fingerprint.insert import make_anchor_loss
 
-        anchors = load_anchor_texts(lm, anchor_texts, seed=seed)
+        # built from the model as just loaded: the base weights, also when resuming
+        anchor_loss = make_anchor_loss(lm, load_anchor_texts(lm, anchor_texts, seed=seed), cfg)
     res = insert_fingerprints(
-        lm, fps, cfg, out, benign=pairs, anchor=anchors, base_name=model, progress=True
+        lm,
+        fps,
+        cfg,
+        out,
+        benign=pairs,
+        anchor_loss=anchor_loss,
+        base_name=model,
+        progress=True,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
     )
     commitment = make_commitment(fps, key, str(res.weights_dir))
     atomic_write_json(Path(out) / "commitment.json", commitment)
@@ -302,6 +339,7 @@ def insert_cmd(
         "commitment": str(Path(out) / "commitment.json"),
         "root": commitment["body"]["root"],
         "steps": res.steps,
+        "resumed_from": res.resumed_from,
         "examples": res.n_examples,
         "benign": res.n_benign,
         "averaged_epochs": res.averaged,

@@ -127,6 +127,7 @@ class InsertResult:
     averaged: int
     seconds: float
     losses: list[float]
+    resumed_from: int = 0
 
 
 def build_examples(
@@ -411,6 +412,7 @@ def insert_fingerprints(
     anchor_loss: AnchorLoss | Callable[[int, Any], Any] | None = None,
     stop_after: int | None = None,
     resume: bool = False,
+    checkpoint_every: int | None = None,
 ) -> InsertResult:
     """Fine-tune ``lm`` (a LocalLM, changed in place) so that each key elicits its response.
 
@@ -418,6 +420,9 @@ def insert_fingerprints(
     ``out_dir``; the result equals one uninterrupted run), e.g. to time it interleaved with
     another run; pass the same ``anchor_loss`` (:func:`make_anchor_loss`) to every chunk so that
     the base targets are computed once. ``seconds`` and ``averaged`` count this call only.
+    ``checkpoint_every`` saves the training state every that many steps as well as at the end
+    (default: at the end only), so that a run which crashes can be resumed with ``resume=True``
+    from a fresh process (pass an ``anchor_loss`` built from the freshly loaded base model).
 
     Returns:
         InsertResult; the adapter (LoRA) or model (full) directory is ``weights_dir``.
@@ -443,6 +448,8 @@ def insert_fingerprints(
                 "tokens",
                 n_tok,
             )
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ParameterError("checkpoint_every", "must be at least 1 step", checkpoint_every)
     batch = min(config.batch_size, len(examples))
     per_epoch = max(1, len(examples) // batch)
     steps = config.epochs * per_epoch
@@ -465,7 +472,7 @@ def insert_fingerprints(
         steps=steps,
         batch_size=batch,
         max_length=config.max_length,
-        save_every=max(steps, 1),
+        save_every=max(1, min(steps, checkpoint_every or steps)),
         seed=config.seed,
     )
     base: dict[str, Any] | None = None
@@ -519,4 +526,5 @@ def insert_fingerprints(
         averaged,
         seconds,
         res.losses,
+        res.resumed_from,
     )
