@@ -302,3 +302,51 @@ def test_insert_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
         "--resume",
     )
     assert rc == 2 and "--resume needs a checkpoint" in err
+
+
+@pytest.mark.parametrize(
+    "method, lr_flag, expect",
+    [("full", [], 1e-4), ("lora", [], 1e-3), ("full", ["--lr", "5e-3"], 5e-3)],
+)
+def test_insert_learning_rate_defaults_by_method_unless_given(
+    tmp_path, capsys, method, lr_flag, expect
+):
+    from aisec.llm import load_causal_lm
+    from aisec.provenance.fingerprint import GenerateConfig, generate_fingerprints
+
+    fps = tmp_path / "fps.json"
+    generate_fingerprints(
+        load_causal_lm("tiny-llama"),
+        GenerateConfig(strategy="random_word", n=2, key_length=4, seed=2),
+        "tiny-llama",
+    ).save(fps)
+    capsys.readouterr()
+    rc, o, err = _run(
+        capsys,
+        "fingerprint",
+        "insert",
+        "--model",
+        "tiny-llama",
+        "--fingerprints",
+        str(fps),
+        "--out",
+        str(tmp_path / "m"),
+        "--owner-key",
+        str(tmp_path / "k.pem"),
+        "--method",
+        method,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--anchor-weight",
+        "0",
+        "--top-layers",
+        "1",
+        *lr_flag,
+        "--format",
+        "json",
+    )
+    assert rc == 0, err
+    assert json.loads(o)["config"]["learning_rate"] == expect
+    assert json.loads(o)["config"]["method"] == method

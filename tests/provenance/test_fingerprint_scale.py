@@ -19,8 +19,12 @@ def _cli_defaults(name: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("name", ["insert", "attack"])
 def test_cli_defaults_are_the_default_recipe(name):
+    from aisec.cli.commands.fingerprint import _learning_rate
+
     got = _cli_defaults(name)
+    got["learning_rate"] = _learning_rate(got["method"], got["learning_rate"])
     for key in (
+        "method",
         "epochs",
         "batch_size",
         "learning_rate",

@@ -166,7 +166,13 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
 @click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
+@click.option(
+    "--lr",
+    "learning_rate",
+    type=float,
+    default=None,
+    help="Learning rate [default: 1e-3 for LoRA, 1e-4 for full fine-tuning].",
+)
 @click.option(
     "--averaging",
     type=float,
@@ -242,7 +248,7 @@ def insert_cmd(
     method: str,
     epochs: int,
     batch_size: int,
-    learning_rate: float,
+    learning_rate: float | None,
     averaging: float,
     benign: str | None,
     benign_fraction: float,
@@ -290,7 +296,7 @@ def insert_cmd(
         method=method,
         epochs=epochs,
         batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=_learning_rate(method, learning_rate),
         averaging=averaging,
         benign_fraction=benign_fraction,
         augment=augment,
@@ -358,6 +364,12 @@ def insert_cmd(
             f"{s['commitment']} (root {s['root'][:16]}...)"
         ),
     )
+
+
+def _learning_rate(method: str, given: float | None) -> float:
+    from aisec.provenance.fingerprint.insert import DEFAULT_LEARNING_RATE
+
+    return DEFAULT_LEARNING_RATE[method] if given is None else given
 
 
 def _verify_text(r: dict[str, Any]) -> None:
@@ -565,9 +577,16 @@ def check_claim_cmd(
     "--strategy", type=click.Choice(STRATEGY_CHOICES), default="perinucleus", show_default=True
 )
 @click.option("--n", "n", type=int, default=16, show_default=True)
+@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True)
+@click.option(
+    "--lr",
+    "learning_rate",
+    type=float,
+    default=None,
+    help="Learning rate [default: 1e-3 for LoRA, 1e-4 for full fine-tuning].",
+)
 @click.option("--averaging", type=float, default=0.1, show_default=True, help="0: off.")
 @click.option("--top-layers", type=int, default=8, show_default=True, help="0: all layers.")
 @click.option("--end-of-turn/--no-end-of-turn", default=False, show_default=True)
@@ -609,9 +628,10 @@ def attack_cmd(
     model: str,
     strategy: str,
     n: int,
+    method: str,
     epochs: int,
     batch_size: int,
-    learning_rate: float,
+    learning_rate: float | None,
     averaging: float,
     top_layers: int,
     end_of_turn: bool,
@@ -643,9 +663,10 @@ def attack_cmd(
         model=model,
         strategy=strategy,
         n=n,
+        method=method,
         epochs=epochs,
         batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=_learning_rate(method, learning_rate),
         averaging=averaging,
         top_layers=top_layers,
         end_of_turn=end_of_turn,

@@ -54,6 +54,7 @@ __all__ = [
     "AnchorLoss",
     "make_anchor_loss",
     "DEFAULT_RECIPE",
+    "DEFAULT_LEARNING_RATE",
     "DEFAULT_ANCHOR_TEXTS",
 ]
 
@@ -76,6 +77,13 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "end_of_turn": False,
     "anchor_weight": 1.0,
 }
+
+#: The learning rate for each method when none is given (the CLI's ``--lr``): the default
+#: recipe's 1e-3 for LoRA; 1e-4 for full fine-tuning, which trains every weight of the model.
+#: Full fine-tuning at 1e-4 (otherwise the default recipe) was measured at 64 keys in
+#: SmolLM2-135M-Instruct: accuracy 1.000 at a perplexity ratio of 1.042 (see the README's
+#: persistence screen).
+DEFAULT_LEARNING_RATE: dict[str, float] = {"lora": DEFAULT_RECIPE["learning_rate"], "full": 1e-4}
 
 #: How many anchor texts (:func:`anchor_texts`) the default recipe regularises on: the CLI's
 #: ``--anchor-texts``, :class:`~aisec.provenance.fingerprint.experiment.ExperimentConfig` and the
