@@ -18,6 +18,25 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
+def _insert(capsys, fps, out, owner_key, *flags: str) -> tuple[int, str, str]:
+    """``aisec fingerprint insert`` of FPS into tiny-llama, writing OUT."""
+    capsys.readouterr()  # drop what was printed before (e.g. loading a model)
+    return _run(
+        capsys,
+        "fingerprint",
+        "insert",
+        "--model",
+        "tiny-llama",
+        "--fingerprints",
+        str(fps),
+        "--out",
+        str(out),
+        "--owner-key",
+        str(owner_key),
+        *flags,
+    )
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     import torch
@@ -54,18 +73,11 @@ def test_generate_insert_verify_claim_check_claim(tmp_path, capsys):
     assert rc == 0 and json.loads(o)["n"] == 4
     assert stat.S_IMODE(os.stat(fps).st_mode) == 0o600
     secrets = json.loads(fps.read_text())["fingerprints"]
-    rc, o, _ = _run(
+    rc, o, _ = _insert(
         capsys,
-        "fingerprint",
-        "insert",
-        "--model",
-        "tiny-llama",
-        "--fingerprints",
-        str(fps),
-        "--out",
-        str(out),
-        "--owner-key",
-        str(key),
+        fps,
+        out,
+        key,
         "--epochs",
         "25",
         "--batch-size",
@@ -229,22 +241,7 @@ def test_insert_crashed_between_checkpoints_resumes_to_the_uninterrupted_weights
     )
 
     def insert_cli(out, *extra):
-        capsys.readouterr()  # drop what loading the model printed before
-        return _run(
-            capsys,
-            "fingerprint",
-            "insert",
-            "--model",
-            "tiny-llama",
-            "--fingerprints",
-            str(fps_path),
-            "--out",
-            str(out),
-            "--owner-key",
-            str(key),
-            *flags,
-            *extra,
-        )
+        return _insert(capsys, fps_path, out, key, *flags, *extra)
 
     rc, o, err = insert_cli(tmp_path / "whole")
     assert rc == 0, err
@@ -287,20 +284,7 @@ def test_insert_crashed_between_checkpoints_resumes_to_the_uninterrupted_weights
 def test_insert_resume_without_a_checkpoint_is_refused(tmp_path, capsys):
     path = tmp_path / "fps.json"
     path.write_text("{}")
-    rc, _, err = _run(
-        capsys,
-        "fingerprint",
-        "insert",
-        "--model",
-        "tiny-llama",
-        "--fingerprints",
-        str(path),
-        "--out",
-        str(tmp_path / "empty"),
-        "--owner-key",
-        str(tmp_path / "k.pem"),
-        "--resume",
-    )
+    rc, _, err = _insert(capsys, path, tmp_path / "empty", tmp_path / "k.pem", "--resume")
     assert rc == 2 and "--resume needs a checkpoint" in err
 
 
@@ -320,19 +304,11 @@ def test_insert_learning_rate_defaults_by_method_unless_given(
         GenerateConfig(strategy="random_word", n=2, key_length=4, seed=2),
         "tiny-llama",
     ).save(fps)
-    capsys.readouterr()
-    rc, o, err = _run(
+    rc, o, err = _insert(
         capsys,
-        "fingerprint",
-        "insert",
-        "--model",
-        "tiny-llama",
-        "--fingerprints",
-        str(fps),
-        "--out",
-        str(tmp_path / "m"),
-        "--owner-key",
-        str(tmp_path / "k.pem"),
+        fps,
+        tmp_path / "m",
+        tmp_path / "k.pem",
         "--method",
         method,
         "--epochs",

@@ -146,6 +146,19 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
     return out
 
 
+#: insertion options that ``insert`` and ``attack`` share
+_method_option = click.option(
+    "--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True
+)
+_lr_option = click.option(
+    "--lr",
+    "learning_rate",
+    type=float,
+    default=None,
+    help="Learning rate [default: 1e-3 for LoRA, 1e-4 for full fine-tuning].",
+)
+
+
 @command.command("insert")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
 @click.option(
@@ -163,16 +176,10 @@ def _benign_examples(lm: Any, path: str) -> list[Any]:
     required=True,
     help="Ed25519 owner key (PEM, 0600); created if missing.",
 )
-@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@_method_option
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option(
-    "--lr",
-    "learning_rate",
-    type=float,
-    default=None,
-    help="Learning rate [default: 1e-3 for LoRA, 1e-4 for full fine-tuning].",
-)
+@_lr_option
 @click.option(
     "--averaging",
     type=float,
@@ -577,16 +584,10 @@ def check_claim_cmd(
     "--strategy", type=click.Choice(STRATEGY_CHOICES), default="perinucleus", show_default=True
 )
 @click.option("--n", "n", type=int, default=16, show_default=True)
-@click.option("--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True)
+@_method_option
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option(
-    "--lr",
-    "learning_rate",
-    type=float,
-    default=None,
-    help="Learning rate [default: 1e-3 for LoRA, 1e-4 for full fine-tuning].",
-)
+@_lr_option
 @click.option("--averaging", type=float, default=0.1, show_default=True, help="0: off.")
 @click.option("--top-layers", type=int, default=8, show_default=True, help="0: all layers.")
 @click.option("--end-of-turn/--no-end-of-turn", default=False, show_default=True)
