@@ -426,3 +426,48 @@ def test_downstream_sft_calls_back_at_checkpoints_without_changing_training(tiny
         )
     with pytest.raises(ParameterError, match="on_checkpoint"):
         attacks.downstream_sft(fresh(), examples, tmp_path / "d", steps=4, checkpoints=(2,))
+
+
+def test_full_finetuning_with_averaging_resumes_to_the_same_weights_given_the_base(tmp_path):
+    import torch
+
+    from aisec.llm import load_causal_lm
+
+    def fresh():
+        return load_causal_lm("tiny-llama")
+
+    def snapshot(lm):
+        return {n: p.detach().clone() for n, p in lm.model.named_parameters()}
+
+    fps = generate_fingerprints(
+        fresh(), GenerateConfig(strategy="random_word", n=4, key_length=4, seed=3), "tiny-llama"
+    )
+    cfg = InsertConfig(
+        method="full", epochs=3, batch_size=2, learning_rate=1e-3, averaging=0.2, end_of_turn=False
+    )
+    whole = fresh()
+    one = insert_fingerprints(whole, fps, cfg, tmp_path / "one")
+    assert one.averaged == 3
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_fifth_step(step, model):
+        if step == 4:
+            raise Crash
+        return torch.zeros(())
+
+    with pytest.raises(Crash):
+        insert_fingerprints(
+            fresh(), fps, cfg, tmp_path / "two", anchor_loss=crash_at_fifth_step, checkpoint_every=2
+        )
+    with pytest.raises(ParameterError, match="base_state"):
+        insert_fingerprints(fresh(), fps, cfg, tmp_path / "two", resume=True)
+    lm = fresh()
+    two = insert_fingerprints(lm, fps, cfg, tmp_path / "two", resume=True, base_state=snapshot(lm))
+    assert two.resumed_from == 4 and two.averaged == 1  # the pull after step 6 only
+    np.testing.assert_allclose(two.losses, one.losses, rtol=1e-5)
+    for (name, a), (_, b) in zip(
+        whole.model.named_parameters(), lm.model.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)

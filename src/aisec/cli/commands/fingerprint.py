@@ -329,11 +329,16 @@ def insert_cmd(
 
         # built from the model as just loaded: the base weights, also when resuming
         anchor_loss = make_anchor_loss(lm, load_anchor_texts(lm, anchor_texts, seed=seed), cfg)
+    base_state = None
+    if cfg.method == "full" and cfg.averaging > 0:
+        # the target of the averaging pulls: the weights as just loaded, also when resuming
+        base_state = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
     res = insert_fingerprints(
         lm,
         fps,
         cfg,
         out,
+        base_state=base_state,
         benign=pairs,
         anchor_loss=anchor_loss,
         base_name=model,

@@ -31,7 +31,7 @@ benign pairs); ``steps = epochs * (examples // batch_size)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -421,6 +421,7 @@ def insert_fingerprints(
     stop_after: int | None = None,
     resume: bool = False,
     checkpoint_every: int | None = None,
+    base_state: Mapping[str, Any] | None = None,
 ) -> InsertResult:
     """Fine-tune ``lm`` (a LocalLM, changed in place) so that each key elicits its response.
 
@@ -430,7 +431,8 @@ def insert_fingerprints(
     the base targets are computed once. ``seconds`` and ``averaged`` count this call only.
     ``checkpoint_every`` saves the training state every that many steps as well as at the end
     (default: at the end only), so that a run which crashes can be resumed with ``resume=True``
-    from a fresh process (pass an ``anchor_loss`` built from the freshly loaded base model).
+    from a fresh process (pass an ``anchor_loss`` built from the freshly loaded base model, and
+    for full fine-tuning with averaging its weights as ``base_state``, the target of the pulls).
 
     Returns:
         InsertResult; the adapter (LoRA) or model (full) directory is ``weights_dir``.
@@ -485,7 +487,10 @@ def insert_fingerprints(
     )
     base: dict[str, Any] | None = None
     if config.averaging > 0 and config.method == "full":
-        base = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
+        if base_state is not None:
+            base = dict(base_state)
+        else:
+            base = {n: p.detach().clone() for n, p in lm.model.named_parameters()}
     averaged = 0
 
     def after_step(step: int, model: Any) -> None:
@@ -494,12 +499,12 @@ def insert_fingerprints(
             average_toward_base(model, config.averaging, base)
             averaged += 1
 
-    if resume and config.averaging > 0 and config.method == "full":
+    if resume and config.averaging > 0 and config.method == "full" and base_state is None:
         raise ParameterError(
-            "resume",
-            "cannot be used for full fine-tuning with averaging (the base snapshot would be the "
-            "resumed weights)",
-            resume,
+            "base_state",
+            "must hold the base weights when resuming full fine-tuning with averaging (a "
+            "snapshot taken now could be trained weights)",
+            None,
         )
     if resume and anchor_loss is None and config.anchor_weight > 0:
         raise ParameterError(
